@@ -898,6 +898,7 @@ type SeqResponse struct {
 	Code          uint32                 `protobuf:"varint,5,opt,name=code,proto3" json:"code,omitempty"`
 	Error         string                 `protobuf:"bytes,6,opt,name=error,proto3" json:"error,omitempty"`
 	LeaderHint    uint64                 `protobuf:"varint,7,opt,name=leader_hint,json=leaderHint,proto3" json:"leader_hint,omitempty"`
+	RangeId       uint64                 `protobuf:"varint,8,opt,name=range_id,json=rangeId,proto3" json:"range_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -977,6 +978,13 @@ func (x *SeqResponse) GetError() string {
 func (x *SeqResponse) GetLeaderHint() uint64 {
 	if x != nil {
 		return x.LeaderHint
+	}
+	return 0
+}
+
+func (x *SeqResponse) GetRangeId() uint64 {
+	if x != nil {
+		return x.RangeId
 	}
 	return 0
 }
@@ -1538,6 +1546,7 @@ type WriteBatch struct {
 	Compact       int64                  `protobuf:"varint,6,opt,name=compact,proto3" json:"compact,omitempty"`                                      // compact history below this revision
 	Proposer      uint64                 `protobuf:"varint,7,opt,name=proposer,proto3" json:"proposer,omitempty"`                                    // node ID of the leader that evaluated the batch
 	LeaseCleared  []int64                `protobuf:"varint,8,rep,packed,name=lease_cleared,json=leaseCleared,proto3" json:"lease_cleared,omitempty"` // leases whose keys this batch deletes
+	BatchId       uint64                 `protobuf:"varint,9,opt,name=batch_id,json=batchId,proto3" json:"batch_id,omitempty"`                       // unique per proposer
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1626,6 +1635,13 @@ func (x *WriteBatch) GetLeaseCleared() []int64 {
 		return x.LeaseCleared
 	}
 	return nil
+}
+
+func (x *WriteBatch) GetBatchId() uint64 {
+	if x != nil {
+		return x.BatchId
+	}
+	return 0
 }
 
 // LeaseRecord is a lease in the system range.
@@ -1989,7 +2005,7 @@ const file_tenfold_proto_rawDesc = "" +
 	"SeqRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x19\n" +
 	"\brange_id\x18\x02 \x01(\x04R\arangeId\x12\x14\n" +
-	"\x05count\x18\x03 \x01(\x04R\x05count\"\xae\x01\n" +
+	"\x05count\x18\x03 \x01(\x04R\x05count\"\xc9\x01\n" +
 	"\vSeqResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
 	"\x05first\x18\x02 \x01(\x03R\x05first\x12\x14\n" +
@@ -1998,7 +2014,8 @@ const file_tenfold_proto_rawDesc = "" +
 	"\x04code\x18\x05 \x01(\rR\x04code\x12\x14\n" +
 	"\x05error\x18\x06 \x01(\tR\x05error\x12\x1f\n" +
 	"\vleader_hint\x18\a \x01(\x04R\n" +
-	"leaderHint\"\x91\x01\n" +
+	"leaderHint\x12\x19\n" +
+	"\brange_id\x18\b \x01(\x04R\arangeId\"\x91\x01\n" +
 	"\tKeepalive\x12'\n" +
 	"\x04node\x18\x01 \x01(\v2\x13.tenfoldpb.NodeInfoR\x04node\x12+\n" +
 	"\x11directory_version\x18\x02 \x01(\x04R\x10directoryVersion\x12.\n" +
@@ -2040,7 +2057,7 @@ const file_tenfold_proto_rawDesc = "" +
 	"Completion\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\x04R\trequestId\x12\x12\n" +
-	"\x04slot\x18\x02 \x01(\x05R\x04slot\"\x9d\x02\n" +
+	"\x04slot\x18\x02 \x01(\x05R\x04slot\"\xb8\x02\n" +
 	"\n" +
 	"WriteBatch\x12#\n" +
 	"\rbase_revision\x18\x01 \x01(\x03R\fbaseRevision\x12\x14\n" +
@@ -2050,7 +2067,8 @@ const file_tenfold_proto_rawDesc = "" +
 	"\vcompletions\x18\x05 \x03(\v2\x15.tenfoldpb.CompletionR\vcompletions\x12\x18\n" +
 	"\acompact\x18\x06 \x01(\x03R\acompact\x12\x1a\n" +
 	"\bproposer\x18\a \x01(\x04R\bproposer\x12#\n" +
-	"\rlease_cleared\x18\b \x03(\x03R\fleaseCleared\"/\n" +
+	"\rlease_cleared\x18\b \x03(\x03R\fleaseCleared\x12\x19\n" +
+	"\bbatch_id\x18\t \x01(\x04R\abatchId\"/\n" +
 	"\vLeaseRecord\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x10\n" +
 	"\x03ttl\x18\x02 \x01(\x03R\x03ttl\"\xd0\x01\n" +

@@ -1,0 +1,342 @@
+package core
+
+import (
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	"github.com/tenfold/tenfold/engine"
+	"github.com/tenfold/tenfold/tenfoldpb"
+	raftpb "go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+)
+
+// controlState is the control plane's state machine, replicated by the
+// control raft group: the node registry and the range directory. Its leader
+// also tracks liveness from keepalives (in memory: a new leader gives every
+// node a fresh grace period) and bootstraps the first ranges. It is never on
+// the request path: data nodes route with their own range cache.
+type controlState struct {
+	n *Node
+
+	// Applied state.
+	nodes       map[uint64]*tenfoldpb.NodeInfo
+	ranges      map[uint64]*tenfoldpb.RangeDescriptor
+	version     uint64
+	nextRangeID uint64
+	loaded      bool
+
+	// Leader state.
+	lastSeen      map[uint64]time.Time
+	reports       map[uint64][]*tenfoldpb.RangeReport
+	leaderSince   time.Time
+	bootstrapping bool
+	registering   map[uint64]bool
+}
+
+func newControlState(n *Node) *controlState {
+	return &controlState{n: n, nodes: map[uint64]*tenfoldpb.NodeInfo{}, ranges: map[uint64]*tenfoldpb.RangeDescriptor{},
+		nextRangeID: firstDataRange, lastSeen: map[uint64]time.Time{}, reports: map[uint64][]*tenfoldpb.RangeReport{}, registering: map[uint64]bool{}}
+}
+
+func (c *controlState) load() error {
+	if c.loaded {
+		return nil
+	}
+	c.loaded = true
+	eng := c.n.eng
+	if v, ok, err := eng.Get(keyCtlVersion); err != nil {
+		return err
+	} else if ok {
+		c.version = binary.BigEndian.Uint64(v)
+	}
+	if v, ok, err := eng.Get(keyCtlNextID); err != nil {
+		return err
+	} else if ok {
+		c.nextRangeID = binary.BigEndian.Uint64(v)
+	}
+	load := func(prefix []byte, fn func(v []byte) error) error {
+		it, err := eng.NewIter(engine.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+		if err != nil {
+			return err
+		}
+		defer it.Close()
+		for ok := it.First(); ok; ok = it.Next() {
+			if err := fn(it.Value()); err != nil {
+				return fmt.Errorf("control state: %w", err)
+			}
+		}
+		return nil
+	}
+	if err := load(prefixCtlNode, func(v []byte) error {
+		ni := &tenfoldpb.NodeInfo{}
+		if err := proto.Unmarshal(v, ni); err != nil {
+			return err
+		}
+		c.nodes[ni.GetNodeId()] = ni
+		return nil
+	}); err != nil {
+		return err
+	}
+	return load(prefixCtlRange, func(v []byte) error {
+		d := &tenfoldpb.RangeDescriptor{}
+		if err := proto.Unmarshal(v, d); err != nil {
+			return err
+		}
+		c.ranges[d.GetRangeId()] = d
+		return nil
+	})
+}
+
+func (c *controlState) replica() *replica { return c.n.replicas[controlRangeID] }
+
+func (c *controlState) isLeader() bool {
+	r := c.replica()
+	return r != nil && r.fenced()
+}
+
+func (c *controlState) lostLeadership() {
+	c.lastSeen, c.reports, c.registering = map[uint64]time.Time{}, map[uint64][]*tenfoldpb.RangeReport{}, map[uint64]bool{}
+	c.bootstrapping = false
+	c.leaderSince = time.Time{}
+}
+
+func (c *controlState) tick() {
+	if c.isLeader() {
+		c.pump()
+	}
+}
+
+func (c *controlState) propose(cmd *tenfoldpb.ControlCommand) bool {
+	cmd.Proposer = c.n.id
+	data, err := proto.Marshal(cmd)
+	if err != nil {
+		c.n.fail(err)
+		return false
+	}
+	return c.replica().rn.Propose(data) == nil
+}
+
+// pump runs the control leader's decisions: bootstrap the first ranges.
+func (c *controlState) pump() {
+	if !c.isLeader() {
+		return
+	}
+	if c.leaderSince.IsZero() {
+		c.leaderSince = c.n.now
+	}
+	if len(c.ranges) > 0 || c.bootstrapping {
+		return
+	}
+	var data []uint64
+	for _, id := range sortedKeys(c.nodes) {
+		if !c.nodes[id].GetControl() {
+			data = append(data, id)
+		}
+	}
+	if len(data) < c.n.cfg.InitialDataNodes {
+		return
+	}
+	reps := data[:min(3, len(data))]
+	descs := []*tenfoldpb.RangeDescriptor{{RangeId: systemRangeID, Replicas: reps, Epoch: 1, Kind: tenfoldpb.RangeKind_SYSTEM}}
+	next := uint64(firstDataRange)
+	var start []byte
+	for _, split := range append(append([][]byte(nil), c.n.cfg.SplitKeys...), nil) {
+		descs = append(descs, &tenfoldpb.RangeDescriptor{RangeId: next, StartKey: start, EndKey: split, Replicas: reps, Epoch: 1, Kind: tenfoldpb.RangeKind_DATA})
+		next++
+		start = split
+	}
+	descs[1].StartKey = nil
+	if c.propose(&tenfoldpb.ControlCommand{SetRanges: descs, NextRangeId: next}) {
+		c.bootstrapping = true
+	}
+}
+
+func (c *controlState) apply(b engine.Batch, e *raftpb.Entry) ([]func(), error) {
+	cmd := &tenfoldpb.ControlCommand{}
+	if err := proto.Unmarshal(e.GetData(), cmd); err != nil {
+		return nil, fmt.Errorf("control: decode entry %d: %w", e.GetIndex(), err)
+	}
+	changed := false
+	if ni := cmd.GetRegister(); ni != nil {
+		delete(c.registering, ni.GetNodeId())
+		if old, ok := c.nodes[ni.GetNodeId()]; !ok || !proto.Equal(old, ni) {
+			c.nodes[ni.GetNodeId()] = ni
+			v, _ := proto.Marshal(ni)
+			if err := b.Set(ctlKey(prefixCtlNode, ni.GetNodeId()), v); err != nil {
+				return nil, err
+			}
+			changed = true
+		}
+	}
+	var created []*tenfoldpb.RangeDescriptor
+	for _, d := range cmd.GetSetRanges() {
+		if old, ok := c.ranges[d.GetRangeId()]; ok && old.GetEpoch() >= d.GetEpoch() {
+			continue
+		}
+		c.ranges[d.GetRangeId()] = d
+		v, _ := proto.Marshal(d)
+		if err := b.Set(ctlKey(prefixCtlRange, d.GetRangeId()), v); err != nil {
+			return nil, err
+		}
+		created = append(created, d)
+		changed = true
+	}
+	if cmd.GetNextRangeId() > c.nextRangeID {
+		c.nextRangeID = cmd.GetNextRangeId()
+		if err := b.Set(keyCtlNextID, binary.BigEndian.AppendUint64(nil, c.nextRangeID)); err != nil {
+			return nil, err
+		}
+	}
+	if changed {
+		c.version++
+		if err := b.Set(keyCtlVersion, binary.BigEndian.AppendUint64(nil, c.version)); err != nil {
+			return nil, err
+		}
+	}
+	var after []func()
+	if len(created) > 0 {
+		after = append(after, func() {
+			c.bootstrapping = false
+			if c.isLeader() {
+				for _, d := range created {
+					c.sendCreate(d)
+				}
+			}
+		})
+	}
+	return after, nil
+}
+
+func (c *controlState) sendCreate(d *tenfoldpb.RangeDescriptor) {
+	for _, node := range d.GetReplicas() {
+		c.n.send(node, &tenfoldpb.Message{Body: &tenfoldpb.Message_CreateReplica{CreateReplica: &tenfoldpb.CreateReplica{Range: d}}})
+	}
+}
+
+// handleKeepalive records a data node's liveness and answers with the
+// directory when the node's copy is stale.
+func (c *controlState) handleKeepalive(from uint64, ka *tenfoldpb.Keepalive) {
+	n := c.n
+	resp := &tenfoldpb.KeepaliveResponse{}
+	r := c.replica()
+	if r == nil || !r.fenced() {
+		resp.Code, resp.Error = 14, status.Convert(errNotLeader).Message()
+		if r != nil {
+			resp.ControlLeader = r.leader
+		}
+		n.send(from, &tenfoldpb.Message{Body: &tenfoldpb.Message_KeepaliveResponse{KeepaliveResponse: resp}})
+		return
+	}
+	resp.ControlLeader = n.id
+	ni := ka.GetNode()
+	c.lastSeen[ni.GetNodeId()] = n.now
+	c.reports[ni.GetNodeId()] = ka.GetRanges()
+	if old, ok := c.nodes[ni.GetNodeId()]; (!ok || !proto.Equal(old, ni)) && !c.registering[ni.GetNodeId()] {
+		if c.propose(&tenfoldpb.ControlCommand{Register: ni}) {
+			c.registering[ni.GetNodeId()] = true
+		}
+	}
+	// Repair: a replica the directory places on this node but the node does
+	// not report (e.g. the CreateReplica message was lost).
+	have := map[uint64]bool{}
+	for _, rr := range ka.GetRanges() {
+		have[rr.GetRangeId()] = true
+	}
+	for _, id := range sortedKeys(c.ranges) {
+		d := c.ranges[id]
+		for _, rep := range d.GetReplicas() {
+			if rep == ni.GetNodeId() && !have[id] {
+				n.send(rep, &tenfoldpb.Message{Body: &tenfoldpb.Message_CreateReplica{CreateReplica: &tenfoldpb.CreateReplica{Range: d}}})
+			}
+		}
+	}
+	resp.DirectoryVersion = c.version
+	if ka.GetDirectoryVersion() != c.version {
+		for _, id := range sortedKeys(c.ranges) {
+			resp.Ranges = append(resp.Ranges, c.ranges[id])
+		}
+		for _, id := range sortedKeys(c.nodes) {
+			resp.Nodes = append(resp.Nodes, c.nodes[id])
+		}
+	}
+	resp.Live = c.liveNodes()
+	n.send(from, &tenfoldpb.Message{Body: &tenfoldpb.Message_KeepaliveResponse{KeepaliveResponse: resp}})
+	c.pump()
+}
+
+func (c *controlState) liveNodes() []uint64 {
+	var live []uint64
+	for _, id := range sortedKeys(c.nodes) {
+		seen, ok := c.lastSeen[id]
+		if !ok {
+			// Grace for nodes not heard from since this leader took over.
+			seen = c.leaderSince
+		}
+		if c.nodes[id].GetControl() || c.n.now.Sub(seen) < c.n.cfg.LivenessTimeout {
+			live = append(live, id)
+		}
+	}
+	return live
+}
+
+// maybeKeepalive sends this data node's periodic beat to the control leader.
+func (n *Node) maybeKeepalive() {
+	if n.cfg.Control || len(n.cfg.ControlNodes) == 0 || n.now.Sub(n.lastKeepalive) < n.cfg.KeepaliveInterval {
+		return
+	}
+	n.lastKeepalive = n.now
+	to := n.controlLeader
+	if to == 0 {
+		to = n.cfg.ControlNodes[int(n.ticks)%len(n.cfg.ControlNodes)]
+	}
+	ka := &tenfoldpb.Keepalive{Node: n.cfg.Self, DirectoryVersion: n.dir.version}
+	if ka.Node == nil {
+		ka.Node = &tenfoldpb.NodeInfo{NodeId: n.id}
+	}
+	for _, id := range n.replicaIDs() {
+		r := n.replicas[id]
+		ka.Ranges = append(ka.Ranges, &tenfoldpb.RangeReport{RangeId: id, Epoch: r.desc.GetEpoch(), Leader: r.leader, Term: r.term, Applied: r.applied.index, Revision: r.applied.closed})
+	}
+	n.send(to, &tenfoldpb.Message{Body: &tenfoldpb.Message_Keepalive{Keepalive: ka}})
+}
+
+func (n *Node) handleKeepaliveResponse(from uint64, resp *tenfoldpb.KeepaliveResponse) {
+	if resp.GetCode() != 0 {
+		n.controlLeader = resp.GetControlLeader()
+		n.lastKeepalive = time.Time{} // try the hinted leader right away
+		return
+	}
+	n.controlLeader = from
+	if len(resp.GetRanges()) > 0 || len(resp.GetNodes()) > 0 {
+		for _, d := range resp.GetRanges() {
+			n.dir.update(d)
+		}
+		for _, ni := range resp.GetNodes() {
+			n.dir.nodes[ni.GetNodeId()] = ni
+		}
+		n.dir.version = resp.GetDirectoryVersion()
+	}
+	n.dir.live = map[uint64]bool{}
+	for _, id := range resp.GetLive() {
+		n.dir.live[id] = true
+	}
+}
+
+// Nodes returns the registered nodes this node knows of (from the
+// directory), for the driver's address book.
+func (n *Node) Nodes() []*tenfoldpb.NodeInfo {
+	if n.ctl != nil {
+		out := make([]*tenfoldpb.NodeInfo, 0, len(n.ctl.nodes))
+		for _, id := range sortedKeys(n.ctl.nodes) {
+			out = append(out, n.ctl.nodes[id])
+		}
+		return out
+	}
+	out := make([]*tenfoldpb.NodeInfo, 0, len(n.dir.nodes))
+	for _, id := range sortedKeys(n.dir.nodes) {
+		out = append(out, n.dir.nodes[id])
+	}
+	return out
+}

@@ -1,0 +1,86 @@
+package core
+
+import (
+	"bytes"
+	"sort"
+
+	"github.com/tenfold/tenfold/tenfoldpb"
+	"google.golang.org/protobuf/proto"
+)
+
+// Span is a half-open key interval [Start, End); an empty End is the end of
+// the keyspace.
+type Span struct {
+	Start, End []byte
+}
+
+// directory is a node's range cache: the descriptors it knows, newest epoch
+// wins. Data ranges are kept sorted by start key for lookups.
+type directory struct {
+	version uint64
+	byID    map[uint64]*tenfoldpb.RangeDescriptor
+	data    []*tenfoldpb.RangeDescriptor // sorted by start key
+	nodes   map[uint64]*tenfoldpb.NodeInfo
+	live    map[uint64]bool
+}
+
+func newDirectory() *directory {
+	return &directory{byID: map[uint64]*tenfoldpb.RangeDescriptor{}, nodes: map[uint64]*tenfoldpb.NodeInfo{}, live: map[uint64]bool{}}
+}
+
+// update installs d unless a newer epoch of the same range is known.
+func (d *directory) update(desc *tenfoldpb.RangeDescriptor) {
+	if old, ok := d.byID[desc.GetRangeId()]; ok && old.GetEpoch() > desc.GetEpoch() {
+		return
+	}
+	d.byID[desc.GetRangeId()] = proto.Clone(desc).(*tenfoldpb.RangeDescriptor)
+	d.rebuild()
+}
+
+func (d *directory) rebuild() {
+	d.data = d.data[:0]
+	for _, r := range d.byID {
+		if r.GetKind() == tenfoldpb.RangeKind_DATA {
+			d.data = append(d.data, r)
+		}
+	}
+	sort.Slice(d.data, func(i, j int) bool { return bytes.Compare(d.data[i].GetStartKey(), d.data[j].GetStartKey()) < 0 })
+}
+
+// lookup returns the data range containing key.
+func (d *directory) lookup(key []byte) *tenfoldpb.RangeDescriptor {
+	i := sort.Search(len(d.data), func(i int) bool { return bytes.Compare(d.data[i].GetStartKey(), key) > 0 })
+	if i == 0 {
+		return nil
+	}
+	r := d.data[i-1]
+	if len(r.GetEndKey()) > 0 && bytes.Compare(key, r.GetEndKey()) >= 0 {
+		return nil
+	}
+	return r
+}
+
+// covers reports whether desc contains all of span.
+func covers(desc *tenfoldpb.RangeDescriptor, s Span) bool {
+	if bytes.Compare(s.Start, desc.GetStartKey()) < 0 {
+		return false
+	}
+	if len(desc.GetEndKey()) == 0 {
+		return true
+	}
+	if len(s.End) == 0 {
+		return false
+	}
+	return bytes.Compare(s.End, desc.GetEndKey()) <= 0
+}
+
+// system returns the system range's descriptor, if known.
+func (d *directory) system() *tenfoldpb.RangeDescriptor { return d.byID[systemRangeID] }
+
+// dataRanges returns the data ranges in key order.
+func (d *directory) dataRanges() []*tenfoldpb.RangeDescriptor { return d.data }
+
+// Contains reports whether key is in s.
+func (s Span) Contains(key []byte) bool {
+	return bytes.Compare(key, s.Start) >= 0 && (len(s.End) == 0 || bytes.Compare(key, s.End) < 0)
+}

@@ -1,0 +1,76 @@
+package core
+
+import "encoding/binary"
+
+// Engine key layout owned by the core. mvcc owns the prefixes 'k', 'e' and
+// 'l'; everything here starts with 'n' (node), 'r' (range replica state),
+// 's' (system range state) or 'c' (control plane state).
+var (
+	keyNodeIdent = []byte("n/ident")
+)
+
+const (
+	suffixDesc    = 'd' // RangeDescriptor
+	suffixHard    = 'h' // raft HardState
+	suffixLog     = 'l' // raft log entries, by index
+	suffixApplied = 'a' // appliedState
+)
+
+// rangeKey is 'r' + be64(rangeID) + suffix.
+func rangeKey(rangeID uint64, suffix byte) []byte {
+	k := make([]byte, 0, 10)
+	k = append(k, 'r')
+	k = binary.BigEndian.AppendUint64(k, rangeID)
+	return append(k, suffix)
+}
+
+func logKey(rangeID, index uint64) []byte {
+	return binary.BigEndian.AppendUint64(rangeKey(rangeID, suffixLog), index)
+}
+
+// rangePrefixEnd is the first key after every key of the range.
+func rangePrefix(rangeID uint64) (start, end []byte) {
+	start = binary.BigEndian.AppendUint64([]byte{'r'}, rangeID)
+	end = binary.BigEndian.AppendUint64([]byte{'r'}, rangeID+1)
+	return start, end
+}
+
+// System range state: 's/w' window end, 's/l'+be64(id) lease records,
+// 's/v'+be64(id) leases being revoked, 's/n' next lease ID.
+var (
+	keySysWindow   = []byte("s/w")
+	keySysNextID   = []byte("s/n")
+	prefixSysLease = []byte("s/l")
+	prefixSysRevok = []byte("s/v")
+)
+
+func sysLeaseKey(prefix []byte, id int64) []byte {
+	k := append([]byte(nil), prefix...)
+	return binary.BigEndian.AppendUint64(k, uint64(id))
+}
+
+// Control state: 'c/n'+be64(id) nodes, 'c/r'+be64(id) ranges, 'c/v' version,
+// 'c/i' next range ID.
+var (
+	prefixCtlNode  = []byte("c/n")
+	prefixCtlRange = []byte("c/r")
+	keyCtlVersion  = []byte("c/v")
+	keyCtlNextID   = []byte("c/i")
+)
+
+func ctlKey(prefix []byte, id uint64) []byte {
+	k := append([]byte(nil), prefix...)
+	return binary.BigEndian.AppendUint64(k, id)
+}
+
+// prefixEnd returns the smallest key greater than every key with prefix p.
+func prefixEnd(p []byte) []byte {
+	end := append([]byte(nil), p...)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil
+}

@@ -1,0 +1,533 @@
+// Package core is tenfold's node core: the whole protocol logic of a node,
+// with no I/O of its own. It hosts range replicas (each a raft RawNode),
+// applies committed entries, routes client requests to range leaders, runs
+// the sequencer and lease table of the system range and, on control nodes,
+// the control plane's state machine.
+//
+// The core has no goroutines, no wall clock, no network and no unseeded
+// randomness. A driver (the runtime, or the simulator) feeds it inputs
+// (Tick with the current time, Step with a message, Submit with a client
+// request) and then calls Ready, which persists through the engine and
+// returns outputs: messages to send, client results, applied events. Storage
+// goes through the engine interface synchronously, like raft.Storage: the
+// simulator swaps in the in-memory engine that models fsync.
+package core
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sort"
+	"time"
+
+	"github.com/tenfold/tenfold/engine"
+	"github.com/tenfold/tenfold/tenfoldpb"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/raft/v3"
+	raftpb "go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+)
+
+// Config configures a node core. Zero durations and counts take the
+// defaults given on each field.
+type Config struct {
+	NodeID uint64
+	// Engine holds everything the node persists.
+	Engine engine.Engine
+	// Rand drives election timeouts and lease IDs; the simulator seeds it.
+	Rand *rand.Rand
+	// Control says the node hosts the control plane replica.
+	Control bool
+	// ControlNodes are the control plane's node IDs (every node knows them).
+	ControlNodes []uint64
+	// Self describes this node (addresses) for registration.
+	Self *tenfoldpb.NodeInfo
+
+	// TickInterval is the expected time between Tick calls (default 100ms).
+	TickInterval time.Duration
+	// ElectionTicks is the minimum election timeout in ticks (default 10);
+	// the actual timeout is uniform in [ElectionTicks, 2*ElectionTicks).
+	ElectionTicks int
+	// HeartbeatTicks is the leader heartbeat period in ticks (default 1).
+	HeartbeatTicks int
+	// KeepaliveInterval is how often data nodes beat to the control leader
+	// (default 1s).
+	KeepaliveInterval time.Duration
+	// LivenessTimeout is how long the control plane waits for a keepalive
+	// before it considers a node dead (default 5s).
+	LivenessTimeout time.Duration
+	// RequestRetry is how long the origin of a read waits for a reply before
+	// trying another replica (default 1s).
+	RequestRetry time.Duration
+	// MaxBatchRequests bounds the requests evaluated into one raft entry
+	// (default 512).
+	MaxBatchRequests int
+	// MaxPendingRequests bounds the requests queued at one range leader
+	// (default 10000); past it requests are refused as overloaded.
+	MaxPendingRequests int
+	// SequencerWindow is how many revisions the sequencer may hand out per
+	// persisted high-water mark (default 100000).
+	SequencerWindow int64
+	// InitialDataNodes is how many data nodes the control plane waits for
+	// before it bootstraps the first ranges (default 3).
+	InitialDataNodes int
+	// SplitKeys are the initial split points of the data keyspace.
+	SplitKeys [][]byte
+	// MaxRequestHops bounds forwarding of one request (default 4).
+	MaxRequestHops int
+	// Logger receives the core's (rare) log lines; nil is quiet.
+	Logger *slog.Logger
+	// Bugs switches on deliberate defects, for tests that prove the
+	// checkers catch them. Never set in production.
+	Bugs Bugs
+}
+
+// Bugs are deliberate defects a test can switch on.
+type Bugs struct {
+	// AckBeforeSync acknowledges writes without syncing the raft log.
+	AckBeforeSync bool
+	// StaleReads serves linearizable reads from any replica without
+	// ReadIndex.
+	StaleReads bool
+	// ReuseRevision makes the sequencer grant a revision twice.
+	ReuseRevision bool
+	// DropWatchEvent drops the first event of every tenth applied batch
+	// from the events handed to watchers.
+	DropWatchEvent bool
+}
+
+func (c *Config) setDefaults() {
+	if c.TickInterval == 0 {
+		c.TickInterval = 100 * time.Millisecond
+	}
+	if c.ElectionTicks == 0 {
+		c.ElectionTicks = 10
+	}
+	if c.HeartbeatTicks == 0 {
+		c.HeartbeatTicks = 1
+	}
+	if c.KeepaliveInterval == 0 {
+		c.KeepaliveInterval = time.Second
+	}
+	if c.LivenessTimeout == 0 {
+		c.LivenessTimeout = 5 * time.Second
+	}
+	if c.RequestRetry == 0 {
+		c.RequestRetry = time.Second
+	}
+	if c.MaxBatchRequests == 0 {
+		c.MaxBatchRequests = 512
+	}
+	if c.MaxPendingRequests == 0 {
+		c.MaxPendingRequests = 10000
+	}
+	if c.SequencerWindow == 0 {
+		c.SequencerWindow = 100000
+	}
+	if c.InitialDataNodes == 0 {
+		c.InitialDataNodes = 3
+	}
+	if c.MaxRequestHops == 0 {
+		c.MaxRequestHops = 4
+	}
+	if c.Rand == nil {
+		c.Rand = rand.New(rand.NewPCG(c.NodeID, 0x7e7f01d))
+	}
+}
+
+// Output is what one Ready call hands back to the driver.
+type Output struct {
+	// Messages to send to other nodes, in order.
+	Messages []*tenfoldpb.Message
+	// Results of client requests submitted at this node.
+	Results []Result
+	// Applied lists, per range replica on this node, the events applied in
+	// this round and the range's resolved revision afterwards.
+	Applied []Applied
+	// Synced reports whether the engine was synced in this round.
+	Synced bool
+}
+
+// Empty reports whether o carries nothing.
+func (o *Output) Empty() bool {
+	return len(o.Messages) == 0 && len(o.Results) == 0 && len(o.Applied) == 0
+}
+
+// Applied is a range's progress in one Ready round, for watchers.
+type Applied struct {
+	RangeID uint64
+	Span    Span
+	Events  []*mvccpb.Event
+	// Resolved: every event of this range at or below it has been applied.
+	Resolved int64
+}
+
+// Node is one node's core.
+type Node struct {
+	cfg Config
+	id  uint64
+	eng engine.Engine
+	now time.Time
+	// lastTick is the time of the last raft tick; ticks happen every
+	// TickInterval of elapsed time however often Tick is called.
+	lastTick time.Time
+	ticks    uint64
+	logger   *slog.Logger
+
+	replicas map[uint64]*replica
+	// dir is this node's range cache: the newest directory it has seen.
+	dir *directory
+	// leaderHint remembers the last known leader node of each range.
+	leaderHint map[uint64]uint64
+
+	client *clientState
+	ctl    *controlState // non-nil on control nodes
+	// lastKeepalive is when this data node last beat to the control plane.
+	lastKeepalive time.Time
+	controlLeader uint64
+
+	out     Output
+	pending engine.Batch // raft log writes of this round
+	fatal   error
+}
+
+// New creates a node core and recovers every replica persisted in its
+// engine.
+func New(cfg Config) (*Node, error) {
+	if cfg.NodeID == 0 {
+		return nil, errors.New("core: node ID must be non-zero")
+	}
+	if cfg.Engine == nil {
+		return nil, errors.New("core: an engine is required")
+	}
+	cfg.setDefaults()
+	n := &Node{
+		cfg:        cfg,
+		id:         cfg.NodeID,
+		eng:        cfg.Engine,
+		logger:     cfg.Logger,
+		replicas:   map[uint64]*replica{},
+		dir:        newDirectory(),
+		leaderHint: map[uint64]uint64{},
+	}
+	if n.logger == nil {
+		n.logger = slog.New(slog.DiscardHandler)
+	}
+	n.client = newClientState(n)
+	if err := n.checkIdentity(); err != nil {
+		return nil, err
+	}
+	if err := n.recoverReplicas(); err != nil {
+		return nil, err
+	}
+	if cfg.Control {
+		n.ctl = newControlState(n)
+		if _, ok := n.replicas[controlRangeID]; !ok {
+			desc := &tenfoldpb.RangeDescriptor{RangeId: controlRangeID, Replicas: append([]uint64(nil), cfg.ControlNodes...), Epoch: 1, Kind: tenfoldpb.RangeKind_CONTROL}
+			if err := n.createReplica(desc); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return n, nil
+}
+
+// ID returns the node's ID.
+func (n *Node) ID() uint64 { return n.id }
+
+// checkIdentity makes sure the engine belongs to this node ID.
+func (n *Node) checkIdentity() error {
+	v, ok, err := n.eng.Get(keyNodeIdent)
+	if err != nil {
+		return err
+	}
+	want := fmt.Appendf(nil, "node=%d control=%t", n.id, n.cfg.Control)
+	if ok {
+		if string(v) != string(want) {
+			return fmt.Errorf("core: data directory belongs to %q, not %q: use the matching --id/--role or a fresh directory", v, want)
+		}
+		return nil
+	}
+	b := n.eng.NewBatch()
+	defer b.Close()
+	if err := b.Set(keyNodeIdent, want); err != nil {
+		return err
+	}
+	return b.Commit(true)
+}
+
+func (n *Node) recoverReplicas() error {
+	it, err := n.eng.NewIter(engine.IterOptions{LowerBound: []byte{'r'}, UpperBound: []byte{'s'}})
+	if err != nil {
+		return err
+	}
+	var descs []*tenfoldpb.RangeDescriptor
+	for ok := it.First(); ok; ok = it.Next() {
+		k := it.Key()
+		if len(k) == 10 && k[9] == suffixDesc {
+			d := &tenfoldpb.RangeDescriptor{}
+			if err := proto.Unmarshal(it.Value(), d); err != nil {
+				it.Close()
+				return fmt.Errorf("core: decode descriptor: %w", err)
+			}
+			descs = append(descs, d)
+		}
+	}
+	if err := it.Close(); err != nil {
+		return err
+	}
+	for _, d := range descs {
+		r, err := n.openReplica(d)
+		if err != nil {
+			return err
+		}
+		n.replicas[d.GetRangeId()] = r
+		n.dir.update(d)
+	}
+	return nil
+}
+
+// createReplica persists a new range descriptor and opens its replica.
+func (n *Node) createReplica(d *tenfoldpb.RangeDescriptor) error {
+	if _, ok := n.replicas[d.GetRangeId()]; ok {
+		return nil
+	}
+	b := n.eng.NewBatch()
+	defer b.Close()
+	v, err := proto.Marshal(d)
+	if err != nil {
+		return err
+	}
+	if err := b.Set(rangeKey(d.GetRangeId(), suffixDesc), v); err != nil {
+		return err
+	}
+	if err := b.Commit(true); err != nil {
+		return err
+	}
+	r, err := n.openReplica(d)
+	if err != nil {
+		return err
+	}
+	n.replicas[d.GetRangeId()] = r
+	n.dir.update(d)
+	return nil
+}
+
+// Tick advances the node's clock to now.
+func (n *Node) Tick(now time.Time) {
+	if now.Before(n.now) {
+		// Clocks may jump back; the core's timers only move forward.
+		now = n.now
+	}
+	if n.lastTick.IsZero() {
+		n.lastTick = now
+	}
+	n.now = now
+	// One raft tick per TickInterval elapsed.
+	for !n.lastTick.Add(n.cfg.TickInterval).After(now) {
+		n.lastTick = n.lastTick.Add(n.cfg.TickInterval)
+		n.ticks++
+		for _, id := range n.replicaIDs() {
+			n.replicas[id].tick()
+		}
+	}
+	n.client.tick()
+	if n.ctl != nil {
+		n.ctl.tick()
+	}
+	n.maybeKeepalive()
+}
+
+// Now returns the node's current time.
+func (n *Node) Now() time.Time { return n.now }
+
+// Step delivers one message from another node.
+func (n *Node) Step(m *tenfoldpb.Message) {
+	switch b := m.GetBody().(type) {
+	case *tenfoldpb.Message_Raft:
+		n.stepRaft(m.GetFrom(), b.Raft)
+	case *tenfoldpb.Message_Heartbeats:
+		for _, rm := range b.Heartbeats.GetMsgs() {
+			n.stepRaft(m.GetFrom(), rm)
+		}
+	case *tenfoldpb.Message_Request:
+		n.handleRequest(m.GetFrom(), b.Request)
+	case *tenfoldpb.Message_Response:
+		n.client.handleResponse(m.GetFrom(), b.Response)
+	case *tenfoldpb.Message_SeqRequest:
+		n.handleSeqRequest(m.GetFrom(), b.SeqRequest)
+	case *tenfoldpb.Message_SeqResponse:
+		n.handleSeqResponse(m.GetFrom(), b.SeqResponse)
+	case *tenfoldpb.Message_Keepalive:
+		if n.ctl != nil {
+			n.ctl.handleKeepalive(m.GetFrom(), b.Keepalive)
+		}
+	case *tenfoldpb.Message_KeepaliveResponse:
+		n.handleKeepaliveResponse(m.GetFrom(), b.KeepaliveResponse)
+	case *tenfoldpb.Message_CreateReplica:
+		if err := n.createReplica(b.CreateReplica.GetRange()); err != nil {
+			n.fail(err)
+		}
+	case *tenfoldpb.Message_LeaseRevoked:
+		n.handleLeaseRevoked(m.GetFrom(), b.LeaseRevoked)
+	case *tenfoldpb.Message_LeaseRevokedAck:
+		n.handleLeaseRevokedAck(b.LeaseRevokedAck)
+	}
+}
+
+func (n *Node) stepRaft(from uint64, rm *tenfoldpb.RaftMessage) {
+	r, ok := n.replicas[rm.GetRangeId()]
+	if !ok {
+		return
+	}
+	r.step(rm.GetMsg())
+}
+
+// send queues a message to another node (or handles it locally).
+func (n *Node) send(to uint64, m *tenfoldpb.Message) {
+	m.From, m.To = n.id, to
+	if to == n.id {
+		n.Step(m)
+		return
+	}
+	n.out.Messages = append(n.out.Messages, m)
+}
+
+// fail records an unrecoverable storage error; Ready reports it.
+func (n *Node) fail(err error) {
+	if n.fatal == nil {
+		n.fatal = err
+		n.logger.Error("core: fatal", "node", n.id, "err", err)
+	}
+}
+
+// Ready persists and applies everything the inputs since the last call
+// produced, and returns the outputs. The raft log and hard states of all
+// replicas are written in one batch and synced once (group commit) before
+// any message that depends on them is returned.
+func (n *Node) Ready() (Output, error) {
+	if n.fatal != nil {
+		return Output{}, n.fatal
+	}
+	// Loop: applying entries can produce new proposals (e.g. the next write
+	// batch), which produce new Ready state; bound the rounds.
+	for round := 0; round < 4; round++ {
+		ids := n.replicaIDs()
+		type rd struct {
+			r  *replica
+			rd raft.Ready
+		}
+		var readies []rd
+		for _, id := range ids {
+			r := n.replicas[id]
+			if r.rn.HasReady() {
+				readies = append(readies, rd{r, r.rn.Ready()})
+			}
+		}
+		if len(readies) == 0 {
+			break
+		}
+		b := n.eng.NewBatch()
+		needSync := false
+		for _, x := range readies {
+			if err := x.r.storage.append(b, x.rd.Entries, x.rd.HardState); err != nil {
+				b.Close()
+				n.fail(err)
+				return Output{}, err
+			}
+			if len(x.rd.Entries) > 0 || (x.rd.HardState != nil && !raft.IsEmptyHardState(x.rd.HardState)) {
+				needSync = true
+			}
+		}
+		if b.Count() > 0 {
+			sync := needSync && !n.cfg.Bugs.AckBeforeSync
+			if err := b.Commit(sync); err != nil {
+				b.Close()
+				n.fail(err)
+				return Output{}, err
+			}
+			if sync {
+				n.out.Synced = true
+			}
+		} else {
+			b.Close()
+		}
+		for _, x := range readies {
+			x.r.sendRaft(x.rd.Messages)
+			x.r.handleSoftState(x.rd.SoftState)
+			x.r.handleReadStates(x.rd.ReadStates)
+		}
+		for _, x := range readies {
+			if err := x.r.applyEntries(x.rd.CommittedEntries); err != nil {
+				n.fail(err)
+				return Output{}, err
+			}
+			x.r.rn.Advance(x.rd)
+		}
+		for _, x := range readies {
+			x.r.afterReady()
+		}
+	}
+	n.coalesceHeartbeats()
+	out := n.out
+	n.out = Output{}
+	return out, nil
+}
+
+func (n *Node) replicaIDs() []uint64 {
+	ids := make([]uint64, 0, len(n.replicas))
+	for id := range n.replicas {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	return ids
+}
+
+// coalesceHeartbeats merges the heartbeats (and their responses) of all
+// ranges going to the same peer into one message, so heartbeat traffic per
+// node pair is one message per tick however many ranges they share.
+func (n *Node) coalesceHeartbeats() {
+	var kept []*tenfoldpb.Message
+	byPeer := map[uint64]*tenfoldpb.Heartbeats{}
+	var order []uint64
+	for _, m := range n.out.Messages {
+		rm := m.GetRaft()
+		if rm != nil {
+			t := rm.GetMsg().GetType()
+			if t == raftpb.MessageType_MsgHeartbeat || t == raftpb.MessageType_MsgHeartbeatResp {
+				hb, ok := byPeer[m.GetTo()]
+				if !ok {
+					hb = &tenfoldpb.Heartbeats{}
+					byPeer[m.GetTo()] = hb
+					order = append(order, m.GetTo())
+				}
+				hb.Msgs = append(hb.Msgs, rm)
+				continue
+			}
+		}
+		kept = append(kept, m)
+	}
+	for _, to := range order {
+		kept = append(kept, &tenfoldpb.Message{From: n.id, To: to, Body: &tenfoldpb.Message_Heartbeats{Heartbeats: byPeer[to]}})
+	}
+	n.out.Messages = kept
+}
+
+// Urgent reports whether m belongs on the urgent stream: small messages
+// whose delay would cause elections or false failure detection.
+func Urgent(m *tenfoldpb.Message) bool {
+	switch b := m.GetBody().(type) {
+	case *tenfoldpb.Message_Heartbeats, *tenfoldpb.Message_Keepalive, *tenfoldpb.Message_KeepaliveResponse,
+		*tenfoldpb.Message_SeqRequest, *tenfoldpb.Message_SeqResponse:
+		return true
+	case *tenfoldpb.Message_Raft:
+		switch b.Raft.GetMsg().GetType() {
+		case raftpb.MessageType_MsgVote, raftpb.MessageType_MsgVoteResp, raftpb.MessageType_MsgPreVote,
+			raftpb.MessageType_MsgPreVoteResp, raftpb.MessageType_MsgHeartbeat, raftpb.MessageType_MsgHeartbeatResp,
+			raftpb.MessageType_MsgTimeoutNow, raftpb.MessageType_MsgReadIndex, raftpb.MessageType_MsgReadIndexResp:
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,75 @@
+package core
+
+import (
+	"github.com/tenfold/tenfold/tenfoldpb"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// RangeStatus is one replica's state, for status reporting.
+type RangeStatus struct {
+	RangeID    uint64
+	Kind       tenfoldpb.RangeKind
+	Epoch      uint64
+	Start, End []byte
+	Replicas   []uint64
+	Leader     uint64
+	Term       uint64
+	Applied    uint64
+	Revision   int64 // highest revision this range wrote
+	Closed     int64 // resolved: no write at or below it will come
+	Compacted  int64
+}
+
+// RangeStatuses reports every replica on this node, by range ID.
+func (n *Node) RangeStatuses() []RangeStatus {
+	var out []RangeStatus
+	for _, id := range n.replicaIDs() {
+		r := n.replicas[id]
+		out = append(out, RangeStatus{RangeID: id, Kind: r.desc.GetKind(), Epoch: r.desc.GetEpoch(), Start: r.desc.GetStartKey(), End: r.desc.GetEndKey(),
+			Replicas: r.desc.GetReplicas(), Leader: r.leader, Term: r.term, Applied: r.applied.index,
+			Revision: r.applied.revision, Closed: r.applied.closed, Compacted: r.applied.compacted})
+	}
+	return out
+}
+
+// Live returns the nodes the control plane considers live (as last told).
+func (n *Node) Live() map[uint64]bool {
+	if n.ctl != nil {
+		m := map[uint64]bool{}
+		if n.ctl.isLeader() {
+			for _, id := range n.ctl.liveNodes() {
+				m[id] = true
+			}
+		}
+		return m
+	}
+	m := make(map[uint64]bool, len(n.dir.live))
+	for k, v := range n.dir.live {
+		m[k] = v
+	}
+	return m
+}
+
+// Directory returns the data ranges this node knows, in key order.
+func (n *Node) Directory() []*tenfoldpb.RangeDescriptor {
+	return append([]*tenfoldpb.RangeDescriptor(nil), n.dir.dataRanges()...)
+}
+
+// WatchTarget finds the local replica that can serve a watch on span: its
+// range ID, resolved revision and compacted revision.
+func (n *Node) WatchTarget(key, end []byte) (rangeID uint64, resolved, compacted int64, err error) {
+	span := EtcdSpan(key, end)
+	desc := n.dir.lookup(span.Start)
+	if desc == nil {
+		return 0, 0, 0, status.Errorf(codes.Unavailable, "tenfold: no range known for key %q yet, retry", span.Start)
+	}
+	if !covers(desc, span) {
+		return 0, 0, 0, status.Errorf(codes.FailedPrecondition, "tenfold: watch spans more than one range (key %q to %q crosses range %d); multi-range watches are not supported yet", span.Start, span.End, desc.GetRangeId())
+	}
+	r, ok := n.replicas[desc.GetRangeId()]
+	if !ok {
+		return 0, 0, 0, status.Errorf(codes.FailedPrecondition, "tenfold: node %d has no replica of range %d; watch through a node that has one (replicas %v)", n.id, desc.GetRangeId(), desc.GetReplicas())
+	}
+	return desc.GetRangeId(), r.applied.closed, r.applied.compacted, nil
+}

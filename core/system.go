@@ -1,0 +1,493 @@
+package core
+
+import (
+	"encoding/binary"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/tenfold/tenfold/engine"
+	"github.com/tenfold/tenfold/tenfoldpb"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"go.etcd.io/raft/v3"
+	raftpb "go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+)
+
+// systemState is the system range: the sequencer that hands out revisions
+// and the lease table.
+//
+// The sequencer persists only a high-water mark (windowEnd): revisions up
+// to it may be handed out. A new leader starts its counter at windowEnd, so
+// no revision is ever handed out twice across leader changes; a grant costs
+// an in-memory increment, plus a raft write once per SequencerWindow
+// revisions. Every batch of requests waits for a ReadIndex first, so the
+// "current" it reports is never behind a revision granted by a newer leader.
+type systemState struct {
+	r *replica
+
+	// Applied state.
+	windowEnd   int64
+	leases      map[int64]int64 // id -> granted TTL (seconds)
+	revoking    map[int64]bool  // revoked leases whose keys are being deleted
+	nextLeaseID int64
+
+	// Leader state.
+	counter     int64
+	counterTerm uint64
+	extending   bool
+	queue       []seqWaiter
+	granting    []seqWaiter
+	readCtx     []byte
+	readIndex   uint64
+	readDone    bool
+	nextCtx     uint64
+	expiry      map[int64]time.Time
+	proposals   map[uint64]*tenfoldpb.Request // by request ID: grant/revoke waiting to apply
+	revokeAcks  map[int64]map[uint64]bool
+	revokeWait  map[int64][]*tenfoldpb.Request
+	lastRevoke  time.Time
+	expiring    map[int64]bool
+	leaseWaiter []*tenfoldpb.Request // lease requests waiting for the fence
+}
+
+type seqWaiter struct {
+	from uint64
+	req  *tenfoldpb.SeqRequest
+}
+
+// minLeaseTTL is etcd's minimum lease TTL for our default timeouts.
+const minLeaseTTL = 2
+
+func newSystemState(r *replica) (*systemState, error) {
+	s := &systemState{r: r, leases: map[int64]int64{}, revoking: map[int64]bool{}, nextLeaseID: 1,
+		expiry: map[int64]time.Time{}, proposals: map[uint64]*tenfoldpb.Request{}, revokeAcks: map[int64]map[uint64]bool{},
+		revokeWait: map[int64][]*tenfoldpb.Request{}, expiring: map[int64]bool{}}
+	eng := r.n.eng
+	if v, ok, err := eng.Get(keySysWindow); err != nil {
+		return nil, err
+	} else if ok {
+		s.windowEnd = int64(binary.BigEndian.Uint64(v))
+	} else {
+		s.windowEnd = 1 // etcd's empty store is at revision 1
+	}
+	if v, ok, err := eng.Get(keySysNextID); err != nil {
+		return nil, err
+	} else if ok {
+		s.nextLeaseID = int64(binary.BigEndian.Uint64(v))
+	}
+	for _, p := range []struct {
+		prefix []byte
+		fn     func(id int64, v []byte) error
+	}{
+		{prefixSysLease, func(id int64, v []byte) error {
+			l := &tenfoldpb.LeaseRecord{}
+			if err := proto.Unmarshal(v, l); err != nil {
+				return err
+			}
+			s.leases[id] = l.GetTtl()
+			return nil
+		}},
+		{prefixSysRevok, func(id int64, _ []byte) error { s.revoking[id] = true; return nil }},
+	} {
+		it, err := eng.NewIter(engine.IterOptions{LowerBound: p.prefix, UpperBound: prefixEnd(p.prefix)})
+		if err != nil {
+			return nil, err
+		}
+		for ok := it.First(); ok; ok = it.Next() {
+			id := int64(binary.BigEndian.Uint64(it.Key()[len(p.prefix):]))
+			if err := p.fn(id, it.Value()); err != nil {
+				it.Close()
+				return nil, fmt.Errorf("system range: %w", err)
+			}
+		}
+		it.Close()
+	}
+	return s, nil
+}
+
+func (s *systemState) n() *Node { return s.r.n }
+
+// askSequencer sends a SeqRequest for rangeID to the sequencer leader.
+func (n *Node) askSequencer(rangeID, id, count uint64) {
+	target := n.leaderHint[systemRangeID]
+	if target == 0 {
+		if d := n.dir.system(); d != nil && len(d.GetReplicas()) > 0 {
+			target = d.GetReplicas()[int(id)%len(d.GetReplicas())]
+		}
+	}
+	if target == 0 {
+		return // no system range known yet; the data range retries on tick
+	}
+	n.send(target, &tenfoldpb.Message{Body: &tenfoldpb.Message_SeqRequest{SeqRequest: &tenfoldpb.SeqRequest{Id: id, RangeId: rangeID, Count: count}}})
+}
+
+func (n *Node) handleSeqRequest(from uint64, req *tenfoldpb.SeqRequest) {
+	r, ok := n.replicas[systemRangeID]
+	if !ok || !r.isLeader() {
+		var hint uint64
+		if ok {
+			hint = r.leader
+		}
+		n.send(from, &tenfoldpb.Message{Body: &tenfoldpb.Message_SeqResponse{SeqResponse: &tenfoldpb.SeqResponse{Id: req.GetId(), RangeId: req.GetRangeId(), Code: 14, Error: status.Convert(errNotLeader).Message(), LeaderHint: hint}}})
+		return
+	}
+	r.sys.queue = append(r.sys.queue, seqWaiter{from: from, req: req})
+	r.sys.pump()
+}
+
+func (n *Node) handleSeqResponse(from uint64, resp *tenfoldpb.SeqResponse) {
+	if resp.GetCode() != 0 {
+		if resp.GetLeaderHint() != 0 {
+			n.leaderHint[systemRangeID] = resp.GetLeaderHint()
+		}
+		return // the data range asks again on its next tick
+	}
+	n.leaderHint[systemRangeID] = from
+	if r, ok := n.replicas[resp.GetRangeId()]; ok && r.data != nil {
+		r.data.seqGranted(resp)
+	}
+}
+
+func (s *systemState) lostLeadership() {
+	n := s.n()
+	for _, w := range append(s.queue, s.granting...) {
+		n.send(w.from, &tenfoldpb.Message{Body: &tenfoldpb.Message_SeqResponse{SeqResponse: &tenfoldpb.SeqResponse{Id: w.req.GetId(), RangeId: w.req.GetRangeId(), Code: 14, Error: status.Convert(errNotLeader).Message(), LeaderHint: s.r.leader}}})
+	}
+	s.queue, s.granting, s.readCtx = nil, nil, nil
+	s.counterTerm, s.extending = 0, false
+	for _, req := range s.proposals {
+		n.reply(req, nil, errLeaderChanged)
+	}
+	for _, reqs := range s.revokeWait {
+		for _, req := range reqs {
+			n.reply(req, nil, errLeaderChanged)
+		}
+	}
+	for _, req := range s.leaseWaiter {
+		n.reply(req, nil, errNotLeader)
+	}
+	s.proposals, s.revokeWait, s.leaseWaiter = map[uint64]*tenfoldpb.Request{}, map[int64][]*tenfoldpb.Request{}, nil
+	s.expiry, s.expiring = map[int64]time.Time{}, map[int64]bool{}
+}
+
+func (s *systemState) readState(rs raft.ReadState) {
+	if s.readCtx != nil && string(rs.RequestCtx) == string(s.readCtx) {
+		s.readIndex, s.readDone = rs.Index, true
+	}
+}
+
+func (s *systemState) tick() {
+	if !s.r.fenced() || s.counterTerm != s.r.term {
+		return
+	}
+	n := s.n()
+	for _, id := range sortedKeys64(s.expiry) {
+		if !n.now.Before(s.expiry[id]) && !s.expiring[id] && !s.revoking[id] {
+			s.expiring[id] = true
+			s.proposeCmd(&tenfoldpb.SystemCommand{Revoke: id})
+		}
+	}
+	if len(s.revoking) > 0 && n.now.Sub(s.lastRevoke) >= 500*time.Millisecond {
+		s.lastRevoke = n.now
+		for _, id := range sortedKeys64(s.revoking) {
+			s.sendRevoke(id)
+		}
+	}
+	if s.readCtx != nil && !s.readDone {
+		// A lost ReadIndex round: raft retries with the next heartbeat.
+		return
+	}
+}
+
+// pump runs the leader's sequencer and lease work.
+func (s *systemState) pump() {
+	n := s.n()
+	if !s.r.fenced() {
+		return
+	}
+	if s.counterTerm != s.r.term {
+		// First time as fenced leader in this term: start above everything
+		// any earlier leader may have handed out, and give every lease a
+		// full TTL (expiry survives leader changes, never early).
+		s.counter, s.counterTerm = s.windowEnd, s.r.term
+		for id, ttl := range s.leases {
+			s.expiry[id] = n.now.Add(time.Duration(ttl) * time.Second)
+		}
+		for _, req := range s.leaseWaiter {
+			s.handle(req)
+		}
+		s.leaseWaiter = nil
+	}
+	if s.readCtx == nil && len(s.queue) > 0 {
+		s.granting, s.queue = s.queue, nil
+		s.nextCtx++
+		s.readCtx = binary.BigEndian.AppendUint64([]byte("seq"), s.nextCtx)
+		s.readDone = false
+		s.r.rn.ReadIndex(s.readCtx)
+		return
+	}
+	if s.readCtx == nil || !s.readDone || s.r.applied.index < s.readIndex {
+		return
+	}
+	var need uint64
+	for _, w := range s.granting {
+		need += w.req.GetCount()
+	}
+	if s.counter+int64(need) > s.windowEnd {
+		if !s.extending {
+			s.extending = true
+			s.proposeCmd(&tenfoldpb.SystemCommand{WindowEnd: s.counter + int64(need) + n.cfg.SequencerWindow})
+		}
+		return
+	}
+	// Detach the batch before answering: an answer to a range on this node
+	// is delivered at once and may re-enter pump with that range's next
+	// request, which must start a new batch, not join (or be wiped with)
+	// this one.
+	granting := s.granting
+	s.granting, s.readCtx = nil, nil
+	for _, w := range granting {
+		first := s.counter + 1
+		if n.cfg.Bugs.ReuseRevision && w.req.GetCount() > 0 && s.counter > 1 {
+			first = s.counter // deliberate defect: hand the last revision out again
+		}
+		s.counter = first + int64(w.req.GetCount()) - 1
+		if w.req.GetCount() == 0 {
+			s.counter = first - 1
+		}
+		n.send(w.from, &tenfoldpb.Message{Body: &tenfoldpb.Message_SeqResponse{SeqResponse: &tenfoldpb.SeqResponse{
+			Id: w.req.GetId(), RangeId: w.req.GetRangeId(), First: first, Count: w.req.GetCount(), Current: s.counter}}})
+	}
+	if len(s.queue) > 0 {
+		s.pump()
+	}
+}
+
+func (s *systemState) proposeCmd(c *tenfoldpb.SystemCommand) bool {
+	c.Proposer = s.n().id
+	data, err := proto.Marshal(c)
+	if err != nil {
+		s.n().fail(err)
+		return false
+	}
+	return s.r.rn.Propose(data) == nil
+}
+
+// handle serves a lease request at the system range.
+func (s *systemState) handle(req *tenfoldpb.Request) {
+	n := s.n()
+	if !s.r.isLeader() {
+		n.reply(req, nil, errNotLeader)
+		return
+	}
+	if !s.r.fenced() || s.counterTerm != s.r.term {
+		s.leaseWaiter = append(s.leaseWaiter, req)
+		return
+	}
+	msg, err := decodeRequest(req.GetKind(), req.GetPayload())
+	if err != nil {
+		n.reply(req, nil, err)
+		return
+	}
+	hdr := &pb.ResponseHeader{ClusterId: ClusterID, MemberId: n.id, Revision: s.counter, RaftTerm: s.r.term}
+	switch m := msg.(type) {
+	case *pb.LeaseGrantRequest:
+		id := m.ID
+		ttl := max(m.TTL, minLeaseTTL)
+		if id != 0 {
+			if _, ok := s.leases[id]; ok {
+				n.reply(req, nil, rpctypes.ErrGRPCLeaseExist)
+				return
+			}
+		}
+		if s.proposeCmd(&tenfoldpb.SystemCommand{Grant: &tenfoldpb.LeaseRecord{Id: id, Ttl: ttl}, RequestId: req.GetId()}) {
+			s.proposals[req.GetId()] = req
+		} else {
+			n.reply(req, nil, errNotLeader)
+		}
+	case *pb.LeaseRevokeRequest:
+		if _, ok := s.leases[m.ID]; !ok {
+			n.reply(req, nil, rpctypes.ErrGRPCLeaseNotFound)
+			return
+		}
+		if s.proposeCmd(&tenfoldpb.SystemCommand{Revoke: m.ID, RequestId: req.GetId()}) {
+			s.proposals[req.GetId()] = req
+		} else {
+			n.reply(req, nil, errNotLeader)
+		}
+	case *pb.LeaseKeepAliveRequest:
+		ttl, ok := s.leases[m.ID]
+		if !ok || s.revoking[m.ID] || s.expiring[m.ID] {
+			n.reply(req, &pb.LeaseKeepAliveResponse{Header: hdr, ID: m.ID, TTL: 0}, nil)
+			return
+		}
+		s.expiry[m.ID] = n.now.Add(time.Duration(ttl) * time.Second)
+		n.reply(req, &pb.LeaseKeepAliveResponse{Header: hdr, ID: m.ID, TTL: ttl}, nil)
+	case *pb.LeaseTimeToLiveRequest:
+		ttl, ok := s.leases[m.ID]
+		if !ok {
+			n.reply(req, &pb.LeaseTimeToLiveResponse{Header: hdr, ID: m.ID, TTL: -1}, nil)
+			return
+		}
+		left := int64((s.expiry[m.ID].Sub(n.now) + time.Second - 1) / time.Second)
+		n.reply(req, &pb.LeaseTimeToLiveResponse{Header: hdr, ID: m.ID, TTL: max(left, 0), GrantedTTL: ttl}, nil)
+	case *pb.LeaseLeasesRequest:
+		resp := &pb.LeaseLeasesResponse{Header: hdr}
+		for _, id := range sortedKeys64(s.leases) {
+			resp.Leases = append(resp.Leases, &pb.LeaseStatus{ID: id})
+		}
+		n.reply(req, resp, nil)
+	default:
+		n.reply(req, nil, errUnknownLeaseOps)
+	}
+}
+
+// apply applies a SystemCommand on every replica.
+func (s *systemState) apply(b engine.Batch, e *raftpb.Entry) ([]func(), error) {
+	n := s.n()
+	c := &tenfoldpb.SystemCommand{}
+	if err := proto.Unmarshal(e.GetData(), c); err != nil {
+		return nil, fmt.Errorf("system range: decode entry %d: %w", e.GetIndex(), err)
+	}
+	var after []func()
+	mine := c.GetProposer() == n.id
+	waiting := s.proposals[c.GetRequestId()]
+	if mine && waiting != nil {
+		delete(s.proposals, c.GetRequestId())
+	} else {
+		waiting = nil
+	}
+	hdr := func() *pb.ResponseHeader {
+		return &pb.ResponseHeader{ClusterId: ClusterID, MemberId: n.id, Revision: s.counter, RaftTerm: s.r.term}
+	}
+	if c.GetWindowEnd() > s.windowEnd {
+		s.windowEnd = c.GetWindowEnd()
+		if err := b.Set(keySysWindow, binary.BigEndian.AppendUint64(nil, uint64(s.windowEnd))); err != nil {
+			return nil, err
+		}
+		if mine {
+			after = append(after, func() { s.extending = false; s.pump() })
+		}
+	}
+	if g := c.GetGrant(); g != nil {
+		id := g.GetId()
+		if id == 0 {
+			id = s.nextLeaseID
+		}
+		if _, ok := s.leases[id]; ok || s.revoking[id] {
+			if waiting != nil {
+				after = append(after, func() { n.reply(waiting, nil, rpctypes.ErrGRPCLeaseExist) })
+			}
+		} else {
+			s.leases[id] = g.GetTtl()
+			if id >= s.nextLeaseID {
+				s.nextLeaseID = id + 1
+			}
+			v, _ := proto.Marshal(&tenfoldpb.LeaseRecord{Id: id, Ttl: g.GetTtl()})
+			if err := b.Set(sysLeaseKey(prefixSysLease, id), v); err != nil {
+				return nil, err
+			}
+			if err := b.Set(keySysNextID, binary.BigEndian.AppendUint64(nil, uint64(s.nextLeaseID))); err != nil {
+				return nil, err
+			}
+			if s.r.isLeader() {
+				s.expiry[id] = n.now.Add(time.Duration(g.GetTtl()) * time.Second)
+			}
+			if waiting != nil {
+				ttl := g.GetTtl()
+				after = append(after, func() { n.reply(waiting, &pb.LeaseGrantResponse{Header: hdr(), ID: id, TTL: ttl}, nil) })
+			}
+		}
+	}
+	if id := c.GetRevoke(); id != 0 {
+		if _, ok := s.leases[id]; !ok {
+			if waiting != nil {
+				after = append(after, func() { n.reply(waiting, nil, rpctypes.ErrGRPCLeaseNotFound) })
+			}
+		} else {
+			delete(s.leases, id)
+			delete(s.expiry, id)
+			delete(s.expiring, id)
+			s.revoking[id] = true
+			if err := b.Delete(sysLeaseKey(prefixSysLease, id)); err != nil {
+				return nil, err
+			}
+			if err := b.Set(sysLeaseKey(prefixSysRevok, id), nil); err != nil {
+				return nil, err
+			}
+			if waiting != nil {
+				s.revokeWait[id] = append(s.revokeWait[id], waiting)
+			}
+			if s.r.isLeader() {
+				after = append(after, func() { s.sendRevoke(id) })
+			}
+		}
+	}
+	if id := c.GetRevokeDone(); id != 0 && s.revoking[id] {
+		delete(s.revoking, id)
+		delete(s.revokeAcks, id)
+		if err := b.Delete(sysLeaseKey(prefixSysRevok, id)); err != nil {
+			return nil, err
+		}
+		waiters := s.revokeWait[id]
+		delete(s.revokeWait, id)
+		after = append(after, func() {
+			for _, w := range waiters {
+				n.reply(w, &pb.LeaseRevokeResponse{Header: hdr()}, nil)
+			}
+		})
+	}
+	return after, nil
+}
+
+// sendRevoke asks every data range (still to ack) to drop the lease's keys.
+func (s *systemState) sendRevoke(id int64) {
+	n := s.n()
+	acks := s.revokeAcks[id]
+	if acks == nil {
+		acks = map[uint64]bool{}
+		s.revokeAcks[id] = acks
+	}
+	pending := 0
+	for _, d := range n.dir.dataRanges() {
+		if acks[d.GetRangeId()] {
+			continue
+		}
+		pending++
+		target := n.leaderHint[d.GetRangeId()]
+		if target == 0 && len(d.GetReplicas()) > 0 {
+			target = d.GetReplicas()[0]
+		}
+		n.send(target, &tenfoldpb.Message{Body: &tenfoldpb.Message_LeaseRevoked{LeaseRevoked: &tenfoldpb.LeaseRevoked{Lease: id, RangeId: d.GetRangeId()}}})
+	}
+	if pending == 0 && len(n.dir.dataRanges()) > 0 {
+		s.proposeCmd(&tenfoldpb.SystemCommand{RevokeDone: id})
+	}
+}
+
+func (n *Node) handleLeaseRevokedAck(m *tenfoldpb.LeaseRevokedAck) {
+	r, ok := n.replicas[systemRangeID]
+	if !ok || !r.isLeader() || !r.sys.revoking[m.GetLease()] {
+		return
+	}
+	acks := r.sys.revokeAcks[m.GetLease()]
+	if acks == nil {
+		acks = map[uint64]bool{}
+		r.sys.revokeAcks[m.GetLease()] = acks
+	}
+	acks[m.GetRangeId()] = true
+	for _, d := range n.dir.dataRanges() {
+		if !acks[d.GetRangeId()] {
+			return
+		}
+	}
+	r.sys.proposeCmd(&tenfoldpb.SystemCommand{RevokeDone: m.GetLease()})
+}
+
+func sortedKeys64[V any](m map[int64]V) []int64 {
+	return slices.Sorted(maps.Keys(m))
+}

@@ -1,0 +1,262 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/tenfold/tenfold/gateway"
+	"github.com/tenfold/tenfold/runtime"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+)
+
+func init() {
+	registerCommand(newDevCommand)
+	registerCommand(newStartCommand)
+}
+
+// devLayout is where `tenfold dev` puts its nodes: one control node and
+// three data nodes, with consecutive ports from the two bases.
+type devLayout struct {
+	dir        string
+	host       string
+	clientPort int
+	peerPort   int
+	dataNodes  int
+}
+
+func (l devLayout) controlAddr() string { return net.JoinHostPort(l.host, strconv.Itoa(l.peerPort)) }
+
+func (l devLayout) dataPeerAddr(i int) string {
+	return net.JoinHostPort(l.host, strconv.Itoa(l.peerPort+1+i))
+}
+
+func (l devLayout) dataClientAddr(i int) string {
+	return net.JoinHostPort(l.host, strconv.Itoa(l.clientPort+100*i))
+}
+
+func newDevCommand() *cobra.Command {
+	var l devLayout
+	var clean, verbose bool
+	var gw gateway.Config
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run a whole local cluster (1 control + 3 data nodes) in one process",
+		Long: `dev starts one control node and three data nodes in this process, on
+loopback, keeping data under --data-dir so it survives restarts. It prints
+the client endpoints and an etcdctl command to paste. Stop it with Ctrl-C.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if l.dataNodes < 1 {
+				return fmt.Errorf("--data-nodes must be at least 1, got %d", l.dataNodes)
+			}
+			if clean {
+				if err := os.RemoveAll(l.dir); err != nil {
+					return fmt.Errorf("clean %s: %w", l.dir, err)
+				}
+			}
+			level := slog.LevelWarn
+			if verbose {
+				level = slog.LevelInfo
+			}
+			logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			cluster, err := startDev(l, gw, logger)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			var eps []string
+			for i := range l.dataNodes {
+				eps = append(eps, l.dataClientAddr(i))
+			}
+			fmt.Fprintf(out, "tenfold dev: 1 control node, %d data nodes, data in %s\n", l.dataNodes, l.dir)
+			fmt.Fprintf(out, "client endpoints: %s\n", strings.Join(eps, ","))
+			if err := waitReady(ctx, eps[0], 30*time.Second); err != nil {
+				fmt.Fprintf(out, "warning: cluster not ready yet: %v\n", err)
+			} else {
+				fmt.Fprintf(out, "ready. try:\n  etcdctl --endpoints=%s put hello world\n  etcdctl --endpoints=%s get hello\n", strings.Join(eps, ","), strings.Join(eps, ","))
+			}
+			<-ctx.Done()
+			fmt.Fprintln(out, "stopping...")
+			return cluster.stop()
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&l.dir, "data-dir", "tenfold-data", "directory for all nodes' data")
+	f.BoolVar(&clean, "clean", false, "delete --data-dir before starting")
+	f.StringVar(&l.host, "host", "127.0.0.1", "address to listen on")
+	f.IntVar(&l.clientPort, "client-port", 2379, "etcd API port of the first data node (others: +100, +200)")
+	f.IntVar(&l.peerPort, "peer-port", 2380, "peer port of the control node (data nodes: +1, +2, +3)")
+	f.IntVar(&l.dataNodes, "data-nodes", 3, "number of data nodes")
+	f.BoolVar(&verbose, "verbose", false, "log at info level")
+	addGatewayFlags(cmd, &gw)
+	return cmd
+}
+
+func addGatewayFlags(cmd *cobra.Command, gw *gateway.Config) {
+	f := cmd.Flags()
+	f.IntVar(&gw.MaxRequestBytes, "max-request-bytes", 1572864, "largest client request accepted, in bytes")
+	f.IntVar(&gw.MaxTxnOps, "max-txn-ops", 128, "most operations in one txn")
+}
+
+// devCluster is the set of nodes `tenfold dev` runs.
+type devCluster struct{ nodes []*runtime.Node }
+
+func startDev(l devLayout, gw gateway.Config, logger *slog.Logger) (*devCluster, error) {
+	c := &devCluster{}
+	ctl := []string{l.controlAddr()}
+	cfgs := []runtime.Config{{NodeID: 1, Control: true, DataDir: filepath.Join(l.dir, "control-1"), PeerAddr: l.controlAddr(), ControlAddrs: ctl, InitialDataNodes: min(3, l.dataNodes), Logger: logger}}
+	for i := range l.dataNodes {
+		cfgs = append(cfgs, runtime.Config{NodeID: uint64(i + 2), DataDir: filepath.Join(l.dir, fmt.Sprintf("data-%d", i+2)),
+			PeerAddr: l.dataPeerAddr(i), ClientAddr: l.dataClientAddr(i), ControlAddrs: ctl, Gateway: gw, Logger: logger})
+	}
+	for _, cfg := range cfgs {
+		n, err := runtime.Start(cfg)
+		if err != nil {
+			c.stop()
+			return nil, err
+		}
+		c.nodes = append(c.nodes, n)
+	}
+	return c, nil
+}
+
+func (c *devCluster) stop() error {
+	var errs []error
+	for i := len(c.nodes) - 1; i >= 0; i-- {
+		errs = append(errs, c.nodes[i].Stop())
+	}
+	return errors.Join(errs...)
+}
+
+func newStartCommand() *cobra.Command {
+	var cfg runtime.Config
+	var role, join, splits string
+	var id uint64
+	cmd := &cobra.Command{
+		Use:   "start",
+		Short: "Run one tenfold node (control or data role)",
+		Long: `start runs one node. Control nodes: every control node gets the same
+--join list of control peer addresses, and its --id is its position in that
+list (1-based). Data nodes: --join lists the control nodes; --id must be
+unique and above the number of control nodes.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			switch role {
+			case "control":
+				cfg.Control = true
+			case "data":
+			default:
+				return fmt.Errorf("--role must be control or data, got %q", role)
+			}
+			if id == 0 {
+				return errors.New("--id is required (a positive integer unique in the cluster)")
+			}
+			cfg.NodeID = id
+			addrs, err := parseJoin(join)
+			if err != nil {
+				return err
+			}
+			cfg.ControlAddrs = addrs
+			if splits != "" {
+				for _, s := range strings.Split(splits, ",") {
+					cfg.SplitKeys = append(cfg.SplitKeys, []byte(s))
+				}
+			}
+			if cfg.DataDir == "" {
+				cfg.DataDir = fmt.Sprintf("tenfold-%s-%d", role, id)
+			}
+			cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			n, err := runtime.Start(cfg)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "tenfold node %d (%s) peer %s", id, role, n.PeerAddr())
+			if a := n.ClientAddr(); a != "" {
+				fmt.Fprintf(cmd.OutOrStdout(), " client %s", a)
+			}
+			fmt.Fprintln(cmd.OutOrStdout())
+			<-ctx.Done()
+			return n.Stop()
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&role, "role", "data", "node role: control or data")
+	f.Uint64Var(&id, "id", 0, "node ID (control: position in --join, from 1)")
+	f.StringVar(&join, "join", "", "comma-separated control node peer addresses (host:port)")
+	f.StringVar(&cfg.DataDir, "data-dir", "", "data directory (default tenfold-<role>-<id>)")
+	f.StringVar(&cfg.PeerAddr, "peer-addr", "127.0.0.1:2380", "address to listen on for other nodes")
+	f.StringVar(&cfg.AdvertisePeer, "advertise-peer", "", "peer address other nodes dial (default --peer-addr)")
+	f.StringVar(&cfg.ClientAddr, "client-addr", "127.0.0.1:2379", "etcd API listen address (data nodes)")
+	f.StringVar(&cfg.AdvertiseClient, "advertise-client", "", "client address reported to clients (default --client-addr)")
+	f.IntVar(&cfg.InitialDataNodes, "initial-data-nodes", 3, "control: data nodes to wait for before creating the first ranges")
+	f.StringVar(&splits, "split-keys", "", "control: comma-separated initial split keys of the data keyspace")
+	f.DurationVar(&cfg.TickInterval, "tick", 100*time.Millisecond, "raft tick interval")
+	addGatewayFlags(cmd, &cfg.Gateway)
+	return cmd
+}
+
+// parseJoin validates a --join list.
+func parseJoin(s string) ([]string, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, errors.New("--join is required: the control nodes' peer addresses, e.g. --join=10.0.0.1:2380,10.0.0.2:2380")
+	}
+	var out []string
+	for _, a := range strings.Split(s, ",") {
+		a = strings.TrimSpace(a)
+		host, port, err := net.SplitHostPort(a)
+		if err != nil || host == "" {
+			return nil, fmt.Errorf("malformed --join address %q: want host:port", a)
+		}
+		if p, err := strconv.Atoi(port); err != nil || p <= 0 || p > 65535 {
+			return nil, fmt.Errorf("malformed --join address %q: port must be 1-65535", a)
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// waitReady polls an endpoint until a linearizable read succeeds.
+func waitReady(ctx context.Context, endpoint string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	return pollReady(ctx, endpoint)
+}
+
+func pollReady(ctx context.Context, endpoint string) error {
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	var last error
+	for {
+		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		_, err := cli.Get(rctx, "tenfold-ready-probe")
+		cancel()
+		if err == nil {
+			return nil
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (last error: %v)", ctx.Err(), last)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,240 @@
+package runtime
+
+import (
+	"context"
+	"time"
+
+	"github.com/tenfold/tenfold/core"
+	"github.com/tenfold/tenfold/gateway"
+	"github.com/tenfold/tenfold/tenfoldpb"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+)
+
+var errStopping = status.Error(codes.Unavailable, "tenfold: node is stopping")
+
+// defaultRequestTimeout bounds a request whose context has no deadline.
+const defaultRequestTimeout = 10 * time.Second
+
+// Version is reported by Maintenance.Status.
+const Version = "3.7.0-tenfold"
+
+// backend implements gateway.Backend by submitting requests to the core.
+type backend struct{ n *Node }
+
+func (b *backend) call(ctx context.Context, kind tenfoldpb.RequestKind, msg proto.Message) (proto.Message, error) {
+	n := b.n
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(defaultRequestTimeout)
+	}
+	id := n.nextID.Add(1)
+	ch := make(chan core.Result, 1)
+	if err := n.do(ctx, func() {
+		n.waiters[id] = ch
+		n.core.Submit(core.ClientRequest{ID: id, Kind: kind, Msg: msg, Deadline: deadline})
+	}); err != nil {
+		return nil, toStatus(err)
+	}
+	select {
+	case r := <-ch:
+		return r.Resp, r.Err
+	case <-ctx.Done():
+		// The core expires the request at its deadline; drop our waiter.
+		_ = n.do(context.Background(), func() { delete(n.waiters, id) })
+		return nil, toStatus(ctx.Err())
+	case <-n.stop:
+		return nil, errStopping
+	}
+}
+
+func toStatus(err error) error {
+	switch err {
+	case context.DeadlineExceeded:
+		return rpctypes.ErrGRPCTimeout
+	case context.Canceled:
+		return status.Error(codes.Canceled, "context canceled")
+	}
+	return err
+}
+
+func (b *backend) Range(ctx context.Context, r *pb.RangeRequest) (*pb.RangeResponse, error) {
+	m, err := b.call(ctx, tenfoldpb.RequestKind_RANGE, r)
+	if err != nil {
+		return nil, err
+	}
+	return m.(*pb.RangeResponse), nil
+}
+
+func (b *backend) Put(ctx context.Context, r *pb.PutRequest) (*pb.PutResponse, error) {
+	if err := b.checkLease(ctx, r.Lease); err != nil {
+		return nil, err
+	}
+	m, err := b.call(ctx, tenfoldpb.RequestKind_PUT, r)
+	if err != nil {
+		return nil, err
+	}
+	return m.(*pb.PutResponse), nil
+}
+
+// checkLease refuses a put with a lease that does not exist, as etcd does.
+// It is a check before the write, not atomic with it: a lease revoked in
+// between leaves the key until the next revoke of that ID (documented in
+// docs/leases.md).
+func (b *backend) checkLease(ctx context.Context, id int64) error {
+	if id == 0 {
+		return nil
+	}
+	resp, err := b.LeaseTimeToLive(ctx, &pb.LeaseTimeToLiveRequest{ID: id})
+	if err != nil {
+		return err
+	}
+	if resp.TTL == -1 {
+		return rpctypes.ErrGRPCLeaseNotFound
+	}
+	return nil
+}
+
+func (b *backend) DeleteRange(ctx context.Context, r *pb.DeleteRangeRequest) (*pb.DeleteRangeResponse, error) {
+	m, err := b.call(ctx, tenfoldpb.RequestKind_DELETE_RANGE, r)
+	if err != nil {
+		return nil, err
+	}
+	return m.(*pb.DeleteRangeResponse), nil
+}
+
+func (b *backend) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, error) {
+	for _, ops := range [][]*pb.RequestOp{r.Success, r.Failure} {
+		for _, op := range ops {
+			if p := op.GetRequestPut(); p != nil {
+				if err := b.checkLease(ctx, p.Lease); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	m, err := b.call(ctx, tenfoldpb.RequestKind_TXN, r)
+	if err != nil {
+		return nil, err
+	}
+	return m.(*pb.TxnResponse), nil
+}
+
+func (b *backend) Compact(ctx context.Context, r *pb.CompactionRequest) (*pb.CompactionResponse, error) {
+	m, err := b.call(ctx, tenfoldpb.RequestKind_COMPACT, r)
+	if err != nil {
+		return nil, err
+	}
+	resp := m.(*pb.CompactionResponse)
+	if resp.Header == nil {
+		resp.Header = &pb.ResponseHeader{}
+	}
+	return resp, nil
+}
+
+func (b *backend) LeaseGrant(ctx context.Context, r *pb.LeaseGrantRequest) (*pb.LeaseGrantResponse, error) {
+	m, err := b.call(ctx, tenfoldpb.RequestKind_LEASE_GRANT, r)
+	if err != nil {
+		return nil, err
+	}
+	return m.(*pb.LeaseGrantResponse), nil
+}
+
+func (b *backend) LeaseRevoke(ctx context.Context, r *pb.LeaseRevokeRequest) (*pb.LeaseRevokeResponse, error) {
+	m, err := b.call(ctx, tenfoldpb.RequestKind_LEASE_REVOKE, r)
+	if err != nil {
+		return nil, err
+	}
+	return m.(*pb.LeaseRevokeResponse), nil
+}
+
+func (b *backend) LeaseKeepAlive(ctx context.Context, r *pb.LeaseKeepAliveRequest) (*pb.LeaseKeepAliveResponse, error) {
+	m, err := b.call(ctx, tenfoldpb.RequestKind_LEASE_KEEPALIVE, r)
+	if err != nil {
+		return nil, err
+	}
+	return m.(*pb.LeaseKeepAliveResponse), nil
+}
+
+func (b *backend) LeaseTimeToLive(ctx context.Context, r *pb.LeaseTimeToLiveRequest) (*pb.LeaseTimeToLiveResponse, error) {
+	m, err := b.call(ctx, tenfoldpb.RequestKind_LEASE_TTL, r)
+	if err != nil {
+		return nil, err
+	}
+	return m.(*pb.LeaseTimeToLiveResponse), nil
+}
+
+func (b *backend) LeaseLeases(ctx context.Context, r *pb.LeaseLeasesRequest) (*pb.LeaseLeasesResponse, error) {
+	m, err := b.call(ctx, tenfoldpb.RequestKind_LEASE_LEASES, r)
+	if err != nil {
+		return nil, err
+	}
+	return m.(*pb.LeaseLeasesResponse), nil
+}
+
+func (b *backend) Watch(ctx context.Context, r *pb.WatchCreateRequest) (gateway.Watch, error) {
+	return b.n.hub.create(ctx, r)
+}
+
+func (b *backend) Header(ctx context.Context) (*pb.ResponseHeader, error) {
+	s := b.n.Status()
+	h := &pb.ResponseHeader{ClusterId: core.ClusterID, MemberId: b.n.cfg.NodeID}
+	if s != nil {
+		h.Revision = s.Revision
+	}
+	return h, nil
+}
+
+func (b *backend) Status(ctx context.Context, r *pb.StatusRequest) (*pb.StatusResponse, error) {
+	s := b.n.Status()
+	resp := &pb.StatusResponse{Header: &pb.ResponseHeader{ClusterId: core.ClusterID, MemberId: b.n.cfg.NodeID}, Version: Version, StorageVersion: "tenfold-1"}
+	if s == nil {
+		return resp, nil
+	}
+	resp.Header.Revision = s.Revision
+	for _, rs := range s.Ranges {
+		if rs.Kind == tenfoldpb.RangeKind_DATA {
+			// etcd reports one raft group; report the first data range's.
+			resp.Leader, resp.RaftTerm, resp.RaftIndex, resp.RaftAppliedIndex = rs.Leader, rs.Term, rs.Applied, rs.Applied
+			resp.Header.RaftTerm = rs.Term
+			break
+		}
+	}
+	return resp, nil
+}
+
+func (b *backend) MemberList(ctx context.Context, r *pb.MemberListRequest) (*pb.MemberListResponse, error) {
+	s := b.n.Status()
+	resp := &pb.MemberListResponse{Header: &pb.ResponseHeader{ClusterId: core.ClusterID, MemberId: b.n.cfg.NodeID}}
+	if s == nil {
+		return resp, nil
+	}
+	resp.Header.Revision = s.Revision
+	for _, ni := range s.Nodes {
+		if ni.GetControl() || ni.GetClientAddr() == "" {
+			continue
+		}
+		resp.Members = append(resp.Members, &pb.Member{ID: ni.GetNodeId(), Name: nodeName(ni.GetNodeId()),
+			PeerURLs: []string{"http://" + ni.GetAddr()}, ClientURLs: []string{"http://" + ni.GetClientAddr()}})
+	}
+	return resp, nil
+}
+
+func nodeName(id uint64) string { return "tenfold-" + uintString(id) }
+
+func uintString(v uint64) string {
+	if v == 0 {
+		return "0"
+	}
+	var b [20]byte
+	i := len(b)
+	for v > 0 {
+		i--
+		b[i] = byte('0' + v%10)
+		v /= 10
+	}
+	return string(b[i:])
+}

@@ -1,0 +1,332 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+)
+
+// testCluster is 1 control + 3 data nodes in this process, on loopback.
+type testCluster struct {
+	t     *testing.T
+	nodes []*Node
+	cfgs  []Config
+}
+
+func startTestCluster(t *testing.T, dir string) *testCluster {
+	t.Helper()
+	c := &testCluster{t: t}
+	ctlCfg := Config{NodeID: 1, Control: true, DataDir: filepath.Join(dir, "c1"), PeerAddr: "127.0.0.1:0", TickInterval: 20 * time.Millisecond, Logger: testLogger}
+	// The control address must be known before data nodes start: listen first.
+	ctl, err := startWithFreeControl(ctlCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.nodes = append(c.nodes, ctl)
+	c.cfgs = append(c.cfgs, ctl.cfg)
+	for i := 0; i < 3; i++ {
+		cfg := Config{NodeID: uint64(i + 2), DataDir: filepath.Join(dir, fmt.Sprintf("d%d", i+2)), PeerAddr: "127.0.0.1:0",
+			ClientAddr: "127.0.0.1:0", ControlAddrs: []string{ctl.PeerAddr()}, TickInterval: 20 * time.Millisecond, Logger: testLogger}
+		n, err := Start(cfg)
+		if err != nil {
+			c.stop()
+			t.Fatal(err)
+		}
+		c.nodes = append(c.nodes, n)
+		c.cfgs = append(c.cfgs, n.cfg)
+	}
+	t.Cleanup(c.stop)
+	return c
+}
+
+// startWithFreeControl starts a control node on a free port: its own peer
+// address is also its control address.
+func startWithFreeControl(cfg Config) (*Node, error) {
+	cfg.ControlAddrs = []string{"127.0.0.1:1"} // placeholder, replaced below
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	cfg.PeerAddr, cfg.ControlAddrs = addr, []string{addr}
+	return Start(cfg)
+}
+
+func (c *testCluster) stop() {
+	for i := len(c.nodes) - 1; i >= 0; i-- {
+		if c.nodes[i] != nil {
+			c.nodes[i].Stop()
+		}
+	}
+}
+
+func (c *testCluster) endpoints() []string {
+	var eps []string
+	for _, n := range c.nodes[1:] {
+		if n != nil {
+			eps = append(eps, n.ClientAddr())
+		}
+	}
+	return eps
+}
+
+func (c *testCluster) client() *clientv3.Client {
+	c.t.Helper()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: c.endpoints(), DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() { cli.Close() })
+	return cli
+}
+
+// waitReady retries a read until the cluster serves it.
+func waitReady(t *testing.T, cli *clientv3.Client) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_, err := cli.Get(ctx, "probe")
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cluster not ready: %v", err)
+		}
+		if dumpStatus != nil && time.Now().After(deadline.Add(-25*time.Second)) {
+			dumpStatus()
+			dumpStatus = nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+var dumpStatus func()
+
+func TestClusterKV(t *testing.T) {
+	c := startTestCluster(t, t.TempDir())
+	dumpStatus = func() {
+		for _, n := range c.nodes {
+			s := n.Status()
+			if s == nil {
+				t.Logf("node %d: no status", n.ID())
+				continue
+			}
+			t.Logf("node %d: live=%v nodes=%v", s.NodeID, s.Live, s.Nodes)
+			for _, r := range s.Ranges {
+				t.Logf("   range %+v", r)
+			}
+		}
+	}
+	cli := c.client()
+	waitReady(t, cli)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	p1, err := cli.Put(ctx, "/app/a", "1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2, err := cli.Put(ctx, "/app/b", "2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p2.Header.Revision != p1.Header.Revision+1 {
+		t.Errorf("consecutive puts got revisions %d and %d, want consecutive", p1.Header.Revision, p2.Header.Revision)
+	}
+	g, err := cli.Get(ctx, "/app/", clientv3.WithPrefix())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(g.Kvs) != 2 || string(g.Kvs[0].Value) != "1" || string(g.Kvs[1].Value) != "2" {
+		t.Fatalf("prefix get = %v", g.Kvs)
+	}
+	if g.Header.Revision < p2.Header.Revision {
+		t.Errorf("read after write reports revision %d < write revision %d", g.Header.Revision, p2.Header.Revision)
+	}
+	// A failed compare and a delete of nothing do not advance the revision.
+	tr, err := cli.Txn(ctx).If(clientv3.Compare(clientv3.Value("/app/a"), "=", "nope")).Then(clientv3.OpPut("/app/a", "x")).Commit()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr.Succeeded {
+		t.Fatal("txn with false compare succeeded")
+	}
+	d, err := cli.Delete(ctx, "/app/none")
+	if err != nil || d.Deleted != 0 {
+		t.Fatalf("delete of nothing: %v %v", d, err)
+	}
+	// CAS on the real value succeeds with the next revision.
+	tr, err = cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision("/app/a"), "=", p1.Header.Revision)).Then(clientv3.OpPut("/app/a", "3")).Commit()
+	if err != nil || !tr.Succeeded {
+		t.Fatalf("CAS: %v %v", tr, err)
+	}
+	if tr.Header.Revision != p2.Header.Revision+1 {
+		t.Errorf("CAS revision %d, want %d (no-ops must not use revisions)", tr.Header.Revision, p2.Header.Revision+1)
+	}
+	// Old versions stay readable until compaction.
+	old, err := cli.Get(ctx, "/app/a", clientv3.WithRev(p1.Header.Revision))
+	if err != nil || len(old.Kvs) != 1 || string(old.Kvs[0].Value) != "1" {
+		t.Fatalf("get at old revision: %v %v", old, err)
+	}
+	if _, err := cli.Compact(ctx, tr.Header.Revision); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.Get(ctx, "/app/a", clientv3.WithRev(p1.Header.Revision)); err != rpctypes.ErrCompacted {
+		t.Fatalf("get at compacted revision: err %v, want %v", err, rpctypes.ErrCompacted)
+	}
+	if _, err := cli.Get(ctx, "/app/a", clientv3.WithRev(tr.Header.Revision+1000)); err != rpctypes.ErrFutureRev {
+		t.Fatalf("get at future revision: err %v, want %v", err, rpctypes.ErrFutureRev)
+	}
+	if _, err := cli.Put(ctx, "", "x"); err != rpctypes.ErrEmptyKey {
+		t.Fatalf("empty key: %v", err)
+	}
+}
+
+func TestClusterWatchAndLease(t *testing.T) {
+	c := startTestCluster(t, t.TempDir())
+	cli := c.client()
+	waitReady(t, cli)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	p0, err := cli.Put(ctx, "/w/0", "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wch := cli.Watch(ctx, "/w/", clientv3.WithPrefix(), clientv3.WithRev(p0.Header.Revision), clientv3.WithPrevKV())
+	if _, err := cli.Put(ctx, "/w/0", "b"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.Delete(ctx, "/w/0"); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for len(got) < 3 {
+		select {
+		case wr := <-wch:
+			if err := wr.Err(); err != nil {
+				t.Fatal(err)
+			}
+			for _, ev := range wr.Events {
+				got = append(got, fmt.Sprintf("%s %s=%s@%d", ev.Type, ev.Kv.Key, ev.Kv.Value, ev.Kv.ModRevision))
+			}
+		case <-ctx.Done():
+			t.Fatalf("watch got only %v", got)
+		}
+	}
+	want := []string{
+		fmt.Sprintf("PUT /w/0=a@%d", p0.Header.Revision),
+		fmt.Sprintf("PUT /w/0=b@%d", p0.Header.Revision+1),
+		fmt.Sprintf("DELETE /w/0=@%d", p0.Header.Revision+2),
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("watch events %v, want %v", got, want)
+		}
+	}
+
+	lease, err := cli.Grant(ctx, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.Put(ctx, "/lease/k", "v", clientv3.WithLease(lease.ID)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.Put(ctx, "/lease/k2", "v", clientv3.WithLease(clientv3.LeaseID(987654321))); err != rpctypes.ErrLeaseNotFound {
+		t.Fatalf("put with unknown lease: %v", err)
+	}
+	ttl, err := cli.TimeToLive(ctx, lease.ID)
+	if err != nil || ttl.TTL <= 0 {
+		t.Fatalf("ttl: %v %v", ttl, err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		g, err := cli.Get(ctx, "/lease/k")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(g.Kvs) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("key attached to an expired lease still present")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestClusterRestartKeepsData(t *testing.T) {
+	dir := t.TempDir()
+	c := startTestCluster(t, dir)
+	dumpStatus = func() {
+		for _, n := range c.nodes {
+			s := n.Status()
+			if s == nil {
+				t.Logf("node %d: no status", n.ID())
+				continue
+			}
+			t.Logf("node %d: live=%v nodes=%v", s.NodeID, s.Live, s.Nodes)
+			for _, r := range s.Ranges {
+				t.Logf("   range %+v", r)
+			}
+		}
+	}
+	cli := c.client()
+	waitReady(t, cli)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	revs := map[string]int64{}
+	for i := 0; i < 20; i++ {
+		k := fmt.Sprintf("k%02d", i)
+		r, err := cli.Put(ctx, k, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		revs[k] = r.Header.Revision
+	}
+	cfgs := c.cfgs
+	for i, n := range c.nodes {
+		// A restarted node keeps its addresses.
+		cfgs[i].PeerAddr = n.PeerAddr()
+		if n.ClientAddr() != "" {
+			cfgs[i].ClientAddr = n.ClientAddr()
+		}
+	}
+	cli.Close()
+	c.stop()
+	c.nodes = nil
+	for _, cfg := range cfgs {
+		n, err := Start(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.nodes = append(c.nodes, n)
+	}
+	cli = c.client()
+	waitReady(t, cli)
+	for k, rev := range revs {
+		g, err := cli.Get(ctx, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(g.Kvs) != 1 || g.Kvs[0].ModRevision != rev {
+			t.Fatalf("after restart %s = %v, want mod revision %d", k, g.Kvs, rev)
+		}
+	}
+	r, err := cli.Put(ctx, "after", "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rev := range revs {
+		if r.Header.Revision <= rev {
+			t.Fatalf("revision after restart %d not above %d", r.Header.Revision, rev)
+		}
+	}
+}

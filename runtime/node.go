@@ -1,0 +1,358 @@
+// Package runtime drives the node core with real I/O: gRPC between nodes,
+// pebble on disk, the wall clock, and the etcd v3 API through the gateway.
+// All protocol decisions stay in the core; this package only moves bytes and
+// time into it and results out of it, from one loop goroutine.
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tenfold/tenfold/core"
+	"github.com/tenfold/tenfold/engine"
+	"github.com/tenfold/tenfold/engine/pebbleengine"
+	"github.com/tenfold/tenfold/gateway"
+	"github.com/tenfold/tenfold/tenfoldpb"
+	"google.golang.org/grpc"
+)
+
+// Config configures one tenfold node process role.
+type Config struct {
+	// NodeID must be unique in the cluster; control nodes are 1..len(ControlAddrs).
+	NodeID uint64
+	// Control runs the control-plane role; otherwise the data role.
+	Control bool
+	// DataDir holds the node's pebble engine.
+	DataDir string
+	// PeerAddr is the address to listen on for other nodes; AdvertisePeer
+	// is what others dial (default PeerAddr).
+	PeerAddr, AdvertisePeer string
+	// ClientAddr is the etcd API listen address (data nodes).
+	ClientAddr, AdvertiseClient string
+	// ControlAddrs are the control nodes' peer addresses; control node i
+	// (from 1) is at ControlAddrs[i-1].
+	ControlAddrs []string
+	// TickInterval is the raft tick (default 100ms).
+	TickInterval time.Duration
+	// InitialDataNodes is passed to the control plane (default 3).
+	InitialDataNodes int
+	// SplitKeys are the initial range split points (control nodes).
+	SplitKeys [][]byte
+	// Gateway configures the etcd API (limits).
+	Gateway gateway.Config
+	// Engine overrides the pebble engine (tests).
+	Engine engine.Engine
+	// Logger; nil logs nothing.
+	Logger *slog.Logger
+}
+
+// Node is a running tenfold node.
+type Node struct {
+	cfg    Config
+	logger *slog.Logger
+	eng    engine.Engine
+	core   *core.Node
+	tr     *transport
+
+	peerLis, clientLis net.Listener
+	peerSrv, clientSrv *grpc.Server
+
+	urgent, bulk chan *tenfoldpb.Message
+	calls        chan func()
+	stop         chan struct{}
+	done         chan struct{}
+	stopOnce     sync.Once
+
+	nextID  atomic.Uint64
+	waiters map[uint64]chan core.Result // loop-owned
+	hub     *watchHub                   // loop-owned
+
+	status atomic.Pointer[Snapshot]
+}
+
+// Snapshot is a point-in-time view of a node for status reporting.
+type Snapshot struct {
+	NodeID   uint64
+	Control  bool
+	Ranges   []core.RangeStatus
+	Nodes    []*tenfoldpb.NodeInfo
+	Live     map[uint64]bool
+	Revision int64
+}
+
+// Start opens the engine, recovers the core and starts serving.
+func Start(cfg Config) (*Node, error) {
+	if cfg.NodeID == 0 {
+		return nil, errors.New("runtime: node ID must be non-zero")
+	}
+	if len(cfg.ControlAddrs) == 0 {
+		return nil, errors.New("runtime: at least one control node address is required (--join)")
+	}
+	if cfg.Control && int(cfg.NodeID) > len(cfg.ControlAddrs) {
+		return nil, fmt.Errorf("runtime: control node ID %d is not in 1..%d (its position in the control address list)", cfg.NodeID, len(cfg.ControlAddrs))
+	}
+	if !cfg.Control && int(cfg.NodeID) <= len(cfg.ControlAddrs) {
+		return nil, fmt.Errorf("runtime: data node ID %d collides with control node IDs 1..%d; use an ID above %d", cfg.NodeID, len(cfg.ControlAddrs), len(cfg.ControlAddrs))
+	}
+	for _, a := range cfg.ControlAddrs {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return nil, fmt.Errorf("runtime: malformed control address %q: %v (want host:port)", a, err)
+		}
+	}
+	if cfg.TickInterval == 0 {
+		cfg.TickInterval = 100 * time.Millisecond
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	n := &Node{cfg: cfg, logger: logger, urgent: make(chan *tenfoldpb.Message, 4096), bulk: make(chan *tenfoldpb.Message, 4096),
+		calls: make(chan func(), 1024), stop: make(chan struct{}), done: make(chan struct{}), waiters: map[uint64]chan core.Result{}}
+	n.eng = cfg.Engine
+	if n.eng == nil {
+		if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+			return nil, fmt.Errorf("runtime: create data dir: %w", err)
+		}
+		e, err := pebbleengine.Open(cfg.DataDir, pebbleengine.Options{})
+		if err != nil {
+			return nil, fmt.Errorf("runtime: open engine in %s: %w", cfg.DataDir, err)
+		}
+		n.eng = e
+	}
+	var controlIDs []uint64
+	for i := range cfg.ControlAddrs {
+		controlIDs = append(controlIDs, uint64(i+1))
+	}
+	if err := n.listen(); err != nil {
+		n.eng.Close()
+		return nil, err
+	}
+	cfg = n.cfg
+	self := &tenfoldpb.NodeInfo{NodeId: cfg.NodeID, Addr: cfg.AdvertisePeer, ClientAddr: cfg.AdvertiseClient, Control: cfg.Control}
+	c, err := core.New(core.Config{
+		NodeID: cfg.NodeID, Engine: n.eng, Control: cfg.Control, ControlNodes: controlIDs, Self: self,
+		TickInterval: cfg.TickInterval, InitialDataNodes: cfg.InitialDataNodes, SplitKeys: cfg.SplitKeys,
+		Rand: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), cfg.NodeID)), Logger: logger,
+	})
+	if err != nil {
+		n.peerSrv.Stop()
+		if n.clientSrv != nil {
+			n.clientSrv.Stop()
+		}
+		n.eng.Close()
+		return nil, err
+	}
+	n.core = c
+	n.hub = newWatchHub(n)
+	n.tr = newTransport(logger)
+	for i, a := range cfg.ControlAddrs {
+		n.tr.setAddr(uint64(i+1), a)
+	}
+	go n.loop()
+	return n, nil
+}
+
+func (n *Node) listen() error {
+	var err error
+	n.peerLis, err = net.Listen("tcp", n.cfg.PeerAddr)
+	if err != nil {
+		return fmt.Errorf("runtime: listen for peers on %s: %w", n.cfg.PeerAddr, err)
+	}
+	if n.cfg.AdvertisePeer == "" || isPortZero(n.cfg.AdvertisePeer) {
+		n.cfg.AdvertisePeer = n.peerLis.Addr().String()
+	}
+	n.peerSrv = grpc.NewServer(grpc.MaxRecvMsgSize(maxPeerMsgBytes))
+	tenfoldpb.RegisterInternalServer(n.peerSrv, &internalServer{urgent: n.urgent, bulk: n.bulk, done: n.stop})
+	go n.peerSrv.Serve(n.peerLis)
+	if n.cfg.Control {
+		return nil
+	}
+	n.clientLis, err = net.Listen("tcp", n.cfg.ClientAddr)
+	if err != nil {
+		n.peerSrv.Stop()
+		return fmt.Errorf("runtime: listen for clients on %s: %w", n.cfg.ClientAddr, err)
+	}
+	if n.cfg.AdvertiseClient == "" || isPortZero(n.cfg.AdvertiseClient) {
+		n.cfg.AdvertiseClient = n.clientLis.Addr().String()
+	}
+	n.clientSrv = grpc.NewServer(gateway.ServerOptions(n.cfg.Gateway)...)
+	gateway.Register(n.clientSrv, &backend{n: n}, n.cfg.Gateway)
+	go n.clientSrv.Serve(n.clientLis)
+	return nil
+}
+
+func isPortZero(addr string) bool {
+	_, port, err := net.SplitHostPort(addr)
+	return err == nil && port == "0"
+}
+
+// ClientAddr is the etcd API address clients dial.
+func (n *Node) ClientAddr() string {
+	if n.clientLis == nil {
+		return ""
+	}
+	return n.clientLis.Addr().String()
+}
+
+// PeerAddr is the address other nodes dial.
+func (n *Node) PeerAddr() string { return n.peerLis.Addr().String() }
+
+// ID returns the node ID.
+func (n *Node) ID() uint64 { return n.cfg.NodeID }
+
+// Status returns the node's latest status snapshot.
+func (n *Node) Status() *Snapshot { return n.status.Load() }
+
+// Stop stops serving, finishes the loop and closes the engine.
+func (n *Node) Stop() error {
+	var err error
+	n.stopOnce.Do(func() {
+		if n.clientSrv != nil {
+			stopped := make(chan struct{})
+			go func() { n.clientSrv.GracefulStop(); close(stopped) }()
+			select {
+			case <-stopped:
+			case <-time.After(2 * time.Second):
+				n.clientSrv.Stop()
+			}
+		}
+		close(n.stop)
+		<-n.done
+		n.peerSrv.Stop()
+		n.tr.close()
+		err = n.eng.Close()
+	})
+	return err
+}
+
+// loop is the only goroutine that touches the core.
+func (n *Node) loop() {
+	defer close(n.done)
+	ticker := time.NewTicker(n.cfg.TickInterval / 2)
+	defer ticker.Stop()
+	n.core.Tick(time.Now())
+	lastBook := time.Time{}
+	for {
+		select {
+		case <-n.stop:
+			n.failAll()
+			n.hub.closeAll()
+			return
+		case <-ticker.C:
+			n.core.Tick(time.Now())
+			if time.Since(lastBook) >= 500*time.Millisecond {
+				lastBook = time.Now()
+				n.refreshAddrs()
+				n.publishStatus()
+			}
+		case m := <-n.urgent:
+			n.step(m)
+		case m := <-n.bulk:
+			n.step(m)
+		case f := <-n.calls:
+			f()
+		}
+		// Take whatever else is waiting, urgent first, before one Ready:
+		// this is where batching (and group commit) comes from.
+		for i := 0; i < 1024; i++ {
+			select {
+			case m := <-n.urgent:
+				n.step(m)
+				continue
+			default:
+			}
+			select {
+			case m := <-n.urgent:
+				n.step(m)
+			case m := <-n.bulk:
+				n.step(m)
+			case f := <-n.calls:
+				f()
+			default:
+				i = 1 << 30
+			}
+		}
+		out, err := n.core.Ready()
+		if err != nil {
+			n.logger.Error("node core failed; stopping the node", "node", n.cfg.NodeID, "err", err)
+			n.failAll()
+			n.hub.closeAll()
+			go n.Stop()
+			<-n.stop
+			return
+		}
+		for _, m := range out.Messages {
+			n.tr.send(m)
+		}
+		for _, r := range out.Results {
+			if ch, ok := n.waiters[r.ID]; ok {
+				delete(n.waiters, r.ID)
+				ch <- r
+			}
+		}
+		if len(out.Applied) > 0 {
+			n.hub.applied(out.Applied)
+		}
+	}
+}
+
+// step hands a peer message to the core. A keepalive teaches the control
+// node the sender's address before its registration commits, so the answer
+// can reach it.
+func (n *Node) step(m *tenfoldpb.Message) {
+	if ka := m.GetKeepalive(); ka != nil && ka.GetNode().GetAddr() != "" {
+		n.tr.setAddr(m.GetFrom(), ka.GetNode().GetAddr())
+	}
+	n.core.Step(m)
+}
+
+func (n *Node) refreshAddrs() {
+	for _, ni := range n.core.Nodes() {
+		if ni.GetNodeId() != n.cfg.NodeID {
+			n.tr.setAddr(ni.GetNodeId(), ni.GetAddr())
+		}
+	}
+}
+
+func (n *Node) publishStatus() {
+	s := &Snapshot{NodeID: n.cfg.NodeID, Control: n.cfg.Control, Ranges: n.core.RangeStatuses(), Nodes: n.core.Nodes(), Live: n.core.Live()}
+	for _, r := range s.Ranges {
+		if r.Closed > s.Revision {
+			s.Revision = r.Closed
+		}
+	}
+	n.status.Store(s)
+}
+
+func (n *Node) failAll() {
+	for id, ch := range n.waiters {
+		ch <- core.Result{ID: id, Err: errStopping}
+		delete(n.waiters, id)
+	}
+}
+
+// do runs f on the loop goroutine and waits for it.
+func (n *Node) do(ctx context.Context, f func()) error {
+	done := make(chan struct{})
+	select {
+	case n.calls <- func() { f(); close(done) }:
+	case <-n.stop:
+		return errStopping
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-n.stop:
+		return errStopping
+	}
+}

@@ -1,0 +1,214 @@
+package runtime
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/tenfold/tenfold/core"
+	"github.com/tenfold/tenfold/tenfoldpb"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+// Limits of the peer transport.
+const (
+	// peerQueueLen bounds messages queued to one peer per stream; past it
+	// messages are dropped (raft and the core retry what matters).
+	peerQueueLen = 4096
+	// maxEnvelopeMsgs bounds the messages sent in one envelope.
+	maxEnvelopeMsgs = 256
+	// maxPeerMsgBytes is the largest envelope a peer accepts.
+	maxPeerMsgBytes = 64 << 20
+)
+
+// transport sends core messages to peers over two gRPC streams per peer:
+// urgent (heartbeats, votes, keepalives, sequencer) and bulk (appends,
+// forwarded requests), so small urgent messages never queue behind big
+// ones.
+type transport struct {
+	logger *slog.Logger
+	mu     sync.Mutex
+	addrs  map[uint64]string
+	peers  map[uint64]*peer
+	closed bool
+	wg     sync.WaitGroup
+}
+
+type peer struct {
+	id     uint64
+	addr   string
+	conn   *grpc.ClientConn
+	urgent chan *tenfoldpb.Message
+	bulk   chan *tenfoldpb.Message
+	done   chan struct{}
+}
+
+func newTransport(logger *slog.Logger) *transport {
+	return &transport{logger: logger, addrs: map[uint64]string{}, peers: map[uint64]*peer{}}
+}
+
+// setAddr records (or changes) a peer's address.
+func (t *transport) setAddr(id uint64, addr string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.addrs[id] == addr || addr == "" {
+		return
+	}
+	t.addrs[id] = addr
+	if p, ok := t.peers[id]; ok {
+		close(p.done)
+		p.conn.Close()
+		delete(t.peers, id)
+	}
+}
+
+func (t *transport) send(m *tenfoldpb.Message) {
+	p := t.peer(m.GetTo())
+	if p == nil {
+		return
+	}
+	ch := p.bulk
+	if core.Urgent(m) {
+		ch = p.urgent
+	}
+	select {
+	case ch <- m:
+	default: // queue full: drop; raft retransmits, clients retry
+	}
+}
+
+func (t *transport) peer(id uint64) *peer {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return nil
+	}
+	if p, ok := t.peers[id]; ok {
+		return p
+	}
+	addr, ok := t.addrs[id]
+	if !ok {
+		return nil
+	}
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(maxPeerMsgBytes)))
+	if err != nil {
+		t.logger.Warn("peer dial failed", "peer", id, "addr", addr, "err", err)
+		return nil
+	}
+	p := &peer{id: id, addr: addr, conn: conn, urgent: make(chan *tenfoldpb.Message, peerQueueLen),
+		bulk: make(chan *tenfoldpb.Message, peerQueueLen), done: make(chan struct{})}
+	t.peers[id] = p
+	t.wg.Add(2)
+	go t.run(p, p.urgent, true)
+	go t.run(p, p.bulk, false)
+	return p
+}
+
+// run keeps one stream to a peer open and sends queued messages in
+// envelopes of up to maxEnvelopeMsgs.
+func (t *transport) run(p *peer, ch chan *tenfoldpb.Message, urgent bool) {
+	defer t.wg.Done()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-p.done
+		cancel()
+	}()
+	client := tenfoldpb.NewInternalClient(p.conn)
+	var stream grpc.ClientStreamingClient[tenfoldpb.Envelope, tenfoldpb.Ack]
+	backoff := 50 * time.Millisecond
+	for {
+		var first *tenfoldpb.Message
+		select {
+		case <-p.done:
+			return
+		case first = <-ch:
+		}
+		env := &tenfoldpb.Envelope{Msgs: []*tenfoldpb.Message{first}}
+	fill:
+		for len(env.Msgs) < maxEnvelopeMsgs {
+			select {
+			case m := <-ch:
+				env.Msgs = append(env.Msgs, m)
+			default:
+				break fill
+			}
+		}
+		if stream == nil {
+			var err error
+			if urgent {
+				stream, err = client.Urgent(ctx)
+			} else {
+				stream, err = client.Bulk(ctx)
+			}
+			if err != nil {
+				stream = nil
+				select {
+				case <-p.done:
+					return
+				case <-time.After(backoff):
+				}
+				backoff = min(backoff*2, time.Second)
+				continue // drop this envelope: the peer is unreachable
+			}
+		}
+		if err := stream.Send(env); err != nil {
+			stream = nil
+			continue
+		}
+		backoff = 50 * time.Millisecond
+	}
+}
+
+func (t *transport) close() {
+	t.mu.Lock()
+	t.closed = true
+	for id, p := range t.peers {
+		close(p.done)
+		p.conn.Close()
+		delete(t.peers, id)
+	}
+	t.mu.Unlock()
+	t.wg.Wait()
+}
+
+// internalServer receives peer envelopes into the node's inbox.
+type internalServer struct {
+	tenfoldpb.UnimplementedInternalServer
+	urgent chan<- *tenfoldpb.Message
+	bulk   chan<- *tenfoldpb.Message
+	done   <-chan struct{}
+}
+
+func (s *internalServer) recv(stream grpc.ClientStreamingServer[tenfoldpb.Envelope, tenfoldpb.Ack], inbox chan<- *tenfoldpb.Message) error {
+	for {
+		env, err := stream.Recv()
+		if err == io.EOF {
+			return stream.SendAndClose(&tenfoldpb.Ack{})
+		}
+		if err != nil {
+			return err
+		}
+		for _, m := range env.GetMsgs() {
+			select {
+			case inbox <- m:
+			case <-s.done:
+				return nil
+			}
+		}
+	}
+}
+
+// Urgent implements tenfoldpb.InternalServer.
+func (s *internalServer) Urgent(stream grpc.ClientStreamingServer[tenfoldpb.Envelope, tenfoldpb.Ack]) error {
+	return s.recv(stream, s.urgent)
+}
+
+// Bulk implements tenfoldpb.InternalServer.
+func (s *internalServer) Bulk(stream grpc.ClientStreamingServer[tenfoldpb.Envelope, tenfoldpb.Ack]) error {
+	return s.recv(stream, s.bulk)
+}
