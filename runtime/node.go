@@ -185,6 +185,7 @@ func (n *Node) listen() error {
 	}
 	n.clientSrv = grpc.NewServer(gateway.ServerOptions(n.cfg.Gateway)...)
 	gateway.Register(n.clientSrv, &backend{n: n}, n.cfg.Gateway)
+	tenfoldpb.RegisterAdminServer(n.clientSrv, &adminServer{n: n})
 	go n.clientSrv.Serve(n.clientLis)
 	return nil
 }

@@ -1941,6 +1941,254 @@ func (*Ack) Descriptor() ([]byte, []int) {
 	return file_tenfold_proto_rawDescGZIP(), []int{22}
 }
 
+// ClusterStatusRequest asks a data node for its view of the cluster.
+type ClusterStatusRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterStatusRequest) Reset() {
+	*x = ClusterStatusRequest{}
+	mi := &file_tenfold_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterStatusRequest) ProtoMessage() {}
+
+func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tenfold_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterStatusRequest.ProtoReflect.Descriptor instead.
+func (*ClusterStatusRequest) Descriptor() ([]byte, []int) {
+	return file_tenfold_proto_rawDescGZIP(), []int{23}
+}
+
+// ReplicaStatus is one replica's state on the answering node.
+type ReplicaStatus struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RangeId       uint64                 `protobuf:"varint,1,opt,name=range_id,json=rangeId,proto3" json:"range_id,omitempty"`
+	Kind          RangeKind              `protobuf:"varint,2,opt,name=kind,proto3,enum=tenfoldpb.RangeKind" json:"kind,omitempty"`
+	Epoch         uint64                 `protobuf:"varint,3,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	StartKey      []byte                 `protobuf:"bytes,4,opt,name=start_key,json=startKey,proto3" json:"start_key,omitempty"`
+	EndKey        []byte                 `protobuf:"bytes,5,opt,name=end_key,json=endKey,proto3" json:"end_key,omitempty"`
+	Replicas      []uint64               `protobuf:"varint,6,rep,packed,name=replicas,proto3" json:"replicas,omitempty"`
+	Leader        uint64                 `protobuf:"varint,7,opt,name=leader,proto3" json:"leader,omitempty"`
+	Term          uint64                 `protobuf:"varint,8,opt,name=term,proto3" json:"term,omitempty"`
+	Applied       uint64                 `protobuf:"varint,9,opt,name=applied,proto3" json:"applied,omitempty"`
+	Revision      int64                  `protobuf:"varint,10,opt,name=revision,proto3" json:"revision,omitempty"`
+	Closed        int64                  `protobuf:"varint,11,opt,name=closed,proto3" json:"closed,omitempty"`
+	Compacted     int64                  `protobuf:"varint,12,opt,name=compacted,proto3" json:"compacted,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplicaStatus) Reset() {
+	*x = ReplicaStatus{}
+	mi := &file_tenfold_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplicaStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplicaStatus) ProtoMessage() {}
+
+func (x *ReplicaStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_tenfold_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplicaStatus.ProtoReflect.Descriptor instead.
+func (*ReplicaStatus) Descriptor() ([]byte, []int) {
+	return file_tenfold_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *ReplicaStatus) GetRangeId() uint64 {
+	if x != nil {
+		return x.RangeId
+	}
+	return 0
+}
+
+func (x *ReplicaStatus) GetKind() RangeKind {
+	if x != nil {
+		return x.Kind
+	}
+	return RangeKind_DATA
+}
+
+func (x *ReplicaStatus) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *ReplicaStatus) GetStartKey() []byte {
+	if x != nil {
+		return x.StartKey
+	}
+	return nil
+}
+
+func (x *ReplicaStatus) GetEndKey() []byte {
+	if x != nil {
+		return x.EndKey
+	}
+	return nil
+}
+
+func (x *ReplicaStatus) GetReplicas() []uint64 {
+	if x != nil {
+		return x.Replicas
+	}
+	return nil
+}
+
+func (x *ReplicaStatus) GetLeader() uint64 {
+	if x != nil {
+		return x.Leader
+	}
+	return 0
+}
+
+func (x *ReplicaStatus) GetTerm() uint64 {
+	if x != nil {
+		return x.Term
+	}
+	return 0
+}
+
+func (x *ReplicaStatus) GetApplied() uint64 {
+	if x != nil {
+		return x.Applied
+	}
+	return 0
+}
+
+func (x *ReplicaStatus) GetRevision() int64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *ReplicaStatus) GetClosed() int64 {
+	if x != nil {
+		return x.Closed
+	}
+	return 0
+}
+
+func (x *ReplicaStatus) GetCompacted() int64 {
+	if x != nil {
+		return x.Compacted
+	}
+	return 0
+}
+
+// ClusterStatusResponse is a data node's view: registered nodes, which the
+// control plane considers live, and the node's replicas.
+type ClusterStatusResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	NodeId        uint64                 `protobuf:"varint,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Nodes         []*NodeInfo            `protobuf:"bytes,2,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	Live          []uint64               `protobuf:"varint,3,rep,packed,name=live,proto3" json:"live,omitempty"`
+	Replicas      []*ReplicaStatus       `protobuf:"bytes,4,rep,name=replicas,proto3" json:"replicas,omitempty"`
+	Revision      int64                  `protobuf:"varint,5,opt,name=revision,proto3" json:"revision,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterStatusResponse) Reset() {
+	*x = ClusterStatusResponse{}
+	mi := &file_tenfold_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterStatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterStatusResponse) ProtoMessage() {}
+
+func (x *ClusterStatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tenfold_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterStatusResponse.ProtoReflect.Descriptor instead.
+func (*ClusterStatusResponse) Descriptor() ([]byte, []int) {
+	return file_tenfold_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *ClusterStatusResponse) GetNodeId() uint64 {
+	if x != nil {
+		return x.NodeId
+	}
+	return 0
+}
+
+func (x *ClusterStatusResponse) GetNodes() []*NodeInfo {
+	if x != nil {
+		return x.Nodes
+	}
+	return nil
+}
+
+func (x *ClusterStatusResponse) GetLive() []uint64 {
+	if x != nil {
+		return x.Live
+	}
+	return nil
+}
+
+func (x *ClusterStatusResponse) GetReplicas() []*ReplicaStatus {
+	if x != nil {
+		return x.Replicas
+	}
+	return nil
+}
+
+func (x *ClusterStatusResponse) GetRevision() int64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
 var File_tenfold_proto protoreflect.FileDescriptor
 
 const file_tenfold_proto_rawDesc = "" +
@@ -2092,7 +2340,28 @@ const file_tenfold_proto_rawDesc = "" +
 	"\rnext_range_id\x18\x05 \x01(\x04R\vnextRangeId\"2\n" +
 	"\bEnvelope\x12&\n" +
 	"\x04msgs\x18\x01 \x03(\v2\x12.tenfoldpb.MessageR\x04msgs\"\x05\n" +
-	"\x03Ack*.\n" +
+	"\x03Ack\"\x16\n" +
+	"\x14ClusterStatusRequest\"\xd4\x02\n" +
+	"\rReplicaStatus\x12\x19\n" +
+	"\brange_id\x18\x01 \x01(\x04R\arangeId\x12(\n" +
+	"\x04kind\x18\x02 \x01(\x0e2\x14.tenfoldpb.RangeKindR\x04kind\x12\x14\n" +
+	"\x05epoch\x18\x03 \x01(\x04R\x05epoch\x12\x1b\n" +
+	"\tstart_key\x18\x04 \x01(\fR\bstartKey\x12\x17\n" +
+	"\aend_key\x18\x05 \x01(\fR\x06endKey\x12\x1a\n" +
+	"\breplicas\x18\x06 \x03(\x04R\breplicas\x12\x16\n" +
+	"\x06leader\x18\a \x01(\x04R\x06leader\x12\x12\n" +
+	"\x04term\x18\b \x01(\x04R\x04term\x12\x18\n" +
+	"\aapplied\x18\t \x01(\x04R\aapplied\x12\x1a\n" +
+	"\brevision\x18\n" +
+	" \x01(\x03R\brevision\x12\x16\n" +
+	"\x06closed\x18\v \x01(\x03R\x06closed\x12\x1c\n" +
+	"\tcompacted\x18\f \x01(\x03R\tcompacted\"\xc1\x01\n" +
+	"\x15ClusterStatusResponse\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\x04R\x06nodeId\x12)\n" +
+	"\x05nodes\x18\x02 \x03(\v2\x13.tenfoldpb.NodeInfoR\x05nodes\x12\x12\n" +
+	"\x04live\x18\x03 \x03(\x04R\x04live\x124\n" +
+	"\breplicas\x18\x04 \x03(\v2\x18.tenfoldpb.ReplicaStatusR\breplicas\x12\x1a\n" +
+	"\brevision\x18\x05 \x01(\x03R\brevision*.\n" +
 	"\tRangeKind\x12\b\n" +
 	"\x04DATA\x10\x00\x12\n" +
 	"\n" +
@@ -2113,7 +2382,9 @@ const file_tenfold_proto_rawDesc = "" +
 	"2j\n" +
 	"\bInternal\x12/\n" +
 	"\x06Urgent\x12\x13.tenfoldpb.Envelope\x1a\x0e.tenfoldpb.Ack(\x01\x12-\n" +
-	"\x04Bulk\x12\x13.tenfoldpb.Envelope\x1a\x0e.tenfoldpb.Ack(\x01B&Z$github.com/tenfold/tenfold/tenfoldpbb\x06proto3"
+	"\x04Bulk\x12\x13.tenfoldpb.Envelope\x1a\x0e.tenfoldpb.Ack(\x012[\n" +
+	"\x05Admin\x12R\n" +
+	"\rClusterStatus\x12\x1f.tenfoldpb.ClusterStatusRequest\x1a .tenfoldpb.ClusterStatusResponseB&Z$github.com/tenfold/tenfold/tenfoldpbb\x06proto3"
 
 var (
 	file_tenfold_proto_rawDescOnce sync.Once
@@ -2128,34 +2399,37 @@ func file_tenfold_proto_rawDescGZIP() []byte {
 }
 
 var file_tenfold_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_tenfold_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_tenfold_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_tenfold_proto_goTypes = []any{
-	(RangeKind)(0),            // 0: tenfoldpb.RangeKind
-	(RequestKind)(0),          // 1: tenfoldpb.RequestKind
-	(*RangeDescriptor)(nil),   // 2: tenfoldpb.RangeDescriptor
-	(*NodeInfo)(nil),          // 3: tenfoldpb.NodeInfo
-	(*Message)(nil),           // 4: tenfoldpb.Message
-	(*RaftMessage)(nil),       // 5: tenfoldpb.RaftMessage
-	(*Heartbeats)(nil),        // 6: tenfoldpb.Heartbeats
-	(*Request)(nil),           // 7: tenfoldpb.Request
-	(*Response)(nil),          // 8: tenfoldpb.Response
-	(*SeqRequest)(nil),        // 9: tenfoldpb.SeqRequest
-	(*SeqResponse)(nil),       // 10: tenfoldpb.SeqResponse
-	(*Keepalive)(nil),         // 11: tenfoldpb.Keepalive
-	(*RangeReport)(nil),       // 12: tenfoldpb.RangeReport
-	(*KeepaliveResponse)(nil), // 13: tenfoldpb.KeepaliveResponse
-	(*CreateReplica)(nil),     // 14: tenfoldpb.CreateReplica
-	(*LeaseRevoked)(nil),      // 15: tenfoldpb.LeaseRevoked
-	(*LeaseRevokedAck)(nil),   // 16: tenfoldpb.LeaseRevokedAck
-	(*Write)(nil),             // 17: tenfoldpb.Write
-	(*Completion)(nil),        // 18: tenfoldpb.Completion
-	(*WriteBatch)(nil),        // 19: tenfoldpb.WriteBatch
-	(*LeaseRecord)(nil),       // 20: tenfoldpb.LeaseRecord
-	(*SystemCommand)(nil),     // 21: tenfoldpb.SystemCommand
-	(*ControlCommand)(nil),    // 22: tenfoldpb.ControlCommand
-	(*Envelope)(nil),          // 23: tenfoldpb.Envelope
-	(*Ack)(nil),               // 24: tenfoldpb.Ack
-	(*raftpb.Message)(nil),    // 25: raftpb.Message
+	(RangeKind)(0),                // 0: tenfoldpb.RangeKind
+	(RequestKind)(0),              // 1: tenfoldpb.RequestKind
+	(*RangeDescriptor)(nil),       // 2: tenfoldpb.RangeDescriptor
+	(*NodeInfo)(nil),              // 3: tenfoldpb.NodeInfo
+	(*Message)(nil),               // 4: tenfoldpb.Message
+	(*RaftMessage)(nil),           // 5: tenfoldpb.RaftMessage
+	(*Heartbeats)(nil),            // 6: tenfoldpb.Heartbeats
+	(*Request)(nil),               // 7: tenfoldpb.Request
+	(*Response)(nil),              // 8: tenfoldpb.Response
+	(*SeqRequest)(nil),            // 9: tenfoldpb.SeqRequest
+	(*SeqResponse)(nil),           // 10: tenfoldpb.SeqResponse
+	(*Keepalive)(nil),             // 11: tenfoldpb.Keepalive
+	(*RangeReport)(nil),           // 12: tenfoldpb.RangeReport
+	(*KeepaliveResponse)(nil),     // 13: tenfoldpb.KeepaliveResponse
+	(*CreateReplica)(nil),         // 14: tenfoldpb.CreateReplica
+	(*LeaseRevoked)(nil),          // 15: tenfoldpb.LeaseRevoked
+	(*LeaseRevokedAck)(nil),       // 16: tenfoldpb.LeaseRevokedAck
+	(*Write)(nil),                 // 17: tenfoldpb.Write
+	(*Completion)(nil),            // 18: tenfoldpb.Completion
+	(*WriteBatch)(nil),            // 19: tenfoldpb.WriteBatch
+	(*LeaseRecord)(nil),           // 20: tenfoldpb.LeaseRecord
+	(*SystemCommand)(nil),         // 21: tenfoldpb.SystemCommand
+	(*ControlCommand)(nil),        // 22: tenfoldpb.ControlCommand
+	(*Envelope)(nil),              // 23: tenfoldpb.Envelope
+	(*Ack)(nil),                   // 24: tenfoldpb.Ack
+	(*ClusterStatusRequest)(nil),  // 25: tenfoldpb.ClusterStatusRequest
+	(*ReplicaStatus)(nil),         // 26: tenfoldpb.ReplicaStatus
+	(*ClusterStatusResponse)(nil), // 27: tenfoldpb.ClusterStatusResponse
+	(*raftpb.Message)(nil),        // 28: raftpb.Message
 }
 var file_tenfold_proto_depIdxs = []int32{
 	0,  // 0: tenfoldpb.RangeDescriptor.kind:type_name -> tenfoldpb.RangeKind
@@ -2170,7 +2444,7 @@ var file_tenfold_proto_depIdxs = []int32{
 	15, // 9: tenfoldpb.Message.lease_revoked:type_name -> tenfoldpb.LeaseRevoked
 	16, // 10: tenfoldpb.Message.lease_revoked_ack:type_name -> tenfoldpb.LeaseRevokedAck
 	6,  // 11: tenfoldpb.Message.heartbeats:type_name -> tenfoldpb.Heartbeats
-	25, // 12: tenfoldpb.RaftMessage.msg:type_name -> raftpb.Message
+	28, // 12: tenfoldpb.RaftMessage.msg:type_name -> raftpb.Message
 	5,  // 13: tenfoldpb.Heartbeats.msgs:type_name -> tenfoldpb.RaftMessage
 	1,  // 14: tenfoldpb.Request.kind:type_name -> tenfoldpb.RequestKind
 	2,  // 15: tenfoldpb.Response.range:type_name -> tenfoldpb.RangeDescriptor
@@ -2185,15 +2459,20 @@ var file_tenfold_proto_depIdxs = []int32{
 	3,  // 24: tenfoldpb.ControlCommand.register:type_name -> tenfoldpb.NodeInfo
 	2,  // 25: tenfoldpb.ControlCommand.set_ranges:type_name -> tenfoldpb.RangeDescriptor
 	4,  // 26: tenfoldpb.Envelope.msgs:type_name -> tenfoldpb.Message
-	23, // 27: tenfoldpb.Internal.Urgent:input_type -> tenfoldpb.Envelope
-	23, // 28: tenfoldpb.Internal.Bulk:input_type -> tenfoldpb.Envelope
-	24, // 29: tenfoldpb.Internal.Urgent:output_type -> tenfoldpb.Ack
-	24, // 30: tenfoldpb.Internal.Bulk:output_type -> tenfoldpb.Ack
-	29, // [29:31] is the sub-list for method output_type
-	27, // [27:29] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	0,  // 27: tenfoldpb.ReplicaStatus.kind:type_name -> tenfoldpb.RangeKind
+	3,  // 28: tenfoldpb.ClusterStatusResponse.nodes:type_name -> tenfoldpb.NodeInfo
+	26, // 29: tenfoldpb.ClusterStatusResponse.replicas:type_name -> tenfoldpb.ReplicaStatus
+	23, // 30: tenfoldpb.Internal.Urgent:input_type -> tenfoldpb.Envelope
+	23, // 31: tenfoldpb.Internal.Bulk:input_type -> tenfoldpb.Envelope
+	25, // 32: tenfoldpb.Admin.ClusterStatus:input_type -> tenfoldpb.ClusterStatusRequest
+	24, // 33: tenfoldpb.Internal.Urgent:output_type -> tenfoldpb.Ack
+	24, // 34: tenfoldpb.Internal.Bulk:output_type -> tenfoldpb.Ack
+	27, // 35: tenfoldpb.Admin.ClusterStatus:output_type -> tenfoldpb.ClusterStatusResponse
+	33, // [33:36] is the sub-list for method output_type
+	30, // [30:33] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_tenfold_proto_init() }
@@ -2220,9 +2499,9 @@ func file_tenfold_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tenfold_proto_rawDesc), len(file_tenfold_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   23,
+			NumMessages:   26,
 			NumExtensions: 0,
-			NumServices:   1,
+			NumServices:   2,
 		},
 		GoTypes:           file_tenfold_proto_goTypes,
 		DependencyIndexes: file_tenfold_proto_depIdxs,

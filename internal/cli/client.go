@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/tenfold/tenfold/tenfoldpb"
 	"io"
 	"sort"
 	"strconv"
@@ -497,6 +498,8 @@ type endpointStatus struct {
 	members   *clientv3.MemberListResponse
 	statusErr error
 	memberErr error
+	// cluster is tenfold's own view (nil against a plain etcd).
+	cluster *tenfoldpb.ClusterStatusResponse
 }
 
 func newStatusCommand() *cobra.Command {
@@ -548,6 +551,11 @@ func collectStatus(ctx context.Context, cf connFlags) []endpointStatus {
 			if st.statusErr != nil {
 				st.statusErr = cf.explainError(st.statusErr)
 			}
+			if conn := cli.ActiveConnection(); conn != nil {
+				if cs, err := tenfoldpb.NewAdminClient(conn).ClusterStatus(ctx, &tenfoldpb.ClusterStatusRequest{}); err == nil {
+					st.cluster = cs
+				}
+			}
 			st.members, st.memberErr = cli.MemberList(ctx)
 			if st.memberErr != nil {
 				st.memberErr = cf.explainError(st.memberErr)
@@ -598,6 +606,67 @@ func formatStatusTable(w io.Writer, statuses []endpointStatus) {
 		fmt.Fprintf(tw, "%s\t%x\t%s\t%d\t%d\t%d\t%x\t%t\t%s\t%s\n",
 			s.endpoint, id, st.Version, rev, st.RaftTerm, st.RaftIndex,
 			st.Leader, id != 0 && id == st.Leader, formatBytes(st.DbSize), strings.Join(errs, "; "))
+	}
+	tw.Flush()
+	printTenfoldDetail(w, statuses)
+}
+
+// printTenfoldDetail prints nodes, liveness and ranges from tenfold's Admin
+// service: the union of every endpoint's replicas, one row per range, taken
+// from the replica that reports the highest term.
+func printTenfoldDetail(w io.Writer, statuses []endpointStatus) {
+	var nodesFrom *tenfoldpb.ClusterStatusResponse
+	best := map[uint64]*tenfoldpb.ReplicaStatus{}
+	for _, s := range statuses {
+		if s.cluster == nil {
+			continue
+		}
+		if nodesFrom == nil || len(s.cluster.Nodes) > len(nodesFrom.Nodes) {
+			nodesFrom = s.cluster
+		}
+		for _, r := range s.cluster.Replicas {
+			if b, ok := best[r.RangeId]; !ok || r.Term > b.Term || r.Term == b.Term && r.Applied > b.Applied {
+				best[r.RangeId] = r
+			}
+		}
+	}
+	if nodesFrom == nil {
+		return
+	}
+	live := map[uint64]bool{}
+	for _, id := range nodesFrom.Live {
+		live[id] = true
+	}
+	fmt.Fprintln(w, "\nnodes:")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tROLE\tPEER ADDR\tCLIENT ADDR\tLIVE")
+	for _, n := range nodesFrom.Nodes {
+		role := "data"
+		if n.Control {
+			role = "control"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%t\n", n.NodeId, role, n.Addr, n.ClientAddr, live[n.NodeId])
+	}
+	tw.Flush()
+	ids := make([]uint64, 0, len(best))
+	for id := range best {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	fmt.Fprintln(w, "\nranges:")
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "RANGE\tKIND\tSPAN\tREPLICAS\tLEADER\tTERM\tAPPLIED\tREVISION\tCLOSED\tCOMPACTED")
+	for _, id := range ids {
+		r := best[id]
+		span := "-"
+		if r.Kind == tenfoldpb.RangeKind_DATA {
+			end := string(r.EndKey)
+			if end == "" {
+				end = "<end>"
+			}
+			span = fmt.Sprintf("[%q, %s)", r.StartKey, end)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%v\t%d\t%d\t%d\t%d\t%d\t%d\n", r.RangeId, r.Kind, span, r.Replicas, r.Leader, r.Term, r.Applied, r.Revision, r.Closed, r.Compacted)
 	}
 	tw.Flush()
 }
