@@ -195,6 +195,9 @@ func (b *backend) Status(ctx context.Context, r *pb.StatusRequest) (*pb.StatusRe
 		return resp, nil
 	}
 	resp.Header.Revision = s.Revision
+	// etcd tools divide by DbSize; report the engine's real disk usage.
+	resp.DbSize = int64(s.DiskBytes)
+	resp.DbSizeInUse = resp.DbSize
 	for _, rs := range s.Ranges {
 		if rs.Kind == tenfoldpb.RangeKind_DATA {
 			// etcd reports one raft group; report the first data range's.

@@ -86,6 +86,8 @@ type Snapshot struct {
 	Nodes    []*tenfoldpb.NodeInfo
 	Live     map[uint64]bool
 	Revision int64
+	// DiskBytes is the engine's size on disk, when the engine reports it.
+	DiskBytes uint64
 }
 
 // Start opens the engine, recovers the core and starts serving.
@@ -325,6 +327,9 @@ func (n *Node) refreshAddrs() {
 
 func (n *Node) publishStatus() {
 	s := &Snapshot{NodeID: n.cfg.NodeID, Control: n.cfg.Control, Ranges: n.core.RangeStatuses(), Nodes: n.core.Nodes(), Live: n.core.Live()}
+	if du, ok := n.eng.(interface{ DiskUsage() uint64 }); ok {
+		s.DiskBytes = du.DiskUsage()
+	}
 	for _, r := range s.Ranges {
 		if r.Closed > s.Revision {
 			s.Revision = r.Closed

@@ -246,3 +246,14 @@ func (s slogLogger) Fatalf(format string, args ...any) {
 	s.l.Error(msg, "component", "pebble", "fatal", true)
 	panic("pebble: " + msg)
 }
+
+// DiskUsage returns the bytes the store occupies on disk (tables, WAL and
+// other files), for status reporting; 0 after Close.
+func (e *Engine) DiskUsage() uint64 {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if e.closed.Load() {
+		return 0
+	}
+	return e.db.Metrics().DiskSpaceUsage()
+}
