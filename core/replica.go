@@ -177,14 +177,9 @@ func (r *replica) handleReadStates(rs []raft.ReadState) {
 	}
 }
 
-// applyEntries applies committed entries in one engine batch, then hands
-// results to waiting requests.
+// applyEntries applies committed entries, each in its own engine batch,
+// then hands results to waiting requests.
 func (r *replica) applyEntries(ents []*raftpb.Entry) error {
-	if len(ents) == 0 {
-		return nil
-	}
-	b := r.n.eng.NewBatch()
-	defer b.Close()
 	var after []func()
 	for _, e := range ents {
 		if e.GetIndex() <= r.applied.index {
@@ -193,32 +188,46 @@ func (r *replica) applyEntries(ents []*raftpb.Entry) error {
 		if e.GetIndex() != r.applied.index+1 {
 			return fmt.Errorf("range %d: apply gap: applied %d, next entry %d", r.id(), r.applied.index, e.GetIndex())
 		}
-		switch e.GetType() {
-		case raftpb.EntryType_EntryNormal:
-			if len(e.GetData()) > 0 {
-				fns, err := r.applyCommand(b, e)
-				if err != nil {
-					return err
-				}
-				after = append(after, fns...)
-			}
-		case raftpb.EntryType_EntryConfChange, raftpb.EntryType_EntryConfChangeV2:
-			return fmt.Errorf("range %d: conf changes are not supported yet (entry %d)", r.id(), e.GetIndex())
+		fns, err := r.applyEntry(e)
+		if err != nil {
+			return err
 		}
-		r.applied.index, r.applied.term = e.GetIndex(), e.GetTerm()
-	}
-	if err := b.Set(rangeKey(r.id(), suffixApplied), r.applied.encode()); err != nil {
-		return err
-	}
-	// Applied state needs no sync of its own: the log is durable, and a
-	// crash that loses this batch re-applies the same entries on restart.
-	if err := b.Commit(false); err != nil {
-		return err
+		after = append(after, fns...)
 	}
 	for _, f := range after {
 		f()
 	}
 	return nil
+}
+
+// applyEntry applies one committed entry in its own engine batch: the state
+// machines read the engine, not the batch, so each entry must see the
+// writes of the entries before it committed.
+func (r *replica) applyEntry(e *raftpb.Entry) ([]func(), error) {
+	b := r.n.eng.NewBatch()
+	defer b.Close()
+	var fns []func()
+	switch e.GetType() {
+	case raftpb.EntryType_EntryNormal:
+		if len(e.GetData()) > 0 {
+			var err error
+			if fns, err = r.applyCommand(b, e); err != nil {
+				return nil, err
+			}
+		}
+	case raftpb.EntryType_EntryConfChange, raftpb.EntryType_EntryConfChangeV2:
+		return nil, fmt.Errorf("range %d: conf changes are not supported yet (entry %d)", r.id(), e.GetIndex())
+	}
+	r.applied.index, r.applied.term = e.GetIndex(), e.GetTerm()
+	if err := b.Set(rangeKey(r.id(), suffixApplied), r.applied.encode()); err != nil {
+		return nil, err
+	}
+	// Applied state needs no sync of its own: the log is durable, and a
+	// crash that loses this batch re-applies the same entries on restart.
+	if err := b.Commit(false); err != nil {
+		return nil, err
+	}
+	return fns, nil
 }
 
 func (r *replica) applyCommand(b engine.Batch, e *raftpb.Entry) ([]func(), error) {
