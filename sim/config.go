@@ -1,0 +1,315 @@
+package sim
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/tenfold/tenfold/core"
+)
+
+// FaultKind names a family of injected faults.
+type FaultKind string
+
+// The fault families. Each one heals on its own after a bounded time, and all
+// of them are healed before the final quiet period.
+const (
+	// FaultPartition cuts links: one node isolated, the leader of a range
+	// isolated, a symmetric split, a one-way (asymmetric) drop, or a
+	// flapping isolation.
+	FaultPartition FaultKind = "partition"
+	// FaultCrash stops a node, drops everything in flight to it, loses its
+	// unsynced writes (a seeded prefix of them survives) and restarts it
+	// from what its engine kept.
+	FaultCrash FaultKind = "crash"
+	// FaultClock jumps a node's clock forward or back within MaxClockSkew.
+	FaultClock FaultKind = "clock"
+	// FaultLoss drops messages on every link for a while.
+	FaultLoss FaultKind = "loss"
+	// FaultDup duplicates messages (a copy takes its own path, so it can
+	// overtake others of its stream). The runtime's transport (gRPC
+	// streams) never duplicates, and the core relies on that: a duplicated
+	// client request can execute twice and answer with the second outcome.
+	// So dup is not part of "all" or "random"; ask for it by name.
+	FaultDup FaultKind = "dup"
+	// FaultPause stops a node (no ticks, inputs queue up) for a while, like
+	// SIGSTOP or a long GC pause.
+	FaultPause FaultKind = "pause"
+	// FaultDisk makes a node's fsyncs slow, or stalls them.
+	FaultDisk FaultKind = "disk"
+)
+
+// AllFaults lists the fault families of "all" and "random", in a fixed
+// order.
+var AllFaults = []FaultKind{FaultPartition, FaultCrash, FaultClock, FaultLoss, FaultPause, FaultDisk}
+
+// knownFaults is every family ParseFaults accepts.
+var knownFaults = append(slices.Clone(AllFaults), FaultDup)
+
+// ParseFaults parses a --faults value: a comma-separated list of fault
+// families, "all", "none" (or empty) for none, or "random" to let the seed
+// choose (resolved by Config.ResolveFaults).
+func ParseFaults(s string) (faults []FaultKind, random bool, err error) {
+	s = strings.TrimSpace(s)
+	switch s {
+	case "", "none":
+		return nil, false, nil
+	case "all":
+		return slices.Clone(AllFaults), false, nil
+	case "random":
+		return nil, true, nil
+	}
+	for _, part := range strings.Split(s, ",") {
+		k := FaultKind(strings.TrimSpace(part))
+		if !slices.Contains(knownFaults, k) {
+			return nil, false, fmt.Errorf("unknown fault %q: want a comma-separated list of %v, or all, none or random", part, knownFaults)
+		}
+		if !slices.Contains(faults, k) {
+			faults = append(faults, k)
+		}
+	}
+	return faults, false, nil
+}
+
+// ParseBugs parses a --bugs value: a comma-separated list of
+// ack-before-sync, stale-reads, reuse-revision, drop-watch-event.
+func ParseBugs(s string) (core.Bugs, error) {
+	var b core.Bugs
+	s = strings.TrimSpace(s)
+	if s == "" || s == "none" {
+		return b, nil
+	}
+	for _, part := range strings.Split(s, ",") {
+		switch strings.TrimSpace(part) {
+		case "ack-before-sync":
+			b.AckBeforeSync = true
+		case "stale-reads":
+			b.StaleReads = true
+		case "reuse-revision":
+			b.ReuseRevision = true
+		case "drop-watch-event":
+			b.DropWatchEvent = true
+		default:
+			return b, fmt.Errorf("unknown bug %q: want ack-before-sync, stale-reads, reuse-revision or drop-watch-event", part)
+		}
+	}
+	return b, nil
+}
+
+// BugsString formats bugs as ParseBugs reads them.
+func BugsString(b core.Bugs) string {
+	var s []string
+	if b.AckBeforeSync {
+		s = append(s, "ack-before-sync")
+	}
+	if b.StaleReads {
+		s = append(s, "stale-reads")
+	}
+	if b.ReuseRevision {
+		s = append(s, "reuse-revision")
+	}
+	if b.DropWatchEvent {
+		s = append(s, "drop-watch-event")
+	}
+	return strings.Join(s, ",")
+}
+
+// Config shapes one simulated run. Zero fields take the defaults of
+// DefaultConfig; everything random in the run derives from Seed.
+type Config struct {
+	// Seed is the one source of every random choice.
+	Seed uint64
+	// ControlNodes is the size of the control plane (1, 3 or 5).
+	ControlNodes int
+	// DataNodes is the number of data nodes (at least 3).
+	DataNodes int
+	// Ranges is the number of data ranges, pre-split at bootstrap.
+	Ranges int
+	// Keys is the size of the client key set; small, so conflicts are
+	// frequent.
+	Keys int
+	// Clients is the number of concurrent simulated clients.
+	Clients int
+	// Watchers is the number of simulated watches.
+	Watchers int
+	// Duration is the virtual time during which clients run and faults may
+	// happen, after Warmup; the run then heals, waits for recovery and
+	// reads every key once more.
+	Duration time.Duration
+	// Warmup is the virtual time before clients and faults start, for the
+	// cluster to bootstrap.
+	Warmup time.Duration
+	// LivenessBound is how long after the last fault heals every range must
+	// have a leader again (L1); client operations issued after that must
+	// end Ok or with a definite error within their deadline (L2).
+	LivenessBound time.Duration
+	// TickInterval is the nodes' tick (and raft tick) period.
+	TickInterval time.Duration
+	// OpTimeout is a client operation's deadline.
+	OpTimeout time.Duration
+	// ThinkTime is the mean pause of a client between operations.
+	ThinkTime time.Duration
+
+	// Faults are the enabled fault families; FaultsRandom lets the seed
+	// choose a non-empty subset instead.
+	Faults       []FaultKind
+	FaultsRandom bool
+	// FaultRate is the mean number of faults started per virtual second.
+	FaultRate float64
+	// MaxDown bounds the nodes crashed or paused at the same time.
+	MaxDown int
+	// MaxClockSkew bounds how far a node's clock is from true time.
+	MaxClockSkew time.Duration
+
+	// LinkLatency is the mean one-way latency of a link; each link draws its
+	// own base from [LinkLatency/2, 3*LinkLatency/2) and every message adds
+	// exponential jitter with mean LinkJitter (which reorders messages).
+	LinkLatency, LinkJitter time.Duration
+	// BandwidthBytesPerSec limits each directed link (0: unlimited).
+	BandwidthBytesPerSec int64
+	// FsyncLatency is the mean latency of a synced write.
+	FsyncLatency time.Duration
+
+	// CheckInterval is how often leaders per term and directory coverage
+	// are checked; HashInterval how often replica checksums are compared.
+	CheckInterval, HashInterval time.Duration
+	// LinearizabilityTimeout bounds porcupine's search.
+	LinearizabilityTimeout time.Duration
+
+	// Bugs switches on deliberate core defects (demonstrations, tests).
+	Bugs core.Bugs
+}
+
+// DefaultConfig returns the configuration `tenfold sim` runs by default.
+func DefaultConfig() Config {
+	return Config{
+		Seed:                   1,
+		ControlNodes:           1,
+		DataNodes:              5,
+		Ranges:                 2,
+		Keys:                   5,
+		Clients:                5,
+		Watchers:               3,
+		Duration:               10 * time.Second,
+		Warmup:                 4 * time.Second,
+		LivenessBound:          10 * time.Second,
+		TickInterval:           100 * time.Millisecond,
+		OpTimeout:              3 * time.Second,
+		ThinkTime:              20 * time.Millisecond,
+		FaultsRandom:           true,
+		FaultRate:              0.5,
+		MaxDown:                1,
+		MaxClockSkew:           500 * time.Millisecond,
+		LinkLatency:            time.Millisecond,
+		LinkJitter:             500 * time.Microsecond,
+		FsyncLatency:           2 * time.Millisecond,
+		CheckInterval:          100 * time.Millisecond,
+		HashInterval:           time.Second,
+		LinearizabilityTimeout: 20 * time.Second,
+	}
+}
+
+func (c *Config) setDefaults() {
+	d := DefaultConfig()
+	setIf := func(v *time.Duration, def time.Duration) {
+		if *v == 0 {
+			*v = def
+		}
+	}
+	if c.ControlNodes == 0 {
+		c.ControlNodes = d.ControlNodes
+	}
+	if c.DataNodes == 0 {
+		c.DataNodes = d.DataNodes
+	}
+	if c.Ranges == 0 {
+		c.Ranges = d.Ranges
+	}
+	if c.Keys == 0 {
+		c.Keys = d.Keys
+	}
+	setIf(&c.Duration, d.Duration)
+	setIf(&c.Warmup, d.Warmup)
+	setIf(&c.LivenessBound, d.LivenessBound)
+	setIf(&c.TickInterval, d.TickInterval)
+	setIf(&c.OpTimeout, d.OpTimeout)
+	setIf(&c.ThinkTime, d.ThinkTime)
+	setIf(&c.LinkLatency, d.LinkLatency)
+	setIf(&c.FsyncLatency, d.FsyncLatency)
+	setIf(&c.CheckInterval, d.CheckInterval)
+	setIf(&c.HashInterval, d.HashInterval)
+	setIf(&c.LinearizabilityTimeout, d.LinearizabilityTimeout)
+	if c.FaultRate == 0 {
+		c.FaultRate = d.FaultRate
+	}
+	if c.MaxDown == 0 {
+		c.MaxDown = d.MaxDown
+	}
+}
+
+// Validate reports why c cannot run.
+func (c *Config) Validate() error {
+	switch {
+	case c.ControlNodes != 1 && c.ControlNodes != 3 && c.ControlNodes != 5:
+		return fmt.Errorf("control nodes: %d, want 1, 3 or 5", c.ControlNodes)
+	case c.DataNodes < 3:
+		return fmt.Errorf("data nodes: %d, want at least 3 (ranges have 3 replicas)", c.DataNodes)
+	case c.Ranges < 1:
+		return fmt.Errorf("ranges: %d, want at least 1", c.Ranges)
+	case c.Keys < 1 || c.Keys > 1000:
+		return fmt.Errorf("keys: %d, want 1 to 1000", c.Keys)
+	case c.Clients < 0 || c.Watchers < 0:
+		return fmt.Errorf("clients (%d) and watchers (%d) must not be negative", c.Clients, c.Watchers)
+	case c.FaultRate < 0:
+		return fmt.Errorf("fault rate %v must not be negative", c.FaultRate)
+	}
+	return nil
+}
+
+// resolveFaults fixes the fault set: when FaultsRandom, the seed picks a
+// non-empty subset of AllFaults.
+func (c *Config) resolveFaults(rng *rand.Rand) {
+	if !c.FaultsRandom {
+		return
+	}
+	c.Faults = nil
+	for len(c.Faults) == 0 {
+		for _, k := range AllFaults {
+			if rng.IntN(2) == 0 {
+				c.Faults = append(c.Faults, k)
+			}
+		}
+	}
+	c.FaultsRandom = false
+}
+
+// hasFault reports whether fault family k is enabled.
+func (c *Config) hasFault(k FaultKind) bool { return slices.Contains(c.Faults, k) }
+
+// keyName returns the i-th client key; keys of one group share the prefix of
+// the group's range, so a prefix watch covers exactly one range.
+func keyName(group, i int) string { return fmt.Sprintf("k%03d/%03d", group, i) }
+
+// groupPrefix is the prefix of the keys of group g.
+func groupPrefix(g int) string { return fmt.Sprintf("k%03d/", g) }
+
+// layout derives the key set and the split keys: the keys are divided into
+// min(Ranges, Keys) groups, one per range; further ranges are empty spans
+// above every key.
+func (c *Config) layout() (keys []string, keyGroup []int, splits [][]byte) {
+	groups := min(c.Ranges, c.Keys)
+	for i := range c.Keys {
+		g := i * groups / c.Keys
+		keys = append(keys, keyName(g, i))
+		keyGroup = append(keyGroup, g)
+	}
+	for g := 1; g < groups; g++ {
+		splits = append(splits, []byte(groupPrefix(g)))
+	}
+	for j := groups; j < c.Ranges; j++ {
+		splits = append(splits, fmt.Appendf(nil, "z%07d", j))
+	}
+	return keys, keyGroup, splits
+}

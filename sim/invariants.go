@@ -1,0 +1,278 @@
+package sim
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"slices"
+
+	"github.com/tenfold/tenfold/check"
+	"github.com/tenfold/tenfold/core"
+	"github.com/tenfold/tenfold/mvcc"
+	"github.com/tenfold/tenfold/tenfoldpb"
+)
+
+// invariants checks safety continuously while the run goes, and tracks what
+// the end-of-run checks need.
+type invariants struct {
+	s *Sim
+	// leaders maps (range, term) to the leader first seen for it (S3).
+	leaders map[rangeTerm]uint64
+	// revs is every revision some replica applied, for the no-gaps check
+	// of fault-free runs.
+	revs map[int64]bool
+	// maxAckedWrite is the highest revision of an acknowledged write.
+	maxAckedWrite int64
+	checks        int
+	hashCompares  int
+	// postRecoveryFail counts definite failures of operations issued after
+	// recovery (allowed, but worth reporting).
+	postRecoveryFail int
+	// lastLeaderless names the ranges without a leader at the last check.
+	lastLeaderless []uint64
+	reported       map[string]bool
+}
+
+type rangeTerm struct {
+	rangeID, term uint64
+}
+
+func newInvariants(s *Sim) *invariants {
+	return &invariants{s: s, leaders: map[rangeTerm]uint64{}, revs: map[int64]bool{}, reported: map[string]bool{}}
+}
+
+// once reports a violation the first time its key is seen, so a broken
+// invariant does not flood the report.
+func (iv *invariants) once(key, invariant, format string, args ...any) {
+	if iv.reported[key] {
+		return
+	}
+	iv.reported[key] = true
+	iv.s.violate(invariant, format, args...)
+}
+
+// expectedRanges lists every range the cluster must have: control, system
+// and the data ranges.
+func (iv *invariants) expectedRanges() []uint64 {
+	ids := []uint64{1, 2}
+	for i := range iv.s.cfg.Ranges {
+		ids = append(ids, uint64(3+i))
+	}
+	return ids
+}
+
+// checkNow runs the cheap continuous checks: one leader per range and term
+// (S3), range caches without overlaps (S4, every tenth check), and
+// recovery after the
+// faults healed (L1).
+func (iv *invariants) checkNow() {
+	s := iv.s
+	iv.checks++
+	leaderOf := map[uint64]uint64{} // range -> a replica that leads at the highest term seen
+	termOf := map[uint64]uint64{}
+	for _, id := range s.nodeIDs {
+		n := s.nodes[id]
+		if n.down {
+			continue
+		}
+		for _, st := range n.core.RangeStatuses() {
+			if st.Leader != 0 {
+				k := rangeTerm{st.RangeID, st.Term}
+				if l, ok := iv.leaders[k]; !ok {
+					iv.leaders[k] = st.Leader
+				} else if l != st.Leader {
+					iv.once(fmt.Sprintf("S3/%d/%d", st.RangeID, st.Term), "S3",
+						"range %d has two leaders in term %d: node %d and node %d (seen by node %d)", st.RangeID, st.Term, l, st.Leader, id)
+				}
+			}
+			if st.Term > termOf[st.RangeID] {
+				termOf[st.RangeID], leaderOf[st.RangeID] = st.Term, 0
+			}
+			if st.Term == termOf[st.RangeID] && st.Leader == id {
+				leaderOf[st.RangeID] = id
+			}
+		}
+		if iv.checks%10 == 0 && !n.control {
+			iv.checkDirectory(n)
+		}
+	}
+	if !s.healed || s.recoveredAt != math.MaxInt64 {
+		return
+	}
+	var leaderless []uint64
+	for _, r := range iv.expectedRanges() {
+		if leaderOf[r] == 0 {
+			leaderless = append(leaderless, r)
+		}
+	}
+	iv.lastLeaderless = leaderless
+	switch {
+	case len(leaderless) == 0:
+		s.recovered()
+	case s.now > s.healAt+int64(s.cfg.LivenessBound):
+		s.violate("L1", "ranges %v still have no leader %v after the faults healed (bound %v)", leaderless, dur(s.now-s.healAt), s.cfg.LivenessBound)
+		s.recovered()
+	}
+}
+
+// checkDirectory checks a node's range cache: its data ranges never
+// overlap. (A cache may have gaps: it learns ranges one at a time.)
+func (iv *invariants) checkDirectory(n *node) {
+	dir := n.core.Directory()
+	for i := 1; i < len(dir); i++ {
+		prev, cur := dir[i-1], dir[i]
+		if len(prev.GetEndKey()) == 0 || bytes.Compare(prev.GetEndKey(), cur.GetStartKey()) > 0 {
+			iv.once(fmt.Sprintf("S4/%d", n.id), "S4", "node %d range cache: range %d [%q, %q) overlaps range %d [%q, %q)",
+				n.id, prev.GetRangeId(), prev.GetStartKey(), prev.GetEndKey(), cur.GetRangeId(), cur.GetStartKey(), cur.GetEndKey())
+		}
+	}
+}
+
+// checkServedDirectory checks S4 on a directory the control leader sent: its
+// data ranges cover the keyspace exactly, with no gap and no overlap.
+func (iv *invariants) checkServedDirectory(from uint64, ranges []*tenfoldpb.RangeDescriptor) {
+	var dir []*tenfoldpb.RangeDescriptor
+	for _, d := range ranges {
+		if d.GetKind() == tenfoldpb.RangeKind_DATA {
+			dir = append(dir, d)
+		}
+	}
+	if len(dir) == 0 {
+		return
+	}
+	slices.SortFunc(dir, func(a, b *tenfoldpb.RangeDescriptor) int { return bytes.Compare(a.GetStartKey(), b.GetStartKey()) })
+	bad := func(format string, args ...any) {
+		iv.once(fmt.Sprintf("S4/served/%d", from), "S4", "directory served by control node %d: "+format, append([]any{from}, args...)...)
+	}
+	if len(dir[0].GetStartKey()) != 0 {
+		bad("first range %d starts at %q, not at the start of the keyspace", dir[0].GetRangeId(), dir[0].GetStartKey())
+	}
+	for i := 1; i < len(dir); i++ {
+		prev, cur := dir[i-1], dir[i]
+		if len(prev.GetEndKey()) == 0 || !bytes.Equal(prev.GetEndKey(), cur.GetStartKey()) {
+			bad("range %d ends at %q but range %d starts at %q (gap or overlap)", prev.GetRangeId(), prev.GetEndKey(), cur.GetRangeId(), cur.GetStartKey())
+		}
+	}
+	if last := dir[len(dir)-1]; len(last.GetEndKey()) != 0 {
+		bad("last range %d ends at %q, not at the end of the keyspace", last.GetRangeId(), last.GetEndKey())
+	}
+	if len(dir) != iv.s.cfg.Ranges {
+		bad("%d data ranges, want %d", len(dir), iv.s.cfg.Ranges)
+	}
+}
+
+// checkHashes compares replica checksums (S5): replicas of a range that
+// applied the same log index hold the same MVCC state and revisions.
+func (iv *invariants) checkHashes() {
+	s := iv.s
+	type replicaState struct {
+		node uint64
+		st   core.RangeStatus
+	}
+	byRange := map[uint64][]replicaState{}
+	for _, id := range s.nodeIDs {
+		n := s.nodes[id]
+		if n.down {
+			continue
+		}
+		for _, st := range n.core.RangeStatuses() {
+			if st.Kind == tenfoldpb.RangeKind_DATA {
+				byRange[st.RangeID] = append(byRange[st.RangeID], replicaState{id, st})
+			}
+		}
+	}
+	for _, r := range sortedKeys(byRange) {
+		reps := byRange[r]
+		for i := 1; i < len(reps); i++ {
+			for j := range i {
+				a, b := reps[j], reps[i]
+				if a.st.Applied != b.st.Applied || a.st.Applied == 0 {
+					continue
+				}
+				if a.st.Revision != b.st.Revision || a.st.Closed != b.st.Closed || a.st.Compacted != b.st.Compacted {
+					iv.once(fmt.Sprintf("S5/%d/%d", r, a.st.Applied), "S5",
+						"range %d at applied index %d: node %d has revision/closed/compacted %d/%d/%d, node %d has %d/%d/%d",
+						r, a.st.Applied, a.node, a.st.Revision, a.st.Closed, a.st.Compacted, b.node, b.st.Revision, b.st.Closed, b.st.Compacted)
+					continue
+				}
+				span := mvcc.Span{Start: a.st.Start, End: a.st.End}
+				ha, erra := mvcc.Hash(s.nodes[a.node].eng, span, a.st.Revision)
+				hb, errb := mvcc.Hash(s.nodes[b.node].eng, span, b.st.Revision)
+				iv.hashCompares++
+				if erra != nil || errb != nil {
+					s.violate("S5", "range %d: hashing failed: %v, %v", r, erra, errb)
+					continue
+				}
+				if ha != hb {
+					iv.once(fmt.Sprintf("S5/%d/%d", r, a.st.Applied), "S5",
+						"range %d at applied index %d (revision %d): node %d hashes to %x, node %d to %x",
+						r, a.st.Applied, a.st.Revision, a.node, ha, b.node, hb)
+				}
+			}
+		}
+	}
+}
+
+// observeApplied checks S6 on what a replica applies: each log entry's
+// events are at revisions above every earlier entry's in the range.
+func (iv *invariants) observeApplied(n *node, applied []core.Applied) {
+	for _, a := range applied {
+		if len(a.Events) == 0 {
+			continue
+		}
+		lo, hi := int64(math.MaxInt64), int64(0)
+		for _, ev := range a.Events {
+			rev := ev.Kv.ModRevision
+			lo, hi = min(lo, rev), max(hi, rev)
+			iv.revs[rev] = true
+		}
+		if last := n.lastRev[a.RangeID]; lo <= last {
+			iv.once(fmt.Sprintf("S6/%d/%d", n.id, a.RangeID), "S6",
+				"node %d range %d applied an entry with events at revisions %d..%d after one at revision %d",
+				n.id, a.RangeID, lo, hi, last)
+		}
+		n.lastRev[a.RangeID] = max(n.lastRev[a.RangeID], hi)
+	}
+}
+
+// opDone tracks finished client operations: the highest acknowledged write,
+// and L2 for operations issued after recovery.
+func (iv *invariants) opDone(op check.Op) {
+	s := iv.s
+	if op.Outcome == check.Ok {
+		switch {
+		case op.Kind == check.Put, op.Kind == check.CAS && op.Output.Succeeded, op.Kind == check.Delete && op.Output.Found:
+			iv.maxAckedWrite = max(iv.maxAckedWrite, op.Output.Revision)
+		}
+	}
+	if op.Call < s.recoveredAt {
+		return
+	}
+	switch op.Outcome {
+	case check.Unknown:
+		s.violate("L2", "%v was issued %v after recovery but ended without a definite answer", op, dur(op.Call-s.recoveredAt))
+	case check.Fail:
+		iv.postRecoveryFail++
+	}
+}
+
+// checkNoGaps checks, for fault-free runs, that revisions were handed out
+// without gaps: every revision from 2 (the first write) to the highest one
+// applied belongs to some applied write.
+func (iv *invariants) checkNoGaps() {
+	var top int64
+	for r := range iv.revs {
+		top = max(top, r)
+	}
+	var missing []int64
+	for r := int64(2); r <= top; r++ {
+		if !iv.revs[r] {
+			missing = append(missing, r)
+		}
+	}
+	if len(missing) > 0 {
+		slices.Sort(missing)
+		iv.s.violate("S6-gaps", "fault-free run: %d revisions below %d were never applied by any replica, first %v",
+			len(missing), top, missing[:min(len(missing), 10)])
+	}
+}

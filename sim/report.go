@@ -1,0 +1,218 @@
+package sim
+
+import (
+	"cmp"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/tenfold/tenfold/check"
+)
+
+// Result is what a run found.
+type Result struct {
+	// Config is the configuration that ran, with the fault set resolved.
+	Config Config
+	// Ops counts client operations by outcome.
+	Ops, OK, Fail, Unknown int
+	// MaxRevision is the highest revision any operation reported.
+	MaxRevision int64
+	// TraceHash digests every event of the run: equal seeds and flags give
+	// equal hashes.
+	TraceHash string
+	// Steps is the number of events processed.
+	Steps int64
+	// VirtualTime is how long the run lasted in virtual time; WallTime how
+	// long it took.
+	VirtualTime, WallTime time.Duration
+	// Recovery is how long after the faults healed every range had a
+	// leader again (-1: never).
+	Recovery time.Duration
+	// Violations lists every broken invariant; empty means the run passed.
+	Violations []string
+	// Notes are observations that are not violations (a linearizability
+	// check that timed out, definite failures after recovery).
+	Notes []string
+	// FaultLog lists the faults injected, in time order.
+	FaultLog []string
+	// Linearizability is porcupine's verdict on the history.
+	Linearizability check.Result
+	// History is every client operation; Watches every watcher's log.
+	History []check.Op
+	Watches []check.WatchLog
+	// Traffic is the message report.
+	Traffic Traffic
+	// Errors counts client-visible errors by message.
+	Errors map[string]int
+	// HashCompares counts replica checksum comparisons made.
+	HashCompares int
+}
+
+// Failed reports whether the run broke an invariant.
+func (r *Result) Failed() bool { return len(r.Violations) > 0 }
+
+// finish ends the run: it closes open operations and runs the history
+// checkers.
+func (s *Sim) finish(wall time.Duration) *Result {
+	for _, id := range sortedKeys(s.pending) {
+		p := s.pending[id]
+		delete(s.pending, id)
+		p.op.Outcome, p.op.Return, p.op.Output = check.Unknown, s.now, check.Output{}
+		s.history = append(s.history, p.op)
+	}
+	if !s.stopped {
+		s.violate("L2", "the run ran out of events before finishing")
+	}
+	r := &Result{Config: s.cfg, TraceHash: "", Steps: s.steps, VirtualTime: dur(s.now), FaultLog: s.faultLog,
+		History: s.history, Errors: s.stats.errors, HashCompares: s.inv.hashCompares, Recovery: s.recoveryTime()}
+	for _, op := range s.history {
+		r.Ops++
+		switch op.Outcome {
+		case check.Ok:
+			r.OK++
+			r.MaxRevision = max(r.MaxRevision, op.Output.Revision)
+		case check.Fail:
+			r.Fail++
+		case check.Unknown:
+			r.Unknown++
+		}
+	}
+	for _, w := range s.watchers {
+		if w.started {
+			r.Watches = append(r.Watches, w.log)
+		}
+	}
+	if s.final != nil && s.final.left == 0 {
+		// Only a run that got through its final reads judges watchers on
+		// reaching the last acknowledged write.
+		for _, v := range check.CheckWatches(r.Watches, s.history, s.finalRevision()) {
+			s.violate("S6-watch", "%v", v)
+		}
+	} else {
+		for _, v := range check.CheckWatches(r.Watches, s.history, 0) {
+			s.violate("S6-watch", "%v", v)
+		}
+	}
+	for _, v := range check.CheckRevisions(s.history) {
+		s.violate("S6/S7", "%v", v)
+	}
+	if len(s.cfg.Faults) == 0 {
+		s.inv.checkNoGaps()
+	}
+	r.Linearizability = check.CheckLinearizable(s.history, s.cfg.LinearizabilityTimeout)
+	switch r.Linearizability.Verdict {
+	case check.Illegal:
+		s.violate("S1", "history is not linearizable: %v", r.Linearizability)
+	case check.TimedOut:
+		r.Notes = append(r.Notes, fmt.Sprintf("linearizability check timed out after %v: no verdict", s.cfg.LinearizabilityTimeout))
+	}
+	if s.inv.postRecoveryFail > 0 {
+		r.Notes = append(r.Notes, fmt.Sprintf("%d operations issued after recovery failed definitely", s.inv.postRecoveryFail))
+	}
+	r.Violations = s.violation
+	r.TraceHash = s.traceHash()
+	r.Traffic = s.stats.traffic(len(s.nodeIDs), len(s.control), dur(s.now))
+	r.WallTime = wall
+	return r
+}
+
+// Summary is the one-line result of a run.
+func (r *Result) Summary() string {
+	verdict := "ok"
+	if r.Failed() {
+		verdict = fmt.Sprintf("FAILED (%d violations)", len(r.Violations))
+	}
+	return fmt.Sprintf("seed=%d %s ops=%d ok=%d fail=%d unknown=%d max-rev=%d recovery=%v faults=%s events=%d virtual=%v wall=%v trace=%s",
+		r.Config.Seed, verdict, r.Ops, r.OK, r.Fail, r.Unknown, r.MaxRevision, r.Recovery, faultsString(r.Config.Faults),
+		r.Steps, r.VirtualTime.Round(time.Millisecond), r.WallTime.Round(time.Millisecond), r.TraceHash[:16])
+}
+
+func faultsString(f []FaultKind) string {
+	if len(f) == 0 {
+		return "none"
+	}
+	s := make([]string, len(f))
+	for i, k := range f {
+		s[i] = string(k)
+	}
+	return strings.Join(s, ",")
+}
+
+// Report is the long form: summary, violations, notes, faults, traffic and
+// errors.
+func (r *Result) Report() string {
+	var b strings.Builder
+	fmt.Fprintln(&b, r.Summary())
+	for _, v := range r.Violations {
+		fmt.Fprintf(&b, "  VIOLATION %s\n", v)
+	}
+	for _, n := range r.Notes {
+		fmt.Fprintf(&b, "  note: %s\n", n)
+	}
+	fmt.Fprintf(&b, "  %d faults injected, %d replica checksum comparisons\n", len(r.FaultLog), r.HashCompares)
+	fmt.Fprintf(&b, "  traffic (%d nodes, %v virtual):\n", r.Config.ControlNodes+r.Config.DataNodes, r.VirtualTime.Round(time.Millisecond))
+	b.WriteString(r.Traffic.String())
+	if len(r.Errors) > 0 {
+		fmt.Fprintln(&b, "  client-visible errors:")
+		for _, e := range slices.SortedFunc(maps.Keys(r.Errors), func(a, c string) int { return cmp.Compare(r.Errors[c], r.Errors[a]) }) {
+			fmt.Fprintf(&b, "    %6d  %s\n", r.Errors[e], e)
+		}
+	}
+	return b.String()
+}
+
+// WriteArtifacts writes what a failed run leaves for debugging into dir:
+// the report with the replay command, the history, the watch logs, the
+// fault log and, for a linearizability violation, porcupine's HTML view.
+// It returns the files written.
+func (r *Result) WriteArtifacts(dir, replay string) ([]string, error) {
+	base := filepath.Join(dir, fmt.Sprintf("seed-%d", r.Config.Seed))
+	if err := os.MkdirAll(base, 0o755); err != nil {
+		return nil, err
+	}
+	var files []string
+	write := func(name, content string) error {
+		p := filepath.Join(base, name)
+		files = append(files, p)
+		return os.WriteFile(p, []byte(content), 0o644)
+	}
+	if err := write("report.txt", "replay: "+replay+"\n\n"+r.Report()); err != nil {
+		return files, err
+	}
+	var h strings.Builder
+	for i, op := range r.History {
+		fmt.Fprintf(&h, "%d %v\n", i, op)
+	}
+	if err := write("history.txt", h.String()); err != nil {
+		return files, err
+	}
+	var w strings.Builder
+	for i, l := range r.Watches {
+		fmt.Fprintf(&w, "watcher %d: prefix %q from revision %d\n", i, l.Key, l.StartRevision)
+		for _, d := range l.Deliveries {
+			fmt.Fprintf(&w, "  %v\n", d)
+		}
+	}
+	if err := write("watches.txt", w.String()); err != nil {
+		return files, err
+	}
+	if err := write("faults.txt", strings.Join(r.FaultLog, "\n")+"\n"); err != nil {
+		return files, err
+	}
+	if r.Linearizability.Verdict == check.Illegal {
+		p := filepath.Join(base, "linearizability.html")
+		if err := r.Linearizability.WriteVisualization(p); err == nil {
+			files = append(files, p)
+		}
+	}
+	return files, nil
+}
+
+// sortedKeys returns a map's keys in ascending order.
+func sortedKeys[K cmp.Ordered, V any](m map[K]V) []K {
+	return slices.Sorted(maps.Keys(m))
+}
