@@ -222,7 +222,11 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	if cfg.Control {
-		n.ctl = newControlState(n)
+		// recoverReplicas already loaded the control state if the control
+		// replica was on disk; a fresh one would forget the directory.
+		if n.ctl == nil {
+			n.ctl = newControlState(n)
+		}
 		if _, ok := n.replicas[controlRangeID]; !ok {
 			desc := &tenfoldpb.RangeDescriptor{RangeId: controlRangeID, Replicas: append([]uint64(nil), cfg.ControlNodes...), Epoch: 1, Kind: tenfoldpb.RangeKind_CONTROL}
 			if err := n.createReplica(desc); err != nil {
