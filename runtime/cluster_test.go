@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 )
@@ -19,10 +21,13 @@ type testCluster struct {
 	cfgs  []Config
 }
 
-func startTestCluster(t *testing.T, dir string) *testCluster {
+func startTestCluster(t *testing.T, dir string, splits ...string) *testCluster {
 	t.Helper()
 	c := &testCluster{t: t}
 	ctlCfg := Config{NodeID: 1, Control: true, DataDir: filepath.Join(dir, "c1"), PeerAddr: "127.0.0.1:0", TickInterval: 20 * time.Millisecond, Logger: testLogger}
+	for _, s := range splits {
+		ctlCfg.SplitKeys = append(ctlCfg.SplitKeys, []byte(s))
+	}
 	// The control address must be known before data nodes start: listen first.
 	ctl, err := startWithFreeControl(ctlCfg)
 	if err != nil {
@@ -327,6 +332,78 @@ func TestClusterRestartKeepsData(t *testing.T) {
 	for _, rev := range revs {
 		if r.Header.Revision <= rev {
 			t.Fatalf("revision after restart %d not above %d", r.Header.Revision, rev)
+		}
+	}
+}
+
+func TestClusterSplitRanges(t *testing.T) {
+	c := startTestCluster(t, t.TempDir(), "m")
+	cli := c.client()
+	waitReady(t, cli)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	// Writes in two ranges share one revision sequence.
+	a, err := cli.Put(ctx, "a", "1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	z, err := cli.Put(ctx, "z", "2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if z.Header.Revision != a.Header.Revision+1 {
+		t.Errorf("puts in two ranges got revisions %d and %d, want consecutive", a.Header.Revision, z.Header.Revision)
+	}
+	// A read in range 1 after a write in range 2 reports at least its revision (S7).
+	g, err := cli.Get(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.Header.Revision < z.Header.Revision {
+		t.Errorf("read in range [,m) reports revision %d below the write acked in [m,) at %d", g.Header.Revision, z.Header.Revision)
+	}
+	// Requests that cross ranges are refused, never answered inconsistently.
+	_, err = cli.Get(ctx, "a", clientv3.WithRange("zz"))
+	if status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("cross-range scan: err %v, want FailedPrecondition", err)
+	}
+	_, err = cli.Txn(ctx).If(clientv3.Compare(clientv3.Value("a"), "=", "1")).Then(clientv3.OpPut("z", "3")).Commit()
+	if status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("cross-range txn: err %v, want FailedPrecondition", err)
+	}
+	// A lease with keys in both ranges deletes both on revoke.
+	l, err := cli.Grant(ctx, 60)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"b", "y"} {
+		if _, err := cli.Put(ctx, k, "v", clientv3.WithLease(l.ID)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := cli.Revoke(ctx, l.ID); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"b", "y"} {
+		g, err := cli.Get(ctx, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(g.Kvs) != 0 {
+			t.Errorf("key %s of a revoked lease still present", k)
+		}
+	}
+	// Compaction reaches every range.
+	last, err := cli.Put(ctx, "z", "4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.Compact(ctx, last.Header.Revision); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"a", "z"} {
+		if _, err := cli.Get(ctx, k, clientv3.WithRev(a.Header.Revision)); err != rpctypes.ErrCompacted {
+			t.Errorf("get %s at compacted revision: %v", k, err)
 		}
 	}
 }
