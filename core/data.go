@@ -249,6 +249,9 @@ func (d *dataState) startCycle() {
 	c := &cycle{term: d.r.term}
 	d.wantClose = false
 	ev := mvcc.NewEvaluator(n.eng, d.r.applied.revision)
+	// Reads inside a txn at an explicit revision are checked against the
+	// range's compaction and resolved revisions.
+	ev.SetReadBounds(d.r.applied.compacted, d.r.applied.closed)
 	var rest []*queued
 	var compact int64
 	var cleared []int64
