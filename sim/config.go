@@ -2,6 +2,7 @@ package sim
 
 import (
 	"fmt"
+	"strconv"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -312,4 +313,55 @@ func (c *Config) layout() (keys []string, keyGroup []int, splits [][]byte) {
 		splits = append(splits, fmt.Appendf(nil, "z%07d", j))
 	}
 	return keys, keyGroup, splits
+}
+
+// Args returns the `tenfold sim` flags that reproduce c: the seed, and every
+// setting that differs from DefaultConfig.
+func (c Config) Args() []string {
+	d := DefaultConfig()
+	args := []string{"--seed=" + strconv.FormatUint(c.Seed, 10)}
+	addInt := func(name string, v, def int) {
+		if v != 0 && v != def {
+			args = append(args, fmt.Sprintf("--%s=%d", name, v))
+		}
+	}
+	addDur := func(name string, v, def time.Duration) {
+		if v != 0 && v != def {
+			args = append(args, fmt.Sprintf("--%s=%v", name, v))
+		}
+	}
+	addInt("control-nodes", c.ControlNodes, d.ControlNodes)
+	addInt("nodes", c.DataNodes, d.DataNodes)
+	addInt("ranges", c.Ranges, d.Ranges)
+	addInt("keys", c.Keys, d.Keys)
+	if c.Clients != d.Clients {
+		args = append(args, fmt.Sprintf("--clients=%d", c.Clients))
+	}
+	if c.Watchers != d.Watchers {
+		args = append(args, fmt.Sprintf("--watchers=%d", c.Watchers))
+	}
+	addDur("duration", c.Duration, d.Duration)
+	addDur("warmup", c.Warmup, d.Warmup)
+	addDur("liveness-bound", c.LivenessBound, d.LivenessBound)
+	addDur("op-timeout", c.OpTimeout, d.OpTimeout)
+	addDur("think-time", c.ThinkTime, d.ThinkTime)
+	switch {
+	case c.FaultsRandom:
+	case len(c.Faults) == 0:
+		args = append(args, "--faults=none")
+	default:
+		args = append(args, "--faults="+faultsString(c.Faults))
+	}
+	if c.FaultRate != 0 && c.FaultRate != d.FaultRate {
+		args = append(args, "--fault-rate="+strconv.FormatFloat(c.FaultRate, 'g', -1, 64))
+	}
+	addInt("max-down", c.MaxDown, d.MaxDown)
+	addDur("max-clock-skew", c.MaxClockSkew, d.MaxClockSkew)
+	if c.BandwidthBytesPerSec != 0 {
+		args = append(args, fmt.Sprintf("--bandwidth=%d", c.BandwidthBytesPerSec))
+	}
+	if b := BugsString(c.Bugs); b != "" {
+		args = append(args, "--bugs="+b)
+	}
+	return args
 }

@@ -17,6 +17,8 @@ import (
 type Result struct {
 	// Config is the configuration that ran, with the fault set resolved.
 	Config Config
+	// Replay is the command line that runs this seed again.
+	Replay string
 	// Ops counts client operations by outcome.
 	Ops, OK, Fail, Unknown int
 	// MaxRevision is the highest revision any operation reported.
@@ -33,7 +35,7 @@ type Result struct {
 	// leader again (-1: never).
 	Recovery time.Duration
 	// Violations lists every broken invariant; empty means the run passed.
-	Violations []string
+	Violations []Violation
 	// Notes are observations that are not violations (a linearizability
 	// check that timed out, definite failures after recovery).
 	Notes []string
@@ -55,6 +57,29 @@ type Result struct {
 // Failed reports whether the run broke an invariant.
 func (r *Result) Failed() bool { return len(r.Violations) > 0 }
 
+// Broke reports whether the run broke the named invariant (see
+// Violation.Invariant).
+func (r *Result) Broke(invariant string) bool {
+	for _, v := range r.Violations {
+		if v.Invariant == invariant {
+			return true
+		}
+	}
+	return false
+}
+
+// Invariants lists the invariants the run broke, sorted, each once.
+func (r *Result) Invariants() []string {
+	var out []string
+	for _, v := range r.Violations {
+		if !slices.Contains(out, v.Invariant) {
+			out = append(out, v.Invariant)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 // finish ends the run: it closes open operations and runs the history
 // checkers.
 func (s *Sim) finish(wall time.Duration) *Result {
@@ -67,7 +92,7 @@ func (s *Sim) finish(wall time.Duration) *Result {
 	if !s.stopped {
 		s.violate("L2", "the run ran out of events before finishing")
 	}
-	r := &Result{Config: s.cfg, TraceHash: "", Steps: s.steps, VirtualTime: dur(s.now), FaultLog: s.faultLog,
+	r := &Result{Config: s.cfg, Replay: s.replay, Steps: s.steps, VirtualTime: dur(s.now), FaultLog: s.faultLog,
 		History: s.history, Errors: s.stats.errors, HashCompares: s.inv.hashCompares, Recovery: s.recoveryTime()}
 	for _, op := range s.history {
 		r.Ops++
@@ -98,7 +123,11 @@ func (s *Sim) finish(wall time.Duration) *Result {
 		}
 	}
 	for _, v := range check.CheckRevisions(s.history) {
-		s.violate("S6/S7", "%v", v)
+		inv := "S6"
+		if v.Kind == check.RevisionBackwards {
+			inv = "S7"
+		}
+		s.violate(inv, "%v", v)
 	}
 	if len(s.cfg.Faults) == 0 {
 		s.inv.checkNoGaps()
@@ -124,7 +153,7 @@ func (s *Sim) finish(wall time.Duration) *Result {
 func (r *Result) Summary() string {
 	verdict := "ok"
 	if r.Failed() {
-		verdict = fmt.Sprintf("FAILED (%d violations)", len(r.Violations))
+		verdict = fmt.Sprintf("FAILED (%d violations of %s)", len(r.Violations), strings.Join(r.Invariants(), ","))
 	}
 	return fmt.Sprintf("seed=%d %s ops=%d ok=%d fail=%d unknown=%d max-rev=%d recovery=%v faults=%s events=%d virtual=%v wall=%v trace=%s",
 		r.Config.Seed, verdict, r.Ops, r.OK, r.Fail, r.Unknown, r.MaxRevision, r.Recovery, faultsString(r.Config.Faults),

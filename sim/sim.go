@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"runtime/debug"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/tenfold/tenfold/check"
@@ -28,8 +29,9 @@ var Epoch = time.Date(2026, time.January, 1, 0, 0, 0, 0, time.UTC)
 // by one event loop in virtual time. Nothing in it runs concurrently, reads
 // the wall clock or draws randomness from anything but the seed.
 type Sim struct {
-	cfg Config
-	rng *rand.Rand
+	cfg    Config
+	rng    *rand.Rand
+	replay string
 
 	now   int64 // virtual nanoseconds since Epoch
 	seq   uint64
@@ -67,8 +69,7 @@ type Sim struct {
 	faultLog  []string
 	trace     hash.Hash
 	hashBuf   []byte
-	violation []string
-	fatal     bool
+	violation []Violation
 }
 
 // node is one simulated node: a core on an in-memory engine.
@@ -98,9 +99,11 @@ func New(cfg Config) (*Sim, error) {
 		return nil, err
 	}
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0x5eed5eed))
+	replay := "tenfold sim " + strings.Join(cfg.Args(), " ")
 	cfg.resolveFaults(rng)
 	s := &Sim{
 		cfg:           cfg,
+		replay:        replay,
 		rng:           rng,
 		nodes:         map[uint64]*node{},
 		pending:       map[uint64]*pendingOp{},
@@ -194,8 +197,7 @@ func (s *Sim) Run() *Result {
 func (s *Sim) dispatch(e *event) {
 	defer func() {
 		if r := recover(); r != nil {
-			s.violate("panic", "node %d panicked during %v at %v: %v\n%s", e.node, e.kind, dur(s.now), r, debug.Stack())
-			s.stopped = true
+			s.corePanic(e, r)
 		}
 	}()
 	switch e.kind {
@@ -227,6 +229,22 @@ func (s *Sim) dispatch(e *event) {
 	}
 }
 
+// corePanic handles a panic out of a node core: a violation, and the node
+// dies like a process would (crash, restart later), so the run goes on and
+// the history checkers get to see what the defect did to clients.
+func (s *Sim) corePanic(e *event, r any) {
+	n := s.nodes[e.node]
+	if n == nil || n.down || (e.kind != evTick && e.kind != evDeliver && e.kind != evSubmit && e.kind != evFault) {
+		s.violate("panic", "simulator panicked during %v at %v: %v\n%s", e.kind, dur(s.now), r, debug.Stack())
+		s.stopped = true
+		return
+	}
+	msg := fmt.Sprint(r)
+	s.inv.once("panic/"+msg, "panic", "node %d panicked during %v: %v\n%s", n.id, e.kind, msg, debug.Stack())
+	s.crash(n)
+	s.schedule(s.now+int64(time.Second), &event{kind: evFault, action: &action{kind: actRestart, node: n.id, inc: n.inc}})
+}
+
 // hashEvent folds the event into the trace hash: time, kind, node, sender
 // and, for a delivery, the message bytes.
 func (s *Sim) hashEvent(e *event) {
@@ -247,12 +265,30 @@ func (s *Sim) hashNote(format string, args ...any) {
 	s.trace.Write(fmt.Appendf(nil, format, args...))
 }
 
+// Violation is one broken invariant.
+type Violation struct {
+	// Invariant names what broke: S1..S7, L1, L2 as in DESIGN.md, "core"
+	// (the core reported an error from Ready, e.g. its own S6 assertion),
+	// "panic" (the core panicked), "recovery" (a node could not restart)
+	// or "harness" (the simulator itself is inconsistent).
+	Invariant string
+	// At is the virtual time it was detected.
+	At time.Duration
+	// Detail says what was seen.
+	Detail string
+}
+
+// String formats the violation for reports.
+func (v Violation) String() string {
+	return fmt.Sprintf("[%s] at %v: %s", v.Invariant, v.At, v.Detail)
+}
+
 // violate records a broken invariant. A run keeps going after most
 // violations, so that the report shows what else broke; fatal ones stop it.
 func (s *Sim) violate(invariant, format string, args ...any) {
-	msg := fmt.Sprintf("[%s] at %v: ", invariant, dur(s.now)) + fmt.Sprintf(format, args...)
-	s.violation = append(s.violation, msg)
-	s.hashNote("violation %s", msg)
+	v := Violation{Invariant: invariant, At: dur(s.now), Detail: fmt.Sprintf(format, args...)}
+	s.violation = append(s.violation, v)
+	s.hashNote("violation %s", v)
 }
 
 // clock is node n's idea of the current time.
@@ -294,8 +330,12 @@ func (s *Sim) deliver(e *event) {
 func (s *Sim) ready(n *node) {
 	out, err := n.core.Ready()
 	if err != nil {
-		s.violate("core", "node %d: Ready failed: %v", n.id, err)
-		s.stopped = true
+		// The runtime stops a node whose core fails; here it crashes and
+		// restarts, and the run goes on so the history checkers see what
+		// the failure did to clients.
+		s.inv.once("core/"+err.Error(), "core", "node %d: Ready failed: %v", n.id, err)
+		s.crash(n)
+		s.schedule(s.now+int64(time.Second), &event{kind: evFault, action: &action{kind: actRestart, node: n.id, inc: n.inc}})
 		return
 	}
 	if len(out.Applied) > 0 {
