@@ -25,6 +25,8 @@ type ClientRequest struct {
 	Msg proto.Message
 	// Deadline after which the request ends with DeadlineExceeded.
 	Deadline time.Time
+	// RangeID routes a CLOSE request (other kinds are routed by key).
+	RangeID uint64
 }
 
 // Result is the end of a ClientRequest: Resp on success, else Err (a gRPC
@@ -103,6 +105,9 @@ func (c *clientState) submit(req ClientRequest) {
 	case tenfoldpb.RequestKind_COMPACT:
 		c.startCompact(op)
 		return
+	case tenfoldpb.RequestKind_CLOSE:
+		// Closing writes nothing, so it is safe to resend like a read.
+		op.rangeID = req.RangeID
 	default:
 		span, write, serial, err := requestSpan(req.Kind, req.Msg)
 		if err != nil {
@@ -314,6 +319,7 @@ func (n *Node) handleRequest(from uint64, req *tenfoldpb.Request) {
 		n.reply(req, nil, errRangeNotHere)
 		return
 	}
+	r.unquiesce()
 	switch {
 	case r.data != nil:
 		r.data.handle(req)
@@ -327,7 +333,7 @@ func (n *Node) handleRequest(from uint64, req *tenfoldpb.Request) {
 func decodeResponse(kind tenfoldpb.RequestKind, b []byte) (proto.Message, error) {
 	var m proto.Message
 	switch kind {
-	case tenfoldpb.RequestKind_RANGE:
+	case tenfoldpb.RequestKind_RANGE, tenfoldpb.RequestKind_CLOSE:
 		m = &pb.RangeResponse{}
 	case tenfoldpb.RequestKind_PUT:
 		m = &pb.PutResponse{}
@@ -359,7 +365,7 @@ func decodeResponse(kind tenfoldpb.RequestKind, b []byte) (proto.Message, error)
 func decodeRequest(kind tenfoldpb.RequestKind, b []byte) (proto.Message, error) {
 	var m proto.Message
 	switch kind {
-	case tenfoldpb.RequestKind_RANGE:
+	case tenfoldpb.RequestKind_RANGE, tenfoldpb.RequestKind_CLOSE:
 		m = &pb.RangeRequest{}
 	case tenfoldpb.RequestKind_PUT:
 		m = &pb.PutRequest{}

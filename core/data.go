@@ -43,8 +43,6 @@ type dataState struct {
 
 	nextBatchID uint64
 	nextSeqID   uint64
-	lastCycle   time.Time
-	wantClose   bool
 	applies     uint64
 }
 
@@ -53,6 +51,7 @@ type queued struct {
 	msg   proto.Message
 	from  uint64
 	lease int64 // DELETE_LEASE_KEYS
+	close bool  // CLOSE: an empty write that advances the closed revision
 }
 
 type cycle struct {
@@ -60,6 +59,7 @@ type cycle struct {
 	seqTarget uint64
 	seqSent   time.Time
 	granted   bool
+	redirects int // not-leader answers followed at once (maxSeqRedirects)
 	first     int64
 	current   int64
 
@@ -76,10 +76,6 @@ type cycle struct {
 	readIndex  uint64
 	readIndexD bool
 }
-
-// CloseInterval is how often an idle data range leader advances its closed
-// revision, so watchers on it get fresh progress notifications.
-const CloseInterval = time.Second
 
 func newDataState(r *replica) *dataState {
 	return &dataState{r: r, span: mvcc.Span{Start: r.desc.GetStartKey(), End: r.desc.GetEndKey()}}
@@ -111,7 +107,7 @@ func (d *dataState) handle(req *tenfoldpb.Request) {
 		d.pump()
 		return
 	}
-	d.queue = append(d.queue, &queued{req: req, msg: msg})
+	d.queue = append(d.queue, &queued{req: req, msg: msg, close: req.GetKind() == tenfoldpb.RequestKind_CLOSE})
 	d.pump()
 }
 
@@ -157,10 +153,11 @@ func (d *dataState) tick() {
 		n.leaderHint[systemRangeID] = 0
 		d.askSequencer(c)
 	}
-	if d.r.fenced() && c == nil && n.now.Sub(d.lastCycle) >= CloseInterval {
-		d.wantClose = true
-		d.pump()
-	}
+}
+
+// idle reports whether the leader has nothing queued or in flight.
+func (d *dataState) idle() bool {
+	return d.cycle == nil && len(d.queue) == 0 && len(d.reads) == 0
 }
 
 func (d *dataState) lostLeadership() {
@@ -214,7 +211,7 @@ func (d *dataState) step() bool {
 	n := d.n()
 	c := d.cycle
 	if c == nil {
-		if !d.r.fenced() || (len(d.queue) == 0 && len(d.reads) == 0 && !d.wantClose) {
+		if !d.r.fenced() || (len(d.queue) == 0 && len(d.reads) == 0) {
 			return false
 		}
 		d.startCycle()
@@ -238,7 +235,6 @@ func (d *dataState) step() bool {
 	}
 	if c.granted && batchDone && len(c.reads) == 0 {
 		d.cycle = nil
-		d.lastCycle = n.now
 		return true
 	}
 	return false
@@ -247,7 +243,6 @@ func (d *dataState) step() bool {
 func (d *dataState) startCycle() {
 	n := d.n()
 	c := &cycle{term: d.r.term}
-	d.wantClose = false
 	ev := mvcc.NewEvaluator(n.eng, d.r.applied.revision)
 	// Reads inside a txn at an explicit revision are checked against the
 	// range's compaction and resolved revisions.
@@ -265,6 +260,8 @@ func (d *dataState) startCycle() {
 		var err error
 		slot := int32(ev.Slots())
 		switch m := q.msg.(type) {
+		case *pb.RangeRequest: // CLOSE
+			ok, resp = true, &pb.RangeResponse{}
 		case *pb.PutRequest:
 			resp, wrote, ok, err = ev.Put(m)
 		case *pb.DeleteRangeRequest:
@@ -272,6 +269,11 @@ func (d *dataState) startCycle() {
 		case *pb.TxnRequest:
 			resp, wrote, ok, err = ev.Txn(m)
 		case *pb.CompactionRequest:
+			if m.Revision <= d.r.applied.compacted {
+				// etcd refuses compacting at or below the compacted revision.
+				err = rpctypes.ErrGRPCCompacted
+				break
+			}
 			ok = true
 			if m.Revision > compact {
 				compact = m.Revision
@@ -302,7 +304,7 @@ func (d *dataState) startCycle() {
 		c.slots = append(c.slots, slot)
 	}
 	d.queue = rest
-	if len(c.items) > 0 || compact > 0 || d.wantClose || len(d.reads) == 0 {
+	if len(c.items) > 0 || compact > 0 || len(d.reads) == 0 {
 		d.nextBatchID++
 		c.batch = &tenfoldpb.WriteBatch{
 			Slots:        uint64(ev.Slots()),
@@ -333,6 +335,23 @@ func (d *dataState) askSequencer(c *cycle) {
 		count = c.batch.GetSlots()
 	}
 	n.askSequencer(d.r.id(), c.seqID, count)
+}
+
+// maxSeqRedirects bounds how often one cycle follows a not-leader answer's
+// hint at once; past it, the retry on tick (which also rotates replicas)
+// takes over, so two stale hints cannot ping-pong forever.
+const maxSeqRedirects = 3
+
+// seqRedirected re-asks the hinted sequencer leader right away when the
+// node asked was not the leader: waiting for the retry tick would cost
+// RequestRetry per redirect, and that retry forgets the hint.
+func (d *dataState) seqRedirected(resp *tenfoldpb.SeqResponse) {
+	c := d.cycle
+	if c == nil || c.granted || resp.GetId() != c.seqID || c.redirects >= maxSeqRedirects {
+		return
+	}
+	c.redirects++
+	d.askSequencer(c)
 }
 
 // seqGranted receives the sequencer's answer for this range.
@@ -427,9 +446,22 @@ func (d *dataState) apply(b engine.Batch, e *raftpb.Entry) ([]func(), error) {
 	resolved := d.r.applied.closed
 	n.out.Applied = append(n.out.Applied, Applied{RangeID: d.r.id(), Span: Span{Start: d.span.Start, End: d.span.End}, Events: events, Resolved: resolved})
 	if c := d.cycle; c != nil && c.proposed && wb.GetProposer() == n.id && wb.GetBatchId() == c.batch.GetBatchId() {
+		// Applied now, answered after the round: a later entry of this
+		// round (a new leader's) must not fail the cycle meanwhile.
+		c.applied = true
 		after = append(after, func() { d.answer(c, wb) })
 	}
 	return after, nil
+}
+
+// failStaleCycle fails the proposed cycle once an entry of a later term
+// is applied without it: its entry was overwritten and cannot commit. (A
+// leader that lost and regained leadership would otherwise wait on it
+// forever.)
+func (d *dataState) failStaleCycle(term uint64) {
+	if c := d.cycle; c != nil && c.proposed && !c.applied && term > c.term {
+		d.failCycle(c)
+	}
 }
 
 func (d *dataState) failCycle(c *cycle) {
@@ -462,8 +494,12 @@ func (d *dataState) answer(c *cycle, wb *tenfoldpb.WriteBatch) {
 		if s := c.slots[i]; s >= 0 {
 			rev = wb.GetBaseRevision() + int64(s)
 		}
-		mvcc.Stamp(resp, rev)
-		setHeaderMeta(resp, n.id, d.r.term)
+		if q.close {
+			resp.(*pb.RangeResponse).Header = d.header(rev)
+		} else {
+			mvcc.Stamp(resp, rev)
+			setHeaderMeta(resp, n.id, d.r.term)
+		}
 		n.reply(q.req, resp, nil)
 	}
 	d.pump()
@@ -496,6 +532,7 @@ func (n *Node) handleLeaseRevoked(from uint64, m *tenfoldpb.LeaseRevoked) {
 	if !ok || r.data == nil || !r.isLeader() {
 		return // the system leader retries until the range leader acks
 	}
+	r.unquiesce()
 	for _, q := range r.data.queue {
 		if q.req == nil && q.lease == m.GetLease() {
 			return

@@ -377,7 +377,23 @@ func (n *Node) Step(m *tenfoldpb.Message) {
 		n.handleLeaseRevoked(m.GetFrom(), b.LeaseRevoked)
 	case *tenfoldpb.Message_LeaseRevokedAck:
 		n.handleLeaseRevokedAck(b.LeaseRevokedAck)
+	case *tenfoldpb.Message_Quiesce:
+		if r, ok := n.replicas[b.Quiesce.GetRangeId()]; ok {
+			r.quiesce(m.GetFrom(), b.Quiesce)
+		}
 	}
+}
+
+// alive reports whether the control plane (as last heard) considers node
+// id live; without liveness information every node counts as live.
+func (n *Node) alive(id uint64) bool {
+	if id == 0 {
+		return false
+	}
+	if len(n.dir.live) == 0 {
+		return true
+	}
+	return n.dir.live[id]
 }
 
 func (n *Node) stepRaft(from uint64, rm *tenfoldpb.RaftMessage) {
@@ -523,7 +539,7 @@ func (n *Node) coalesceHeartbeats() {
 func Urgent(m *tenfoldpb.Message) bool {
 	switch b := m.GetBody().(type) {
 	case *tenfoldpb.Message_Heartbeats, *tenfoldpb.Message_Keepalive, *tenfoldpb.Message_KeepaliveResponse,
-		*tenfoldpb.Message_SeqRequest, *tenfoldpb.Message_SeqResponse:
+		*tenfoldpb.Message_SeqRequest, *tenfoldpb.Message_SeqResponse, *tenfoldpb.Message_Quiesce:
 		return true
 	case *tenfoldpb.Message_Raft:
 		switch b.Raft.GetMsg().GetType() {

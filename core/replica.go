@@ -34,6 +34,14 @@ type replica struct {
 	term   uint64
 	state  raft.StateType
 
+	// quiesced ranges are not ticked: no heartbeats, no election timer.
+	// An idle, fully replicated range costs no messages at all.
+	quiesced  bool
+	idleTicks int
+	// poked: this follower's election timer fired and it asked the leader
+	// to wake instead of campaigning; the next expiry campaigns.
+	poked bool
+
 	data *dataState   // DATA ranges
 	sys  *systemState // the SYSTEM range
 }
@@ -105,13 +113,38 @@ func (r *replica) resetElectionTimer() {
 	r.electionTimeout = e + r.n.cfg.Rand.IntN(e)
 }
 
+// quiesceAfterTicks is how long a leader waits with nothing to do before
+// it quiesces its range.
+const quiesceAfterTicks = 3
+
+// pokeTicks is how long a follower waits for a poked leader to answer.
+const pokeTicks = 3
+
 func (r *replica) tick() {
+	if r.quiesced {
+		if r.isLeader() || r.n.alive(r.leader) {
+			return
+		}
+		// The leader's node is not live: wake up and let the election
+		// timer run.
+		r.unquiesce()
+	}
 	r.rn.Tick()
-	if r.state == raft.StateLeader {
+	if r.isLeader() {
 		r.electionElapsed = 0
+		r.maybeQuiesce()
 	} else if r.electionElapsed++; r.electionElapsed >= r.electionTimeout {
-		r.resetElectionTimer()
-		_ = r.rn.Campaign()
+		if !r.poked && r.leader != 0 && r.n.alive(r.leader) {
+			// The leader may just have quiesced without us (a lost Quiesce):
+			// ask it to wake, and campaign only if it stays silent.
+			r.poked = true
+			r.electionElapsed = r.electionTimeout - pokeTicks
+			r.n.send(r.leader, &tenfoldpb.Message{Body: &tenfoldpb.Message_Quiesce{Quiesce: &tenfoldpb.Quiesce{RangeId: r.id(), Term: r.term, Wake: true}}})
+		} else {
+			r.resetElectionTimer()
+			r.poked = false
+			_ = r.rn.Campaign()
+		}
 	}
 	if r.data != nil {
 		r.data.tick()
@@ -121,12 +154,102 @@ func (r *replica) tick() {
 	}
 }
 
+// unquiesce makes the range tick again.
+func (r *replica) unquiesce() {
+	if !r.quiesced {
+		return
+	}
+	r.quiesced, r.idleTicks = false, 0
+	if !r.isLeader() {
+		r.resetElectionTimer()
+	}
+}
+
+// wakes reports whether a message needs a quiesced replica to tick again.
+// Heartbeats and successful acknowledgements carry no news: a quiesced
+// follower keeps stepping them (raft state stays current) without ticking,
+// and a quiesced leader must not be woken by the answers to its own last
+// heartbeat. New entries, votes, rejections and read requests wake it.
+func wakes(m *raftpb.Message) bool {
+	switch m.GetType() {
+	case raftpb.MessageType_MsgHeartbeat, raftpb.MessageType_MsgHeartbeatResp:
+		return false
+	case raftpb.MessageType_MsgAppResp:
+		return m.GetReject()
+	}
+	return true
+}
+
+// busy reports whether the range's state machine has work that needs ticks.
+func (r *replica) busy() bool {
+	switch {
+	case r.data != nil:
+		return !r.data.idle()
+	case r.sys != nil:
+		return !r.sys.idle()
+	}
+	return true // the control range is never idle: keepalives keep coming
+}
+
+// maybeQuiesce quiesces an idle leader's range once every follower has the
+// whole log and everything is applied.
+func (r *replica) maybeQuiesce() {
+	if !r.fenced() || r.busy() {
+		if r.idleTicks > 0 {
+		}
+		r.idleTicks = 0
+		return
+	}
+	if r.idleTicks++; r.idleTicks < quiesceAfterTicks {
+		return
+	}
+	st := r.rn.Status()
+	last := r.storage.lastIndex
+	if st.HardState.GetCommit() != last || r.applied.index != last {
+		return
+	}
+	for id, pr := range st.Progress {
+		if id != r.n.id && pr.Match != last {
+			return
+		}
+	}
+	r.quiesced = true
+	for _, peer := range r.desc.GetReplicas() {
+		if peer != r.n.id {
+			r.n.send(peer, &tenfoldpb.Message{Body: &tenfoldpb.Message_Quiesce{Quiesce: &tenfoldpb.Quiesce{RangeId: r.id(), Term: r.term, Commit: last}}})
+		}
+	}
+}
+
+// quiesce handles a leader's Quiesce at a follower.
+func (r *replica) quiesce(from uint64, q *tenfoldpb.Quiesce) {
+	if q.GetWake() {
+		if r.isLeader() {
+			r.unquiesce()
+		}
+		return
+	}
+	if r.isLeader() || q.GetTerm() != r.term || from != r.leader {
+		return
+	}
+	if r.rn.BasicStatus().HardState.GetCommit() < q.GetCommit() {
+		// Not caught up: keep the leader awake so it brings us up to date.
+		r.n.send(from, &tenfoldpb.Message{Body: &tenfoldpb.Message_Quiesce{Quiesce: &tenfoldpb.Quiesce{RangeId: r.id(), Term: r.term, Wake: true}}})
+		return
+	}
+	r.quiesced = true
+}
+
 func (r *replica) step(m *raftpb.Message) {
+	if wakes(m) {
+		r.unquiesce()
+	}
 	// Hearing from the current leader postpones our own campaign.
 	switch m.GetType() {
 	case raftpb.MessageType_MsgApp, raftpb.MessageType_MsgHeartbeat, raftpb.MessageType_MsgSnap:
 		if m.GetTerm() >= r.term {
 			r.electionElapsed = 0
+			r.poked = false
 		}
 	}
 	_ = r.rn.Step(m)
@@ -214,6 +337,10 @@ func (r *replica) applyEntry(e *raftpb.Entry) ([]func(), error) {
 			if fns, err = r.applyCommand(b, e); err != nil {
 				return nil, err
 			}
+		} else if r.data != nil {
+			// A new leader's empty entry: a batch proposed here in an
+			// older term and not applied before it never will be.
+			r.data.failStaleCycle(e.GetTerm())
 		}
 	case raftpb.EntryType_EntryConfChange, raftpb.EntryType_EntryConfChangeV2:
 		return nil, fmt.Errorf("range %d: conf changes are not supported yet (entry %d)", r.id(), e.GetIndex())

@@ -19,6 +19,7 @@ type RangeStatus struct {
 	Revision   int64 // highest revision this range wrote
 	Closed     int64 // resolved: no write at or below it will come
 	Compacted  int64
+	Quiesced   bool
 }
 
 // RangeStatuses reports every replica on this node, by range ID.
@@ -28,7 +29,7 @@ func (n *Node) RangeStatuses() []RangeStatus {
 		r := n.replicas[id]
 		out = append(out, RangeStatus{RangeID: id, Kind: r.desc.GetKind(), Epoch: r.desc.GetEpoch(), Start: r.desc.GetStartKey(), End: r.desc.GetEndKey(),
 			Replicas: r.desc.GetReplicas(), Leader: r.leader, Term: r.term, Applied: r.applied.index,
-			Revision: r.applied.revision, Closed: r.applied.closed, Compacted: r.applied.compacted})
+			Revision: r.applied.revision, Closed: r.applied.closed, Compacted: r.applied.compacted, Quiesced: r.quiesced})
 	}
 	return out
 }

@@ -135,16 +135,20 @@ func (n *Node) handleSeqRequest(from uint64, req *tenfoldpb.SeqRequest) {
 		n.send(from, &tenfoldpb.Message{Body: &tenfoldpb.Message_SeqResponse{SeqResponse: &tenfoldpb.SeqResponse{Id: req.GetId(), RangeId: req.GetRangeId(), Code: 14, Error: status.Convert(errNotLeader).Message(), LeaderHint: hint}}})
 		return
 	}
+	r.unquiesce()
 	r.sys.queue = append(r.sys.queue, seqWaiter{from: from, req: req})
 	r.sys.pump()
 }
 
 func (n *Node) handleSeqResponse(from uint64, resp *tenfoldpb.SeqResponse) {
 	if resp.GetCode() != 0 {
-		if resp.GetLeaderHint() != 0 {
-			n.leaderHint[systemRangeID] = resp.GetLeaderHint()
+		if h := resp.GetLeaderHint(); h != 0 {
+			n.leaderHint[systemRangeID] = h
+			if r, ok := n.replicas[resp.GetRangeId()]; ok && r.data != nil && h != from {
+				r.data.seqRedirected(resp)
+			}
 		}
-		return // the data range asks again on its next tick
+		return // otherwise the data range asks again on its next tick
 	}
 	n.leaderHint[systemRangeID] = from
 	if r, ok := n.replicas[resp.GetRangeId()]; ok && r.data != nil {
@@ -172,6 +176,13 @@ func (s *systemState) lostLeadership() {
 	}
 	s.proposals, s.revokeWait, s.leaseWaiter = map[uint64]*tenfoldpb.Request{}, map[int64][]*tenfoldpb.Request{}, nil
 	s.expiry, s.expiring = map[int64]time.Time{}, map[int64]bool{}
+}
+
+// idle reports whether the sequencer and lease table need no ticks: no
+// requests in flight and no leases (their expiry is checked on ticks).
+func (s *systemState) idle() bool {
+	return len(s.queue) == 0 && len(s.granting) == 0 && s.readCtx == nil && !s.extending &&
+		len(s.leases) == 0 && len(s.revoking) == 0 && len(s.proposals) == 0 && len(s.leaseWaiter) == 0
 }
 
 func (s *systemState) readState(rs raft.ReadState) {

@@ -179,11 +179,14 @@ func (b *backend) Watch(ctx context.Context, r *pb.WatchCreateRequest) (gateway.
 	return b.n.hub.create(ctx, r)
 }
 
+// Header is the revision a new watch starts after. It is the lowest closed
+// revision of the node's data replicas, so that a watch on any of them
+// starting at Header+1 misses no event that was not yet applied here.
 func (b *backend) Header(ctx context.Context) (*pb.ResponseHeader, error) {
 	s := b.n.Status()
 	h := &pb.ResponseHeader{ClusterId: core.ClusterID, MemberId: b.n.cfg.NodeID}
 	if s != nil {
-		h.Revision = s.Revision
+		h.Revision = s.MinClosed
 	}
 	return h, nil
 }

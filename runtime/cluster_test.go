@@ -8,10 +8,10 @@ import (
 	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // testCluster is 1 control + 3 data nodes in this process, on loopback.
@@ -237,6 +237,26 @@ func TestClusterWatchAndLease(t *testing.T) {
 		}
 	}
 
+	// A progress request on an idle (quiesced) range brings a notification at
+	// or above the last write.
+	time.Sleep(200 * time.Millisecond)
+	if err := cli.RequestProgress(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for progressed := false; !progressed; {
+		select {
+		case wr := <-wch:
+			if wr.IsProgressNotify() {
+				if wr.Header.Revision < p0.Header.Revision+2 {
+					t.Fatalf("progress at %d, below the last write %d", wr.Header.Revision, p0.Header.Revision+2)
+				}
+				progressed = true
+			}
+		case <-ctx.Done():
+			t.Fatal("no progress notification")
+		}
+	}
+
 	lease, err := cli.Grant(ctx, 2)
 	if err != nil {
 		t.Fatal(err)
@@ -405,5 +425,52 @@ func TestClusterSplitRanges(t *testing.T) {
 		if _, err := cli.Get(ctx, k, clientv3.WithRev(a.Header.Revision)); err != rpctypes.ErrCompacted {
 			t.Errorf("get %s at compacted revision: %v", k, err)
 		}
+	}
+}
+
+func TestClusterQuiescesIdleRanges(t *testing.T) {
+	c := startTestCluster(t, t.TempDir())
+	cli := c.client()
+	waitReady(t, cli)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if _, err := cli.Put(ctx, "k", "v"); err != nil {
+		t.Fatal(err)
+	}
+	allQuiet := func() bool {
+		for _, n := range c.nodes[1:] {
+			for _, r := range n.core.RangeStatuses() {
+				if !r.Quiesced {
+					return false
+				}
+			}
+		}
+		return true
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var quiet bool
+		for _, n := range c.nodes[1:] {
+			_ = n.do(ctx, func() { quiet = allQuiet() })
+		}
+		if quiet {
+			break
+		}
+		if time.Now().After(deadline) {
+			for _, n := range c.nodes[1:] {
+				t.Logf("node %d: %+v", n.ID(), n.Status().Ranges)
+			}
+			t.Fatal("idle ranges did not quiesce")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// A quiesced range wakes up for the next request.
+	p, err := cli.Put(ctx, "k", "w")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := cli.Get(ctx, "k")
+	if err != nil || len(g.Kvs) != 1 || g.Kvs[0].ModRevision != p.Header.Revision {
+		t.Fatalf("after waking: %v %v", g, err)
 	}
 }

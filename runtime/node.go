@@ -88,6 +88,9 @@ type Snapshot struct {
 	Revision int64
 	// DiskBytes is the engine's size on disk, when the engine reports it.
 	DiskBytes uint64
+	// MinClosed is the lowest closed revision of the local data replicas:
+	// every event at or below it has been applied on this node.
+	MinClosed int64
 }
 
 // Start opens the engine, recovers the core and starts serving.
@@ -330,9 +333,13 @@ func (n *Node) publishStatus() {
 	if du, ok := n.eng.(interface{ DiskUsage() uint64 }); ok {
 		s.DiskBytes = du.DiskUsage()
 	}
+	first := true
 	for _, r := range s.Ranges {
 		if r.Closed > s.Revision {
 			s.Revision = r.Closed
+		}
+		if r.Kind == tenfoldpb.RangeKind_DATA && (first || r.Closed < s.MinClosed) {
+			s.MinClosed, first = r.Closed, false
 		}
 	}
 	n.status.Store(s)

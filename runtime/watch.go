@@ -3,10 +3,12 @@ package runtime
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/tenfold/tenfold/core"
 	"github.com/tenfold/tenfold/gateway"
 	"github.com/tenfold/tenfold/mvcc"
+	"github.com/tenfold/tenfold/tenfoldpb"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"google.golang.org/grpc/codes"
@@ -36,10 +38,13 @@ type watch struct {
 	span    core.Span
 	prevKV  bool
 	next    int64 // next revision to deliver
-	ch      chan gateway.WatchBatch
-	mu      sync.Mutex
-	err     error
-	ended   bool
+	// wantProgress: a progress notification is owed once the local replica
+	// has resolved this revision (loop-owned).
+	wantProgress int64
+	ch           chan gateway.WatchBatch
+	mu           sync.Mutex
+	err          error
+	ended        bool
 }
 
 func newWatchHub(n *Node) *watchHub { return &watchHub{n: n, watches: map[*watch]bool{}} }
@@ -106,14 +111,20 @@ func (h *watchHub) applied(as []core.Applied) {
 				}
 				evs = append(evs, ev)
 			}
-			if len(evs) == 0 {
-				continue
+			if len(evs) > 0 {
+				if !w.push(gateway.WatchBatch{Events: evs, Revision: a.Resolved}) {
+					delete(h.watches, w)
+					continue
+				}
+				w.next = evs[len(evs)-1].Kv.ModRevision + 1
 			}
-			if !w.push(gateway.WatchBatch{Events: evs, Revision: a.Resolved}) {
-				delete(h.watches, w)
-				continue
+			if w.wantProgress > 0 && a.Resolved >= w.wantProgress {
+				select {
+				case w.ch <- gateway.WatchBatch{Revision: a.Resolved}:
+					w.wantProgress = 0
+				default:
+				}
 			}
-			w.next = evs[len(evs)-1].Kv.ModRevision + 1
 		}
 	}
 }
@@ -157,23 +168,64 @@ func (w *watch) Err() error {
 	return w.err
 }
 
-// RequestProgress implements gateway.Watch: a batch without events at the
-// replica's resolved revision.
+// RequestProgress implements gateway.Watch. It asks the range's leader to
+// close the range up to the store's current revision (an empty write cycle,
+// which also wakes a quiesced range), and sends a progress notification
+// once the local replica has applied that far: every event at or below the
+// notified revision has then been delivered. It does not block.
 func (w *watch) RequestProgress() {
 	h := w.hub
-	_ = h.n.do(context.Background(), func() {
-		if !h.watches[w] {
+	n := h.n
+	go func() {
+		ch := make(chan core.Result, 1)
+		id := n.nextID.Add(1)
+		err := n.do(context.Background(), func() {
+			if !h.watches[w] {
+				return
+			}
+			n.waiters[id] = ch
+			n.core.Submit(core.ClientRequest{ID: id, Kind: tenfoldpb.RequestKind_CLOSE, RangeID: w.rangeID, Msg: &pb.RangeRequest{}, Deadline: time.Now().Add(progressTimeout)})
+		})
+		if err != nil {
 			return
 		}
-		for _, rs := range h.n.core.RangeStatuses() {
-			if rs.RangeID == w.rangeID && rs.Closed >= w.next-1 {
-				select {
-				case w.ch <- gateway.WatchBatch{Revision: rs.Closed}:
-				default:
-				}
+		var rev int64
+		select {
+		case r := <-ch:
+			if resp, ok := r.Resp.(*pb.RangeResponse); ok && r.Err == nil && resp.Header != nil {
+				rev = resp.Header.Revision
+			}
+		case <-n.stop:
+			return
+		}
+		_ = n.do(context.Background(), func() {
+			if !h.watches[w] {
+				return
+			}
+			w.wantProgress = max(rev, 1)
+			h.deliverProgress(w)
+		})
+	}()
+}
+
+// progressTimeout bounds the close cycle behind one progress request.
+const progressTimeout = 5 * time.Second
+
+// deliverProgress sends an owed progress notification if the local replica
+// has resolved far enough (loop goroutine only).
+func (h *watchHub) deliverProgress(w *watch) {
+	if w.wantProgress == 0 {
+		return
+	}
+	for _, rs := range h.n.core.RangeStatuses() {
+		if rs.RangeID == w.rangeID && rs.Closed >= w.wantProgress && rs.Closed >= w.next-1 {
+			select {
+			case w.ch <- gateway.WatchBatch{Revision: rs.Closed}:
+				w.wantProgress = 0
+			default:
 			}
 		}
-	})
+	}
 }
 
 // Close implements gateway.Watch.

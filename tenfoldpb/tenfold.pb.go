@@ -90,6 +90,7 @@ const (
 	RequestKind_LEASE_TTL         RequestKind = 8
 	RequestKind_LEASE_LEASES      RequestKind = 9
 	RequestKind_DELETE_LEASE_KEYS RequestKind = 10 // internal: delete keys attached to a revoked lease
+	RequestKind_CLOSE             RequestKind = 11 // advance a range's closed revision (no writes)
 )
 
 // Enum value maps for RequestKind.
@@ -106,6 +107,7 @@ var (
 		8:  "LEASE_TTL",
 		9:  "LEASE_LEASES",
 		10: "DELETE_LEASE_KEYS",
+		11: "CLOSE",
 	}
 	RequestKind_value = map[string]int32{
 		"RANGE":             0,
@@ -119,6 +121,7 @@ var (
 		"LEASE_TTL":         8,
 		"LEASE_LEASES":      9,
 		"DELETE_LEASE_KEYS": 10,
+		"CLOSE":             11,
 	}
 )
 
@@ -321,6 +324,7 @@ type Message struct {
 	//	*Message_LeaseRevoked
 	//	*Message_LeaseRevokedAck
 	//	*Message_Heartbeats
+	//	*Message_Quiesce
 	Body          isMessage_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -476,6 +480,15 @@ func (x *Message) GetHeartbeats() *Heartbeats {
 	return nil
 }
 
+func (x *Message) GetQuiesce() *Quiesce {
+	if x != nil {
+		if x, ok := x.Body.(*Message_Quiesce); ok {
+			return x.Quiesce
+		}
+	}
+	return nil
+}
+
 type isMessage_Body interface {
 	isMessage_Body()
 }
@@ -524,6 +537,10 @@ type Message_Heartbeats struct {
 	Heartbeats *Heartbeats `protobuf:"bytes,13,opt,name=heartbeats,proto3,oneof"`
 }
 
+type Message_Quiesce struct {
+	Quiesce *Quiesce `protobuf:"bytes,14,opt,name=quiesce,proto3,oneof"`
+}
+
 func (*Message_Raft) isMessage_Body() {}
 
 func (*Message_Request) isMessage_Body() {}
@@ -545,6 +562,8 @@ func (*Message_LeaseRevoked) isMessage_Body() {}
 func (*Message_LeaseRevokedAck) isMessage_Body() {}
 
 func (*Message_Heartbeats) isMessage_Body() {}
+
+func (*Message_Quiesce) isMessage_Body() {}
 
 // RaftMessage is a raft message of one range.
 type RaftMessage struct {
@@ -645,6 +664,78 @@ func (x *Heartbeats) GetMsgs() []*RaftMessage {
 	return nil
 }
 
+// Quiesce tells a follower that the range is idle and fully replicated up
+// to commit: stop ticking it until a message for the range arrives or the
+// leader's node is no longer live.
+type Quiesce struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	RangeId uint64                 `protobuf:"varint,1,opt,name=range_id,json=rangeId,proto3" json:"range_id,omitempty"`
+	Term    uint64                 `protobuf:"varint,2,opt,name=term,proto3" json:"term,omitempty"`
+	Commit  uint64                 `protobuf:"varint,3,opt,name=commit,proto3" json:"commit,omitempty"`
+	// wake (follower to leader): resume heartbeats, I am not quiesced.
+	Wake          bool `protobuf:"varint,4,opt,name=wake,proto3" json:"wake,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Quiesce) Reset() {
+	*x = Quiesce{}
+	mi := &file_tenfold_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Quiesce) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Quiesce) ProtoMessage() {}
+
+func (x *Quiesce) ProtoReflect() protoreflect.Message {
+	mi := &file_tenfold_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Quiesce.ProtoReflect.Descriptor instead.
+func (*Quiesce) Descriptor() ([]byte, []int) {
+	return file_tenfold_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *Quiesce) GetRangeId() uint64 {
+	if x != nil {
+		return x.RangeId
+	}
+	return 0
+}
+
+func (x *Quiesce) GetTerm() uint64 {
+	if x != nil {
+		return x.Term
+	}
+	return 0
+}
+
+func (x *Quiesce) GetCommit() uint64 {
+	if x != nil {
+		return x.Commit
+	}
+	return 0
+}
+
+func (x *Quiesce) GetWake() bool {
+	if x != nil {
+		return x.Wake
+	}
+	return false
+}
+
 // Request is a client request on its way to a range leader.
 type Request struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -661,7 +752,7 @@ type Request struct {
 
 func (x *Request) Reset() {
 	*x = Request{}
-	mi := &file_tenfold_proto_msgTypes[5]
+	mi := &file_tenfold_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -673,7 +764,7 @@ func (x *Request) String() string {
 func (*Request) ProtoMessage() {}
 
 func (x *Request) ProtoReflect() protoreflect.Message {
-	mi := &file_tenfold_proto_msgTypes[5]
+	mi := &file_tenfold_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -686,7 +777,7 @@ func (x *Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Request.ProtoReflect.Descriptor instead.
 func (*Request) Descriptor() ([]byte, []int) {
-	return file_tenfold_proto_rawDescGZIP(), []int{5}
+	return file_tenfold_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Request) GetId() uint64 {
@@ -753,7 +844,7 @@ type Response struct {
 
 func (x *Response) Reset() {
 	*x = Response{}
-	mi := &file_tenfold_proto_msgTypes[6]
+	mi := &file_tenfold_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -765,7 +856,7 @@ func (x *Response) String() string {
 func (*Response) ProtoMessage() {}
 
 func (x *Response) ProtoReflect() protoreflect.Message {
-	mi := &file_tenfold_proto_msgTypes[6]
+	mi := &file_tenfold_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -778,7 +869,7 @@ func (x *Response) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Response.ProtoReflect.Descriptor instead.
 func (*Response) Descriptor() ([]byte, []int) {
-	return file_tenfold_proto_rawDescGZIP(), []int{6}
+	return file_tenfold_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Response) GetId() uint64 {
@@ -836,7 +927,7 @@ type SeqRequest struct {
 
 func (x *SeqRequest) Reset() {
 	*x = SeqRequest{}
-	mi := &file_tenfold_proto_msgTypes[7]
+	mi := &file_tenfold_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -848,7 +939,7 @@ func (x *SeqRequest) String() string {
 func (*SeqRequest) ProtoMessage() {}
 
 func (x *SeqRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tenfold_proto_msgTypes[7]
+	mi := &file_tenfold_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -861,7 +952,7 @@ func (x *SeqRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SeqRequest.ProtoReflect.Descriptor instead.
 func (*SeqRequest) Descriptor() ([]byte, []int) {
-	return file_tenfold_proto_rawDescGZIP(), []int{7}
+	return file_tenfold_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *SeqRequest) GetId() uint64 {
@@ -905,7 +996,7 @@ type SeqResponse struct {
 
 func (x *SeqResponse) Reset() {
 	*x = SeqResponse{}
-	mi := &file_tenfold_proto_msgTypes[8]
+	mi := &file_tenfold_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -917,7 +1008,7 @@ func (x *SeqResponse) String() string {
 func (*SeqResponse) ProtoMessage() {}
 
 func (x *SeqResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tenfold_proto_msgTypes[8]
+	mi := &file_tenfold_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -930,7 +1021,7 @@ func (x *SeqResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SeqResponse.ProtoReflect.Descriptor instead.
 func (*SeqResponse) Descriptor() ([]byte, []int) {
-	return file_tenfold_proto_rawDescGZIP(), []int{8}
+	return file_tenfold_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SeqResponse) GetId() uint64 {
@@ -1001,7 +1092,7 @@ type Keepalive struct {
 
 func (x *Keepalive) Reset() {
 	*x = Keepalive{}
-	mi := &file_tenfold_proto_msgTypes[9]
+	mi := &file_tenfold_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1013,7 +1104,7 @@ func (x *Keepalive) String() string {
 func (*Keepalive) ProtoMessage() {}
 
 func (x *Keepalive) ProtoReflect() protoreflect.Message {
-	mi := &file_tenfold_proto_msgTypes[9]
+	mi := &file_tenfold_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1026,7 +1117,7 @@ func (x *Keepalive) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Keepalive.ProtoReflect.Descriptor instead.
 func (*Keepalive) Descriptor() ([]byte, []int) {
-	return file_tenfold_proto_rawDescGZIP(), []int{9}
+	return file_tenfold_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Keepalive) GetNode() *NodeInfo {
@@ -1065,7 +1156,7 @@ type RangeReport struct {
 
 func (x *RangeReport) Reset() {
 	*x = RangeReport{}
-	mi := &file_tenfold_proto_msgTypes[10]
+	mi := &file_tenfold_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1077,7 +1168,7 @@ func (x *RangeReport) String() string {
 func (*RangeReport) ProtoMessage() {}
 
 func (x *RangeReport) ProtoReflect() protoreflect.Message {
-	mi := &file_tenfold_proto_msgTypes[10]
+	mi := &file_tenfold_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1090,7 +1181,7 @@ func (x *RangeReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RangeReport.ProtoReflect.Descriptor instead.
 func (*RangeReport) Descriptor() ([]byte, []int) {
-	return file_tenfold_proto_rawDescGZIP(), []int{10}
+	return file_tenfold_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *RangeReport) GetRangeId() uint64 {
@@ -1151,7 +1242,7 @@ type KeepaliveResponse struct {
 
 func (x *KeepaliveResponse) Reset() {
 	*x = KeepaliveResponse{}
-	mi := &file_tenfold_proto_msgTypes[11]
+	mi := &file_tenfold_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1163,7 +1254,7 @@ func (x *KeepaliveResponse) String() string {
 func (*KeepaliveResponse) ProtoMessage() {}
 
 func (x *KeepaliveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tenfold_proto_msgTypes[11]
+	mi := &file_tenfold_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1176,7 +1267,7 @@ func (x *KeepaliveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeepaliveResponse.ProtoReflect.Descriptor instead.
 func (*KeepaliveResponse) Descriptor() ([]byte, []int) {
-	return file_tenfold_proto_rawDescGZIP(), []int{11}
+	return file_tenfold_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *KeepaliveResponse) GetControlLeader() uint64 {
@@ -1238,7 +1329,7 @@ type CreateReplica struct {
 
 func (x *CreateReplica) Reset() {
 	*x = CreateReplica{}
-	mi := &file_tenfold_proto_msgTypes[12]
+	mi := &file_tenfold_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1250,7 +1341,7 @@ func (x *CreateReplica) String() string {
 func (*CreateReplica) ProtoMessage() {}
 
 func (x *CreateReplica) ProtoReflect() protoreflect.Message {
-	mi := &file_tenfold_proto_msgTypes[12]
+	mi := &file_tenfold_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1263,7 +1354,7 @@ func (x *CreateReplica) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateReplica.ProtoReflect.Descriptor instead.
 func (*CreateReplica) Descriptor() ([]byte, []int) {
-	return file_tenfold_proto_rawDescGZIP(), []int{12}
+	return file_tenfold_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CreateReplica) GetRange() *RangeDescriptor {
@@ -1284,7 +1375,7 @@ type LeaseRevoked struct {
 
 func (x *LeaseRevoked) Reset() {
 	*x = LeaseRevoked{}
-	mi := &file_tenfold_proto_msgTypes[13]
+	mi := &file_tenfold_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1296,7 +1387,7 @@ func (x *LeaseRevoked) String() string {
 func (*LeaseRevoked) ProtoMessage() {}
 
 func (x *LeaseRevoked) ProtoReflect() protoreflect.Message {
-	mi := &file_tenfold_proto_msgTypes[13]
+	mi := &file_tenfold_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1309,7 +1400,7 @@ func (x *LeaseRevoked) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseRevoked.ProtoReflect.Descriptor instead.
 func (*LeaseRevoked) Descriptor() ([]byte, []int) {
-	return file_tenfold_proto_rawDescGZIP(), []int{13}
+	return file_tenfold_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *LeaseRevoked) GetLease() int64 {
@@ -1337,7 +1428,7 @@ type LeaseRevokedAck struct {
 
 func (x *LeaseRevokedAck) Reset() {
 	*x = LeaseRevokedAck{}
-	mi := &file_tenfold_proto_msgTypes[14]
+	mi := &file_tenfold_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1349,7 +1440,7 @@ func (x *LeaseRevokedAck) String() string {
 func (*LeaseRevokedAck) ProtoMessage() {}
 
 func (x *LeaseRevokedAck) ProtoReflect() protoreflect.Message {
-	mi := &file_tenfold_proto_msgTypes[14]
+	mi := &file_tenfold_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1362,7 +1453,7 @@ func (x *LeaseRevokedAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseRevokedAck.ProtoReflect.Descriptor instead.
 func (*LeaseRevokedAck) Descriptor() ([]byte, []int) {
-	return file_tenfold_proto_rawDescGZIP(), []int{14}
+	return file_tenfold_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *LeaseRevokedAck) GetLease() int64 {
@@ -1397,7 +1488,7 @@ type Write struct {
 
 func (x *Write) Reset() {
 	*x = Write{}
-	mi := &file_tenfold_proto_msgTypes[15]
+	mi := &file_tenfold_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1409,7 +1500,7 @@ func (x *Write) String() string {
 func (*Write) ProtoMessage() {}
 
 func (x *Write) ProtoReflect() protoreflect.Message {
-	mi := &file_tenfold_proto_msgTypes[15]
+	mi := &file_tenfold_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1422,7 +1513,7 @@ func (x *Write) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Write.ProtoReflect.Descriptor instead.
 func (*Write) Descriptor() ([]byte, []int) {
-	return file_tenfold_proto_rawDescGZIP(), []int{15}
+	return file_tenfold_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Write) GetKey() []byte {
@@ -1492,7 +1583,7 @@ type Completion struct {
 
 func (x *Completion) Reset() {
 	*x = Completion{}
-	mi := &file_tenfold_proto_msgTypes[16]
+	mi := &file_tenfold_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1504,7 +1595,7 @@ func (x *Completion) String() string {
 func (*Completion) ProtoMessage() {}
 
 func (x *Completion) ProtoReflect() protoreflect.Message {
-	mi := &file_tenfold_proto_msgTypes[16]
+	mi := &file_tenfold_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1517,7 +1608,7 @@ func (x *Completion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Completion.ProtoReflect.Descriptor instead.
 func (*Completion) Descriptor() ([]byte, []int) {
-	return file_tenfold_proto_rawDescGZIP(), []int{16}
+	return file_tenfold_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Completion) GetRequestId() uint64 {
@@ -1553,7 +1644,7 @@ type WriteBatch struct {
 
 func (x *WriteBatch) Reset() {
 	*x = WriteBatch{}
-	mi := &file_tenfold_proto_msgTypes[17]
+	mi := &file_tenfold_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1565,7 +1656,7 @@ func (x *WriteBatch) String() string {
 func (*WriteBatch) ProtoMessage() {}
 
 func (x *WriteBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_tenfold_proto_msgTypes[17]
+	mi := &file_tenfold_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1578,7 +1669,7 @@ func (x *WriteBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteBatch.ProtoReflect.Descriptor instead.
 func (*WriteBatch) Descriptor() ([]byte, []int) {
-	return file_tenfold_proto_rawDescGZIP(), []int{17}
+	return file_tenfold_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *WriteBatch) GetBaseRevision() int64 {
@@ -1655,7 +1746,7 @@ type LeaseRecord struct {
 
 func (x *LeaseRecord) Reset() {
 	*x = LeaseRecord{}
-	mi := &file_tenfold_proto_msgTypes[18]
+	mi := &file_tenfold_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1667,7 +1758,7 @@ func (x *LeaseRecord) String() string {
 func (*LeaseRecord) ProtoMessage() {}
 
 func (x *LeaseRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_tenfold_proto_msgTypes[18]
+	mi := &file_tenfold_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1680,7 +1771,7 @@ func (x *LeaseRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseRecord.ProtoReflect.Descriptor instead.
 func (*LeaseRecord) Descriptor() ([]byte, []int) {
-	return file_tenfold_proto_rawDescGZIP(), []int{18}
+	return file_tenfold_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *LeaseRecord) GetId() int64 {
@@ -1712,7 +1803,7 @@ type SystemCommand struct {
 
 func (x *SystemCommand) Reset() {
 	*x = SystemCommand{}
-	mi := &file_tenfold_proto_msgTypes[19]
+	mi := &file_tenfold_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1724,7 +1815,7 @@ func (x *SystemCommand) String() string {
 func (*SystemCommand) ProtoMessage() {}
 
 func (x *SystemCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_tenfold_proto_msgTypes[19]
+	mi := &file_tenfold_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1737,7 +1828,7 @@ func (x *SystemCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SystemCommand.ProtoReflect.Descriptor instead.
 func (*SystemCommand) Descriptor() ([]byte, []int) {
-	return file_tenfold_proto_rawDescGZIP(), []int{19}
+	return file_tenfold_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *SystemCommand) GetWindowEnd() int64 {
@@ -1796,7 +1887,7 @@ type ControlCommand struct {
 
 func (x *ControlCommand) Reset() {
 	*x = ControlCommand{}
-	mi := &file_tenfold_proto_msgTypes[20]
+	mi := &file_tenfold_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1808,7 +1899,7 @@ func (x *ControlCommand) String() string {
 func (*ControlCommand) ProtoMessage() {}
 
 func (x *ControlCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_tenfold_proto_msgTypes[20]
+	mi := &file_tenfold_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1821,7 +1912,7 @@ func (x *ControlCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ControlCommand.ProtoReflect.Descriptor instead.
 func (*ControlCommand) Descriptor() ([]byte, []int) {
-	return file_tenfold_proto_rawDescGZIP(), []int{20}
+	return file_tenfold_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ControlCommand) GetRegister() *NodeInfo {
@@ -1869,7 +1960,7 @@ type Envelope struct {
 
 func (x *Envelope) Reset() {
 	*x = Envelope{}
-	mi := &file_tenfold_proto_msgTypes[21]
+	mi := &file_tenfold_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1881,7 +1972,7 @@ func (x *Envelope) String() string {
 func (*Envelope) ProtoMessage() {}
 
 func (x *Envelope) ProtoReflect() protoreflect.Message {
-	mi := &file_tenfold_proto_msgTypes[21]
+	mi := &file_tenfold_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1894,7 +1985,7 @@ func (x *Envelope) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Envelope.ProtoReflect.Descriptor instead.
 func (*Envelope) Descriptor() ([]byte, []int) {
-	return file_tenfold_proto_rawDescGZIP(), []int{21}
+	return file_tenfold_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Envelope) GetMsgs() []*Message {
@@ -1913,7 +2004,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_tenfold_proto_msgTypes[22]
+	mi := &file_tenfold_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1925,7 +2016,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_tenfold_proto_msgTypes[22]
+	mi := &file_tenfold_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1938,7 +2029,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_tenfold_proto_rawDescGZIP(), []int{22}
+	return file_tenfold_proto_rawDescGZIP(), []int{23}
 }
 
 // ClusterStatusRequest asks a data node for its view of the cluster.
@@ -1950,7 +2041,7 @@ type ClusterStatusRequest struct {
 
 func (x *ClusterStatusRequest) Reset() {
 	*x = ClusterStatusRequest{}
-	mi := &file_tenfold_proto_msgTypes[23]
+	mi := &file_tenfold_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1962,7 +2053,7 @@ func (x *ClusterStatusRequest) String() string {
 func (*ClusterStatusRequest) ProtoMessage() {}
 
 func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tenfold_proto_msgTypes[23]
+	mi := &file_tenfold_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1975,7 +2066,7 @@ func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatusRequest.ProtoReflect.Descriptor instead.
 func (*ClusterStatusRequest) Descriptor() ([]byte, []int) {
-	return file_tenfold_proto_rawDescGZIP(), []int{23}
+	return file_tenfold_proto_rawDescGZIP(), []int{24}
 }
 
 // ReplicaStatus is one replica's state on the answering node.
@@ -1999,7 +2090,7 @@ type ReplicaStatus struct {
 
 func (x *ReplicaStatus) Reset() {
 	*x = ReplicaStatus{}
-	mi := &file_tenfold_proto_msgTypes[24]
+	mi := &file_tenfold_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2011,7 +2102,7 @@ func (x *ReplicaStatus) String() string {
 func (*ReplicaStatus) ProtoMessage() {}
 
 func (x *ReplicaStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tenfold_proto_msgTypes[24]
+	mi := &file_tenfold_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2024,7 +2115,7 @@ func (x *ReplicaStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicaStatus.ProtoReflect.Descriptor instead.
 func (*ReplicaStatus) Descriptor() ([]byte, []int) {
-	return file_tenfold_proto_rawDescGZIP(), []int{24}
+	return file_tenfold_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ReplicaStatus) GetRangeId() uint64 {
@@ -2126,7 +2217,7 @@ type ClusterStatusResponse struct {
 
 func (x *ClusterStatusResponse) Reset() {
 	*x = ClusterStatusResponse{}
-	mi := &file_tenfold_proto_msgTypes[25]
+	mi := &file_tenfold_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2138,7 +2229,7 @@ func (x *ClusterStatusResponse) String() string {
 func (*ClusterStatusResponse) ProtoMessage() {}
 
 func (x *ClusterStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tenfold_proto_msgTypes[25]
+	mi := &file_tenfold_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2151,7 +2242,7 @@ func (x *ClusterStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatusResponse.ProtoReflect.Descriptor instead.
 func (*ClusterStatusResponse) Descriptor() ([]byte, []int) {
-	return file_tenfold_proto_rawDescGZIP(), []int{25}
+	return file_tenfold_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ClusterStatusResponse) GetNodeId() uint64 {
@@ -2207,7 +2298,7 @@ const file_tenfold_proto_rawDesc = "" +
 	"\x04addr\x18\x02 \x01(\tR\x04addr\x12\x1f\n" +
 	"\vclient_addr\x18\x03 \x01(\tR\n" +
 	"clientAddr\x12\x18\n" +
-	"\acontrol\x18\x04 \x01(\bR\acontrol\"\xc8\x05\n" +
+	"\acontrol\x18\x04 \x01(\bR\acontrol\"\xf8\x05\n" +
 	"\aMessage\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\x04R\x04from\x12\x0e\n" +
 	"\x02to\x18\x02 \x01(\x04R\x02to\x12,\n" +
@@ -2225,14 +2316,20 @@ const file_tenfold_proto_rawDesc = "" +
 	"\x11lease_revoked_ack\x18\f \x01(\v2\x1a.tenfoldpb.LeaseRevokedAckH\x00R\x0fleaseRevokedAck\x127\n" +
 	"\n" +
 	"heartbeats\x18\r \x01(\v2\x15.tenfoldpb.HeartbeatsH\x00R\n" +
-	"heartbeatsB\x06\n" +
+	"heartbeats\x12.\n" +
+	"\aquiesce\x18\x0e \x01(\v2\x12.tenfoldpb.QuiesceH\x00R\aquiesceB\x06\n" +
 	"\x04body\"K\n" +
 	"\vRaftMessage\x12\x19\n" +
 	"\brange_id\x18\x01 \x01(\x04R\arangeId\x12!\n" +
 	"\x03msg\x18\x02 \x01(\v2\x0f.raftpb.MessageR\x03msg\"8\n" +
 	"\n" +
 	"Heartbeats\x12*\n" +
-	"\x04msgs\x18\x01 \x03(\v2\x16.tenfoldpb.RaftMessageR\x04msgs\"\xca\x01\n" +
+	"\x04msgs\x18\x01 \x03(\v2\x16.tenfoldpb.RaftMessageR\x04msgs\"d\n" +
+	"\aQuiesce\x12\x19\n" +
+	"\brange_id\x18\x01 \x01(\x04R\arangeId\x12\x12\n" +
+	"\x04term\x18\x02 \x01(\x04R\x04term\x12\x16\n" +
+	"\x06commit\x18\x03 \x01(\x04R\x06commit\x12\x12\n" +
+	"\x04wake\x18\x04 \x01(\bR\x04wake\"\xca\x01\n" +
 	"\aRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x16\n" +
 	"\x06origin\x18\x02 \x01(\x04R\x06origin\x12\x19\n" +
@@ -2366,7 +2463,7 @@ const file_tenfold_proto_rawDesc = "" +
 	"\x04DATA\x10\x00\x12\n" +
 	"\n" +
 	"\x06SYSTEM\x10\x01\x12\v\n" +
-	"\aCONTROL\x10\x02*\xb9\x01\n" +
+	"\aCONTROL\x10\x02*\xc4\x01\n" +
 	"\vRequestKind\x12\t\n" +
 	"\x05RANGE\x10\x00\x12\a\n" +
 	"\x03PUT\x10\x01\x12\x10\n" +
@@ -2379,7 +2476,8 @@ const file_tenfold_proto_rawDesc = "" +
 	"\tLEASE_TTL\x10\b\x12\x10\n" +
 	"\fLEASE_LEASES\x10\t\x12\x15\n" +
 	"\x11DELETE_LEASE_KEYS\x10\n" +
-	"2j\n" +
+	"\x12\t\n" +
+	"\x05CLOSE\x10\v2j\n" +
 	"\bInternal\x12/\n" +
 	"\x06Urgent\x12\x13.tenfoldpb.Envelope\x1a\x0e.tenfoldpb.Ack(\x01\x12-\n" +
 	"\x04Bulk\x12\x13.tenfoldpb.Envelope\x1a\x0e.tenfoldpb.Ack(\x012[\n" +
@@ -2399,7 +2497,7 @@ func file_tenfold_proto_rawDescGZIP() []byte {
 }
 
 var file_tenfold_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_tenfold_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_tenfold_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_tenfold_proto_goTypes = []any{
 	(RangeKind)(0),                // 0: tenfoldpb.RangeKind
 	(RequestKind)(0),              // 1: tenfoldpb.RequestKind
@@ -2408,71 +2506,73 @@ var file_tenfold_proto_goTypes = []any{
 	(*Message)(nil),               // 4: tenfoldpb.Message
 	(*RaftMessage)(nil),           // 5: tenfoldpb.RaftMessage
 	(*Heartbeats)(nil),            // 6: tenfoldpb.Heartbeats
-	(*Request)(nil),               // 7: tenfoldpb.Request
-	(*Response)(nil),              // 8: tenfoldpb.Response
-	(*SeqRequest)(nil),            // 9: tenfoldpb.SeqRequest
-	(*SeqResponse)(nil),           // 10: tenfoldpb.SeqResponse
-	(*Keepalive)(nil),             // 11: tenfoldpb.Keepalive
-	(*RangeReport)(nil),           // 12: tenfoldpb.RangeReport
-	(*KeepaliveResponse)(nil),     // 13: tenfoldpb.KeepaliveResponse
-	(*CreateReplica)(nil),         // 14: tenfoldpb.CreateReplica
-	(*LeaseRevoked)(nil),          // 15: tenfoldpb.LeaseRevoked
-	(*LeaseRevokedAck)(nil),       // 16: tenfoldpb.LeaseRevokedAck
-	(*Write)(nil),                 // 17: tenfoldpb.Write
-	(*Completion)(nil),            // 18: tenfoldpb.Completion
-	(*WriteBatch)(nil),            // 19: tenfoldpb.WriteBatch
-	(*LeaseRecord)(nil),           // 20: tenfoldpb.LeaseRecord
-	(*SystemCommand)(nil),         // 21: tenfoldpb.SystemCommand
-	(*ControlCommand)(nil),        // 22: tenfoldpb.ControlCommand
-	(*Envelope)(nil),              // 23: tenfoldpb.Envelope
-	(*Ack)(nil),                   // 24: tenfoldpb.Ack
-	(*ClusterStatusRequest)(nil),  // 25: tenfoldpb.ClusterStatusRequest
-	(*ReplicaStatus)(nil),         // 26: tenfoldpb.ReplicaStatus
-	(*ClusterStatusResponse)(nil), // 27: tenfoldpb.ClusterStatusResponse
-	(*raftpb.Message)(nil),        // 28: raftpb.Message
+	(*Quiesce)(nil),               // 7: tenfoldpb.Quiesce
+	(*Request)(nil),               // 8: tenfoldpb.Request
+	(*Response)(nil),              // 9: tenfoldpb.Response
+	(*SeqRequest)(nil),            // 10: tenfoldpb.SeqRequest
+	(*SeqResponse)(nil),           // 11: tenfoldpb.SeqResponse
+	(*Keepalive)(nil),             // 12: tenfoldpb.Keepalive
+	(*RangeReport)(nil),           // 13: tenfoldpb.RangeReport
+	(*KeepaliveResponse)(nil),     // 14: tenfoldpb.KeepaliveResponse
+	(*CreateReplica)(nil),         // 15: tenfoldpb.CreateReplica
+	(*LeaseRevoked)(nil),          // 16: tenfoldpb.LeaseRevoked
+	(*LeaseRevokedAck)(nil),       // 17: tenfoldpb.LeaseRevokedAck
+	(*Write)(nil),                 // 18: tenfoldpb.Write
+	(*Completion)(nil),            // 19: tenfoldpb.Completion
+	(*WriteBatch)(nil),            // 20: tenfoldpb.WriteBatch
+	(*LeaseRecord)(nil),           // 21: tenfoldpb.LeaseRecord
+	(*SystemCommand)(nil),         // 22: tenfoldpb.SystemCommand
+	(*ControlCommand)(nil),        // 23: tenfoldpb.ControlCommand
+	(*Envelope)(nil),              // 24: tenfoldpb.Envelope
+	(*Ack)(nil),                   // 25: tenfoldpb.Ack
+	(*ClusterStatusRequest)(nil),  // 26: tenfoldpb.ClusterStatusRequest
+	(*ReplicaStatus)(nil),         // 27: tenfoldpb.ReplicaStatus
+	(*ClusterStatusResponse)(nil), // 28: tenfoldpb.ClusterStatusResponse
+	(*raftpb.Message)(nil),        // 29: raftpb.Message
 }
 var file_tenfold_proto_depIdxs = []int32{
 	0,  // 0: tenfoldpb.RangeDescriptor.kind:type_name -> tenfoldpb.RangeKind
 	5,  // 1: tenfoldpb.Message.raft:type_name -> tenfoldpb.RaftMessage
-	7,  // 2: tenfoldpb.Message.request:type_name -> tenfoldpb.Request
-	8,  // 3: tenfoldpb.Message.response:type_name -> tenfoldpb.Response
-	9,  // 4: tenfoldpb.Message.seq_request:type_name -> tenfoldpb.SeqRequest
-	10, // 5: tenfoldpb.Message.seq_response:type_name -> tenfoldpb.SeqResponse
-	11, // 6: tenfoldpb.Message.keepalive:type_name -> tenfoldpb.Keepalive
-	13, // 7: tenfoldpb.Message.keepalive_response:type_name -> tenfoldpb.KeepaliveResponse
-	14, // 8: tenfoldpb.Message.create_replica:type_name -> tenfoldpb.CreateReplica
-	15, // 9: tenfoldpb.Message.lease_revoked:type_name -> tenfoldpb.LeaseRevoked
-	16, // 10: tenfoldpb.Message.lease_revoked_ack:type_name -> tenfoldpb.LeaseRevokedAck
+	8,  // 2: tenfoldpb.Message.request:type_name -> tenfoldpb.Request
+	9,  // 3: tenfoldpb.Message.response:type_name -> tenfoldpb.Response
+	10, // 4: tenfoldpb.Message.seq_request:type_name -> tenfoldpb.SeqRequest
+	11, // 5: tenfoldpb.Message.seq_response:type_name -> tenfoldpb.SeqResponse
+	12, // 6: tenfoldpb.Message.keepalive:type_name -> tenfoldpb.Keepalive
+	14, // 7: tenfoldpb.Message.keepalive_response:type_name -> tenfoldpb.KeepaliveResponse
+	15, // 8: tenfoldpb.Message.create_replica:type_name -> tenfoldpb.CreateReplica
+	16, // 9: tenfoldpb.Message.lease_revoked:type_name -> tenfoldpb.LeaseRevoked
+	17, // 10: tenfoldpb.Message.lease_revoked_ack:type_name -> tenfoldpb.LeaseRevokedAck
 	6,  // 11: tenfoldpb.Message.heartbeats:type_name -> tenfoldpb.Heartbeats
-	28, // 12: tenfoldpb.RaftMessage.msg:type_name -> raftpb.Message
-	5,  // 13: tenfoldpb.Heartbeats.msgs:type_name -> tenfoldpb.RaftMessage
-	1,  // 14: tenfoldpb.Request.kind:type_name -> tenfoldpb.RequestKind
-	2,  // 15: tenfoldpb.Response.range:type_name -> tenfoldpb.RangeDescriptor
-	3,  // 16: tenfoldpb.Keepalive.node:type_name -> tenfoldpb.NodeInfo
-	12, // 17: tenfoldpb.Keepalive.ranges:type_name -> tenfoldpb.RangeReport
-	2,  // 18: tenfoldpb.KeepaliveResponse.ranges:type_name -> tenfoldpb.RangeDescriptor
-	3,  // 19: tenfoldpb.KeepaliveResponse.nodes:type_name -> tenfoldpb.NodeInfo
-	2,  // 20: tenfoldpb.CreateReplica.range:type_name -> tenfoldpb.RangeDescriptor
-	17, // 21: tenfoldpb.WriteBatch.writes:type_name -> tenfoldpb.Write
-	18, // 22: tenfoldpb.WriteBatch.completions:type_name -> tenfoldpb.Completion
-	20, // 23: tenfoldpb.SystemCommand.grant:type_name -> tenfoldpb.LeaseRecord
-	3,  // 24: tenfoldpb.ControlCommand.register:type_name -> tenfoldpb.NodeInfo
-	2,  // 25: tenfoldpb.ControlCommand.set_ranges:type_name -> tenfoldpb.RangeDescriptor
-	4,  // 26: tenfoldpb.Envelope.msgs:type_name -> tenfoldpb.Message
-	0,  // 27: tenfoldpb.ReplicaStatus.kind:type_name -> tenfoldpb.RangeKind
-	3,  // 28: tenfoldpb.ClusterStatusResponse.nodes:type_name -> tenfoldpb.NodeInfo
-	26, // 29: tenfoldpb.ClusterStatusResponse.replicas:type_name -> tenfoldpb.ReplicaStatus
-	23, // 30: tenfoldpb.Internal.Urgent:input_type -> tenfoldpb.Envelope
-	23, // 31: tenfoldpb.Internal.Bulk:input_type -> tenfoldpb.Envelope
-	25, // 32: tenfoldpb.Admin.ClusterStatus:input_type -> tenfoldpb.ClusterStatusRequest
-	24, // 33: tenfoldpb.Internal.Urgent:output_type -> tenfoldpb.Ack
-	24, // 34: tenfoldpb.Internal.Bulk:output_type -> tenfoldpb.Ack
-	27, // 35: tenfoldpb.Admin.ClusterStatus:output_type -> tenfoldpb.ClusterStatusResponse
-	33, // [33:36] is the sub-list for method output_type
-	30, // [30:33] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	7,  // 12: tenfoldpb.Message.quiesce:type_name -> tenfoldpb.Quiesce
+	29, // 13: tenfoldpb.RaftMessage.msg:type_name -> raftpb.Message
+	5,  // 14: tenfoldpb.Heartbeats.msgs:type_name -> tenfoldpb.RaftMessage
+	1,  // 15: tenfoldpb.Request.kind:type_name -> tenfoldpb.RequestKind
+	2,  // 16: tenfoldpb.Response.range:type_name -> tenfoldpb.RangeDescriptor
+	3,  // 17: tenfoldpb.Keepalive.node:type_name -> tenfoldpb.NodeInfo
+	13, // 18: tenfoldpb.Keepalive.ranges:type_name -> tenfoldpb.RangeReport
+	2,  // 19: tenfoldpb.KeepaliveResponse.ranges:type_name -> tenfoldpb.RangeDescriptor
+	3,  // 20: tenfoldpb.KeepaliveResponse.nodes:type_name -> tenfoldpb.NodeInfo
+	2,  // 21: tenfoldpb.CreateReplica.range:type_name -> tenfoldpb.RangeDescriptor
+	18, // 22: tenfoldpb.WriteBatch.writes:type_name -> tenfoldpb.Write
+	19, // 23: tenfoldpb.WriteBatch.completions:type_name -> tenfoldpb.Completion
+	21, // 24: tenfoldpb.SystemCommand.grant:type_name -> tenfoldpb.LeaseRecord
+	3,  // 25: tenfoldpb.ControlCommand.register:type_name -> tenfoldpb.NodeInfo
+	2,  // 26: tenfoldpb.ControlCommand.set_ranges:type_name -> tenfoldpb.RangeDescriptor
+	4,  // 27: tenfoldpb.Envelope.msgs:type_name -> tenfoldpb.Message
+	0,  // 28: tenfoldpb.ReplicaStatus.kind:type_name -> tenfoldpb.RangeKind
+	3,  // 29: tenfoldpb.ClusterStatusResponse.nodes:type_name -> tenfoldpb.NodeInfo
+	27, // 30: tenfoldpb.ClusterStatusResponse.replicas:type_name -> tenfoldpb.ReplicaStatus
+	24, // 31: tenfoldpb.Internal.Urgent:input_type -> tenfoldpb.Envelope
+	24, // 32: tenfoldpb.Internal.Bulk:input_type -> tenfoldpb.Envelope
+	26, // 33: tenfoldpb.Admin.ClusterStatus:input_type -> tenfoldpb.ClusterStatusRequest
+	25, // 34: tenfoldpb.Internal.Urgent:output_type -> tenfoldpb.Ack
+	25, // 35: tenfoldpb.Internal.Bulk:output_type -> tenfoldpb.Ack
+	28, // 36: tenfoldpb.Admin.ClusterStatus:output_type -> tenfoldpb.ClusterStatusResponse
+	34, // [34:37] is the sub-list for method output_type
+	31, // [31:34] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_tenfold_proto_init() }
@@ -2492,6 +2592,7 @@ func file_tenfold_proto_init() {
 		(*Message_LeaseRevoked)(nil),
 		(*Message_LeaseRevokedAck)(nil),
 		(*Message_Heartbeats)(nil),
+		(*Message_Quiesce)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2499,7 +2600,7 @@ func file_tenfold_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tenfold_proto_rawDesc), len(file_tenfold_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   26,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   2,
 		},
