@@ -39,6 +39,7 @@ type pendingOp struct {
 	op     check.Op
 	node   uint64
 	inc    int
+	err    string // the error that ended it, if any
 }
 
 func (s *Sim) newPID() int {
@@ -102,6 +103,7 @@ func (s *Sim) issue(p *pendingOp, kind tenfoldpb.RequestKind, msg proto.Message)
 	n := s.nodes[p.node]
 	if n.down {
 		// Connection refused: the request was never sent.
+		p.err = "connection refused: node is down"
 		s.complete(p, check.Fail, check.Output{})
 		return
 	}
@@ -121,6 +123,7 @@ func (s *Sim) clientGiveUp(id uint64) {
 		return
 	}
 	delete(s.pending, id)
+	p.err = "client gave up waiting"
 	s.complete(p, check.Unknown, check.Output{})
 }
 
@@ -131,6 +134,7 @@ func (s *Sim) failPending(n *node) {
 		p := s.pending[id]
 		if p.node == n.id {
 			delete(s.pending, id)
+			p.err = "connection lost: node crashed"
 			s.complete(p, check.Unknown, check.Output{})
 		}
 	}
@@ -155,6 +159,7 @@ func (s *Sim) clientResult(n *node, r core.Result) {
 	}
 	if r.Err != nil {
 		s.stats.countError(r.Err)
+		p.err = r.Err.Error()
 	}
 	s.complete(p, outcome, out)
 }
@@ -216,6 +221,7 @@ func (s *Sim) complete(p *pendingOp, outcome check.Outcome, out check.Output) {
 		p.op.Output = check.Output{}
 	}
 	s.history = append(s.history, p.op)
+	s.opInfo = append(s.opInfo, opInfo{node: p.node, err: p.err})
 	s.hashNote("op %d %v %s %v %v %d", p.op.ClientID, p.op.Kind, p.op.Key, outcome, out.Found, out.Revision)
 	s.inv.opDone(p.op)
 	if p.client == nil {

@@ -2,9 +2,9 @@ package sim
 
 import (
 	"fmt"
-	"strconv"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 

@@ -140,7 +140,7 @@ func (s *Sim) runFault(a *action) {
 			s.resume(n)
 		}
 	case actUncut:
-		if a.cut.active || a.until != 0 {
+		if s.hasCut(a.cut) {
 			s.logFault("heal partition %d (%s)", a.cut.id, a.cut.desc)
 		}
 		s.removeCut(a.cut)
@@ -425,6 +425,9 @@ func (s *Sim) heal() {
 			s.resume(n)
 		}
 		n.skew, n.diskExtra = 0, 0
+	}
+	for _, c := range s.net.cuts {
+		c.active = false
 	}
 	s.net.cuts = nil
 	s.faults.losses = nil

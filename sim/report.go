@@ -45,7 +45,11 @@ type Result struct {
 	Linearizability check.Result
 	// History is every client operation; Watches every watcher's log.
 	History []check.Op
-	Watches []check.WatchLog
+	// OpNodes and OpErrors say, per History entry, which data node the
+	// operation went to and the error that ended it ("" if none).
+	OpNodes  []uint64
+	OpErrors []string
+	Watches  []check.WatchLog
 	// Traffic is the message report.
 	Traffic Traffic
 	// Errors counts client-visible errors by message.
@@ -88,12 +92,16 @@ func (s *Sim) finish(wall time.Duration) *Result {
 		delete(s.pending, id)
 		p.op.Outcome, p.op.Return, p.op.Output = check.Unknown, s.now, check.Output{}
 		s.history = append(s.history, p.op)
+		s.opInfo = append(s.opInfo, opInfo{node: p.node, err: "still open when the run ended"})
 	}
 	if !s.stopped {
 		s.violate("L2", "the run ran out of events before finishing")
 	}
 	r := &Result{Config: s.cfg, Replay: s.replay, Steps: s.steps, VirtualTime: dur(s.now), FaultLog: s.faultLog,
-		History: s.history, Errors: s.stats.errors, HashCompares: s.inv.hashCompares, Recovery: s.recoveryTime()}
+		History: s.history, OpNodes: make([]uint64, len(s.opInfo)), OpErrors: make([]string, len(s.opInfo)), Errors: s.stats.errors, HashCompares: s.inv.hashCompares, Recovery: s.recoveryTime()}
+	for i, info := range s.opInfo {
+		r.OpNodes[i], r.OpErrors[i] = info.node, info.err
+	}
 	for _, op := range s.history {
 		r.Ops++
 		switch op.Outcome {
@@ -214,7 +222,11 @@ func (r *Result) WriteArtifacts(dir, replay string) ([]string, error) {
 	}
 	var h strings.Builder
 	for i, op := range r.History {
-		fmt.Fprintf(&h, "%d %v\n", i, op)
+		fmt.Fprintf(&h, "%d %v via node %d", i, op, r.OpNodes[i])
+		if r.OpErrors[i] != "" {
+			fmt.Fprintf(&h, ": %s", r.OpErrors[i])
+		}
+		h.WriteByte('\n')
 	}
 	if err := write("history.txt", h.String()); err != nil {
 		return files, err

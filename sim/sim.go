@@ -55,6 +55,7 @@ type Sim struct {
 	nextReq uint64
 	nextPID int // next porcupine client ID
 	history []check.Op
+	opInfo  []opInfo // per history entry
 	final   *finalReads
 
 	watchers []*watcher
@@ -70,6 +71,12 @@ type Sim struct {
 	trace     hash.Hash
 	hashBuf   []byte
 	violation []Violation
+}
+
+// opInfo is what the history keeps about an operation besides check.Op.
+type opInfo struct {
+	node uint64 // the data node it was submitted to
+	err  string // the error that ended it
 }
 
 // node is one simulated node: a core on an in-memory engine.

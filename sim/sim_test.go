@@ -93,9 +93,24 @@ func seedCount(t *testing.T) int {
 	return 200
 }
 
-// runSeeds runs seeds first..first+n-1 of cfg on every CPU and returns the
-// results in seed order.
-func runSeeds(t *testing.T, cfg Config, first uint64, n int) []*Result {
+// ciConfig varies the cluster with the seed: 1 or 3 control nodes, 3 to 6
+// data nodes, 1 to 3 ranges, on top of the seed's own fault mix; 8 clients
+// and a fault a second for 20 virtual seconds.
+func ciConfig(seed uint64) Config {
+	cfg := DefaultConfig()
+	cfg.Seed = seed
+	cfg.ControlNodes = []int{1, 3}[seed%2]
+	cfg.DataNodes = 3 + int(seed/2%4)
+	cfg.Ranges = 1 + int(seed/8%3)
+	cfg.Duration = 20 * time.Second
+	cfg.Clients = 8
+	cfg.FaultRate = 1
+	return cfg
+}
+
+// runSeeds runs seeds first..first+n-1 of the configurations mk makes, on
+// every CPU, and returns the results in seed order.
+func runSeeds(t *testing.T, mk func(seed uint64) Config, first uint64, n int) []*Result {
 	t.Helper()
 	results := make([]*Result, n)
 	var wg sync.WaitGroup
@@ -105,9 +120,7 @@ func runSeeds(t *testing.T, cfg Config, first uint64, n int) []*Result {
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				c := cfg
-				c.Seed = first + uint64(i)
-				s, err := New(c)
+				s, err := New(mk(first + uint64(i)))
 				if err != nil {
 					t.Error(err)
 					continue
@@ -136,7 +149,7 @@ func TestSeeds(t *testing.T) {
 		first = v
 	}
 	n := seedCount(t)
-	results := runSeeds(t, DefaultConfig(), first, n)
+	results := runSeeds(t, ciConfig, first, n)
 	var ops, unknown int
 	for _, r := range results {
 		if r == nil {
