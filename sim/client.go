@@ -34,8 +34,9 @@ type client struct {
 
 // pendingOp is an operation waiting for its result.
 type pendingOp struct {
-	client *client // nil for a final read
-	final  int     // key index of a final read
+	watch  *watcher // a watcher's progress request (not in the history)
+	client *client  // nil for a final read
+	final  int      // key index of a final read
 	op     check.Op
 	node   uint64
 	inc    int
@@ -147,6 +148,10 @@ func (s *Sim) clientResult(n *node, r core.Result) {
 		return
 	}
 	delete(s.pending, r.ID)
+	if p.watch != nil {
+		s.progressAnswered(p, r.Resp, r.Err)
+		return
+	}
 	outcome := classify(r.Err)
 	var out check.Output
 	if outcome == check.Ok {
@@ -216,6 +221,10 @@ func decodeOutput(kind check.OpKind, resp proto.Message) (check.Output, error) {
 
 // complete records an operation's end and schedules what comes next.
 func (s *Sim) complete(p *pendingOp, outcome check.Outcome, out check.Output) {
+	if p.watch != nil {
+		p.watch.progressAsked = false
+		return
+	}
 	p.op.Outcome, p.op.Return, p.op.Output = outcome, s.now, out
 	if outcome != check.Ok {
 		p.op.Output = check.Output{}

@@ -7,7 +7,10 @@ import (
 	"github.com/tenfold/tenfold/check"
 	"github.com/tenfold/tenfold/core"
 	"github.com/tenfold/tenfold/mvcc"
+	"github.com/tenfold/tenfold/tenfoldpb"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
+	"google.golang.org/protobuf/proto"
 )
 
 // Watch limits.
@@ -15,9 +18,9 @@ const (
 	// watchCatchupPage bounds the events read from history per step, as the
 	// runtime's watch hub does.
 	watchCatchupPage = 1000
-	// progressEvery is how often a watcher records a progress notification
-	// while the run is going (every one while draining at the end).
-	progressEvery = 500 * time.Millisecond
+	// progressEvery is how often a watcher asks for a progress
+	// notification, as a client's WatchProgressRequest would.
+	progressEvery = time.Second
 )
 
 // watcher is one simulated watch on the keys of one range (a prefix), served
@@ -40,8 +43,12 @@ type watcher struct {
 	rangeID uint64
 	next    int64 // next revision to deliver
 
-	lastProgress   int64
-	lastProgressAt int64
+	lastProgress int64
+	// wantProgress is the revision of an answered progress request: a
+	// notification is owed once the replica has resolved that far.
+	wantProgress   int64
+	progressAsked  bool  // a progress request is in flight
+	lastProgressAt int64 // when the last progress request was made
 }
 
 func (s *Sim) newWatcher(i int) *watcher {
@@ -51,16 +58,52 @@ func (s *Sim) newWatcher(i int) *watcher {
 		log: check.WatchLog{Key: groupPrefix(g), Prefix: true}}
 }
 
-// startWatches (re)creates every watch that is not running.
+// startWatches (re)creates every watch that is not running, and has the
+// running ones ask for progress now and then.
 func (s *Sim) startWatches() {
-	if s.now >= s.stopClientsAt && s.final == nil {
-		return
-	}
 	for _, w := range s.watchers {
 		if !w.active {
 			s.startWatch(w)
 		}
+		if w.active && !w.progressAsked && s.now-w.lastProgressAt >= int64(progressEvery) {
+			s.requestProgress(w)
+		}
 	}
+}
+
+// requestProgress does what the runtime's RequestProgress does: a CLOSE
+// request for the watched range (an empty write cycle that advances the
+// range's closed revision and wakes it if quiesced) through the watch's
+// node; its answer's revision is owed as a progress notification.
+func (s *Sim) requestProgress(w *watcher) {
+	n := s.nodes[w.node]
+	if n.down || n.inc != w.inc {
+		return
+	}
+	w.progressAsked, w.lastProgressAt = true, s.now
+	s.nextReq++
+	id := s.nextReq
+	s.pending[id] = &pendingOp{watch: w, final: -1, node: n.id, inc: n.inc}
+	req := &core.ClientRequest{ID: id, Kind: tenfoldpb.RequestKind_CLOSE, RangeID: w.rangeID, Msg: &pb.RangeRequest{}, Deadline: s.clock(n).Add(s.cfg.OpTimeout)}
+	s.schedule(s.now, &event{kind: evSubmit, node: n.id, inc: n.inc, req: req, reqID: id})
+	s.schedule(s.now+int64(s.cfg.OpTimeout+giveUpGrace), &event{kind: evClientGiveUp, reqID: id})
+}
+
+// progressAnswered receives the answer to a progress request.
+func (s *Sim) progressAnswered(p *pendingOp, resp proto.Message, err error) {
+	w := p.watch
+	w.progressAsked = false
+	r, ok := resp.(*pb.RangeResponse)
+	if err != nil || !ok || r.Header == nil || !w.active || w.inc != p.inc || w.node != p.node {
+		return
+	}
+	w.wantProgress = max(w.wantProgress, r.Header.Revision, 1)
+	for _, st := range s.nodes[w.node].core.RangeStatuses() {
+		if st.RangeID == w.rangeID {
+			s.watchProgress(w, st.Closed)
+		}
+	}
+	s.maybeEnd()
 }
 
 func (s *Sim) startWatch(w *watcher) {
@@ -124,7 +167,8 @@ func (s *Sim) startWatch(w *watcher) {
 		w.next = next
 	}
 	w.next = max(w.next, resolved+1)
-	s.watchProgress(w, resolved, true)
+	w.progressAsked, w.wantProgress = false, 0
+	s.requestProgress(w)
 	s.hashNote("watch %d on node %d range %d from %d", w.idx, n.id, rangeID, w.next)
 }
 
@@ -138,17 +182,19 @@ func (s *Sim) deliverEvents(w *watcher, evs []*mvccpb.Event) {
 	}
 }
 
-// watchProgress records a progress notification at resolved, when it says
-// something new.
-func (s *Sim) watchProgress(w *watcher, resolved int64, force bool) {
-	if resolved < 1 || resolved <= w.lastProgress || resolved < w.next-1 {
+// watchProgress delivers an owed progress notification once the watch's
+// replica has resolved up to it, as the runtime's hub does: at the
+// replica's resolved revision, which promises every event at or below it
+// has been delivered.
+func (s *Sim) watchProgress(w *watcher, resolved int64) {
+	if w.wantProgress == 0 || resolved < w.wantProgress || resolved < w.next-1 {
 		return
 	}
-	if !force && s.final == nil && s.now-w.lastProgressAt < int64(progressEvery) {
-		return
+	w.wantProgress = 0
+	if resolved > w.lastProgress {
+		w.log.AddProgress(resolved)
+		w.lastProgress = resolved
 	}
-	w.log.AddProgress(resolved)
-	w.lastProgress, w.lastProgressAt = resolved, s.now
 }
 
 // watchApplied feeds a node's applied events to the watches it serves.
@@ -171,19 +217,17 @@ func (s *Sim) watchApplied(n *node, applied []core.Applied) {
 				s.deliverEvents(w, evs)
 				w.next = evs[len(evs)-1].Kv.ModRevision + 1
 			}
-			s.watchProgress(w, a.Resolved, false)
+			s.watchProgress(w, a.Resolved)
 		}
 	}
-	if s.final != nil && s.final.left == 0 {
-		s.maybeEnd()
-	}
+	s.maybeEnd()
 }
 
 // stopWatches breaks the streams of the watches a crashed node served.
 func (s *Sim) stopWatches(n *node) {
 	for _, w := range s.watchers {
 		if w.active && w.node == n.id {
-			w.active = false
+			w.active, w.progressAsked, w.wantProgress = false, false, 0
 		}
 	}
 }
