@@ -42,7 +42,8 @@ import (
 //	txn node=N put=(k=v, ...)           txn of puts, no compare
 //	lease-grant node=N ttl=T [id=I] | lease-revoke node=N id=I | lease-ttl node=N id=I
 //	compact node=N rev=R
-//	                                    client requests take [timeout=10s]; each prints its #id
+//	                                    client requests take [timeout=10s] and [req-id=I] (default:
+//	                                    a counter shared by all nodes); each prints its #id
 //	results                             client results since the last `results`
 //	status [range=R]                    every replica: leader, term, applied index, revisions
 //	crash node=N [down]                 power cut (unsynced writes lost); restart unless down
@@ -82,7 +83,7 @@ type harness struct {
 	queue    []*hmsg
 	cuts     map[[2]uint64]bool // ordered node pairs that cannot talk
 	nextReq  uint64
-	ops      map[uint64]*hop // submitted, not finished
+	ops      map[opKey]*hop // submitted, not finished
 	results  []string
 	notes    []string // fatal errors and other events, printed by the next command
 }
@@ -102,6 +103,25 @@ type hmsg struct {
 	desc     string
 }
 
+// opKey identifies a client request: IDs are unique only at their node,
+// as the runtime's per-node counters make them.
+type opKey struct{ node, id uint64 }
+
+// pending returns the keys of the requests in flight, in order.
+func (h *harness) pending() []opKey {
+	keys := make([]opKey, 0, len(h.ops))
+	for k := range h.ops {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].id != keys[j].id {
+			return keys[i].id < keys[j].id
+		}
+		return keys[i].node < keys[j].node
+	})
+	return keys
+}
+
 type hop struct {
 	id    uint64
 	node  uint64
@@ -114,7 +134,7 @@ func newHarness(t *testing.T, d *datadriven.TestData) *harness {
 		d.ScanArgs(t, "data", &data)
 	}
 	h := &harness{t: t, seed: 1, tick: 100 * time.Millisecond, now: harnessEpoch, nodes: map[uint64]*hnode{},
-		cuts: map[[2]uint64]bool{}, ops: map[uint64]*hop{}}
+		cuts: map[[2]uint64]bool{}, ops: map[opKey]*hop{}}
 	if d.HasArg("seed") {
 		d.ScanArgs(t, "seed", &h.seed)
 	}
@@ -194,12 +214,12 @@ func (h *harness) ready(n *hnode) {
 		h.queue = append(h.queue, &hmsg{from: m.GetFrom(), to: m.GetTo(), data: b, desc: describeMsg(m)})
 	}
 	for _, r := range out.Results {
-		op, ok := h.ops[r.ID]
+		op, ok := h.ops[opKey{n.id, r.ID}]
 		if !ok {
 			h.results = append(h.results, fmt.Sprintf("#%d (unknown request) at n%d: %s", r.ID, n.id, describeResult(r)))
 			continue
 		}
-		delete(h.ops, r.ID)
+		delete(h.ops, opKey{n.id, r.ID})
 		h.results = append(h.results, fmt.Sprintf("#%d %s: %s", op.id, op.label, describeResult(r)))
 	}
 }
@@ -360,9 +380,9 @@ func (h *harness) crash(n *hnode) {
 		}
 	}
 	h.queue = kept
-	for _, id := range sortedKeys(h.ops) {
-		if op := h.ops[id]; op.node == n.id {
-			delete(h.ops, id)
+	for _, k := range h.pending() {
+		if op := h.ops[k]; op.node == n.id {
+			delete(h.ops, k)
 			h.results = append(h.results, fmt.Sprintf("#%d %s: lost (node crashed)", op.id, op.label))
 		}
 	}
@@ -559,9 +579,9 @@ func (h *harness) stabilize(bound int) string {
 // the control plane has bootstrapped and every up node has its replicas and
 // the current directory.
 func (h *harness) pendingWork() string {
-	for _, id := range sortedKeys(h.ops) {
-		if op := h.ops[id]; !h.nodes[op.node].down {
-			return fmt.Sprintf("request #%d (%s) unanswered", id, op.label)
+	for _, k := range h.pending() {
+		if op := h.ops[k]; !h.nodes[op.node].down {
+			return fmt.Sprintf("request #%d (%s) unanswered", op.id, op.label)
 		}
 	}
 	byRange := map[uint64][]*hnode{}
@@ -812,9 +832,17 @@ func (h *harness) submit(t *testing.T, d *datadriven.TestData) string {
 		}
 	}
 	h.nextReq++
+	id := h.nextReq
+	if d.HasArg("req-id") {
+		// An explicit request ID, as another node's counter might pick.
+		d.ScanArgs(t, "req-id", &id)
+	}
 	label += fmt.Sprintf(" at n%d", n.id)
-	op := &hop{id: h.nextReq, node: n.id, label: label}
-	h.ops[op.id] = op
+	op := &hop{id: id, node: n.id, label: label}
+	if _, dup := h.ops[opKey{n.id, op.id}]; dup {
+		d.Fatalf(t, "request #%d is already in flight at n%d", op.id, n.id)
+	}
+	h.ops[opKey{n.id, op.id}] = op
 	n.core.Submit(ClientRequest{ID: op.id, Kind: kind, Msg: msg, Deadline: h.now.Add(timeout)})
 	h.ready(n)
 	return fmt.Sprintf("#%d %s", op.id, label)
