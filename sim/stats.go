@@ -68,6 +68,8 @@ func msgKind(m *tenfoldpb.Message) string {
 		return "create-replica"
 	case *tenfoldpb.Message_LeaseRevoked, *tenfoldpb.Message_LeaseRevokedAck:
 		return "lease"
+	case *tenfoldpb.Message_Quiesce:
+		return "quiesce"
 	}
 	return "other"
 }

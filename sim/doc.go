@@ -1,0 +1,92 @@
+// Package sim is tenfold's deterministic simulator: the real node cores
+// (control and data roles, package core) on in-memory engines that model
+// fsync (engine/memengine), driven by one event loop in virtual time, under
+// faults drawn from one seed, with simulated clients and watchers whose
+// histories are checked against the invariants of DESIGN.md.
+//
+// # A run
+//
+// Time starts at Epoch. Every node ticks every TickInterval on its own
+// (possibly skewed) clock; after every input (tick, message, client
+// request) the loop calls Ready and schedules the outputs: messages travel
+// after a link's latency (two in-order streams per directed link, urgent and
+// bulk, as in the runtime's transport; links and streams race each other),
+// and when the round synced the engine, nothing leaves the node before a
+// sampled fsync latency. The run goes through four phases:
+//
+//  1. Warmup: the cluster bootstraps (control leader, registrations,
+//     system and data ranges).
+//  2. Active (Duration): clients run put, get, delete and CAS over a few
+//     keys; watchers follow the keys of one range each; faults start at
+//     FaultRate per second, each healing on its own after a bounded time.
+//  3. Heal: every fault ends at once; the run waits until every range has a
+//     leader (recovery), then clients run for one more deadline.
+//  4. Final: every key is read once more, watchers ask for progress until
+//     they reach the last acknowledged write, and the history checkers run.
+//
+// Everything random (latencies, loss, which node a fault hits, each node
+// core's Rand, clients' choices) comes from the seed; nothing reads the wall
+// clock or runs concurrently, and no decision depends on map order. Every
+// event, with its message bytes (deterministic proto encoding), is folded
+// into a SHA-256 trace hash: the same seed and configuration give the same
+// hash, which TestDeterminism checks. Config.Args gives the command that
+// replays a run.
+//
+// # Faults
+//
+// partition: one node isolated, the leader of a range isolated, a
+// symmetric split, a one-way cut (a node that cannot send, or cannot
+// receive), a flapping isolation. crash: in-flight messages to the node are
+// dropped, unsent outputs are lost, and so are unsynced writes except a
+// seeded prefix of them (memengine.CrashWithPrefix); the node restarts with
+// core.New on what its engine kept. pause: the node stops ticking and its
+// inputs queue up (a stopped process, a long GC pause). clock: the node's
+// clock jumps within MaxClockSkew. loss: messages are dropped on every link.
+// disk: a node's fsyncs get slow, or stall for seconds. dup (opt-in):
+// messages are duplicated and may overtake others; the runtime's gRPC
+// transport never duplicates, and the core's request protocol relies on
+// that (a duplicated client request can execute twice), so dup is left out
+// of "all" and "random". A core that panics, or whose Ready fails, is
+// reported and crashed like a dying process, and the run goes on.
+//
+// # Invariants and how they are checked
+//
+//	S1 single-key linearizability    check.CheckLinearizable (porcupine, per key) over the whole
+//	                                 history, including a final read of every key after healing,
+//	                                 so a lost acknowledged write (S2) shows up here too
+//	S2 no acknowledged write lost    final reads + S1; crashes lose unsynced writes for real
+//	S3 one leader per range and term (range, term) -> leader from every node's RangeStatuses, every
+//	                                 CheckInterval; two leaders for one pair is a violation
+//	S4 directory coverage            every directory the control leader serves (KeepaliveResponse)
+//	                                 covers the keyspace with no gap or overlap and has Ranges data
+//	                                 ranges; no node's range cache has overlapping ranges
+//	S5 replica checksums             every HashInterval, replicas of a data range at the same applied
+//	                                 index must agree on revision, closed and compacted revisions and
+//	                                 on mvcc.Hash of their state
+//	S6 revision order                per replica, each applied entry's events are above every earlier
+//	                                 entry's (plus the core's own assertion, reported as "core");
+//	                                 check.CheckRevisions: no revision acknowledged twice, per-key mod
+//	                                 revisions follow real time; fault-free runs: no revision gaps
+//	S6 watches ("S6-watch")          check.CheckWatches: order, no duplicates, no gaps, progress
+//	                                 notifications honest, every watcher reaches the last write
+//	S7 store revision monotonic      check.CheckRevisions: an op that starts after another returned
+//	                                 never reports a lower revision
+//	L1 leaders after healing         every range (control, system, data) has a leader within
+//	                                 LivenessBound (default 10 virtual seconds) after the heal
+//	L2 definite answers              every operation issued after recovery ends Ok or with a definite
+//	                                 error within its deadline; final reads succeed; the run finishes
+//	                                 before its hard deadline
+//
+// L3 (repair of under-replicated ranges) is not checked: the control plane
+// does not repair yet. Each checker has a test that switches on a
+// deliberate core bug (core.Bugs) and shows it is caught within a bounded
+// number of seeds (TestCatches*).
+//
+// # Running
+//
+//	tenfold sim --seed 7                        one run, full report
+//	tenfold sim --seeds 1000 --seed 5000        a soak, one line per seed
+//	tenfold sim --seed 7 --bugs stale-reads     watch a checker catch a bug
+//	go test ./sim/                              determinism, 200 seeds, bug tests
+//	TENFOLD_SIM_SEEDS=5000 go test ./sim/ -run TestSeeds -timeout 0   a soak
+package sim
