@@ -474,3 +474,68 @@ func TestClusterQuiescesIdleRanges(t *testing.T) {
 		t.Fatalf("after waking: %v %v", g, err)
 	}
 }
+
+func TestClusterThreeControlNodes(t *testing.T) {
+	dir := t.TempDir()
+	var addrs []string
+	for i := 0; i < 3; i++ {
+		a, err := freeAddr()
+		if err != nil {
+			t.Fatal(err)
+		}
+		addrs = append(addrs, a)
+	}
+	c := &testCluster{t: t}
+	t.Cleanup(c.stop)
+	for i := 0; i < 3; i++ {
+		n, err := Start(Config{NodeID: uint64(i + 1), Control: true, DataDir: filepath.Join(dir, fmt.Sprintf("c%d", i+1)), PeerAddr: addrs[i],
+			ControlAddrs: addrs, TickInterval: 20 * time.Millisecond, Logger: testLogger})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.nodes = append(c.nodes, n)
+	}
+	for i := 0; i < 3; i++ {
+		n, err := Start(Config{NodeID: uint64(i + 4), DataDir: filepath.Join(dir, fmt.Sprintf("d%d", i+4)), PeerAddr: "127.0.0.1:0",
+			ClientAddr: "127.0.0.1:0", ControlAddrs: addrs, TickInterval: 20 * time.Millisecond, Logger: testLogger})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.nodes = append(c.nodes, n)
+	}
+	var eps []string
+	for _, n := range c.nodes[3:] {
+		eps = append(eps, n.ClientAddr())
+	}
+	cli, err := clientv3.New(clientv3.Config{Endpoints: eps, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	waitReady(t, cli)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := cli.Put(ctx, "k", "v"); err != nil {
+		t.Fatal(err)
+	}
+	// Stop the control leader: the other two elect a new one, and data
+	// nodes keep serving throughout.
+	time.Sleep(600 * time.Millisecond) // let the status snapshots catch up
+	stopped := 0
+	for _, n := range c.nodes[:3] {
+		for _, r := range n.Status().Ranges {
+			if r.Leader == n.ID() {
+				n.Stop()
+				stopped++
+			}
+		}
+	}
+	if stopped != 1 {
+		t.Fatalf("stopped %d control leaders, want 1", stopped)
+	}
+	for i := 0; i < 20; i++ {
+		if _, err := cli.Put(ctx, fmt.Sprintf("k%d", i), "v"); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -110,6 +110,7 @@ func addGatewayFlags(cmd *cobra.Command, gw *gateway.Config) {
 	f := cmd.Flags()
 	f.IntVar(&gw.MaxRequestBytes, "max-request-bytes", 1572864, "largest client request accepted, in bytes")
 	f.IntVar(&gw.MaxTxnOps, "max-txn-ops", 128, "most operations in one txn")
+	f.DurationVar(&gw.ProgressNotifyInterval, "watch-progress-notify-interval", 10*time.Minute, "interval of progress notifications to watches that asked for them")
 }
 
 // devCluster is the set of nodes `tenfold dev` runs.
