@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"time"
 
 	"github.com/tenfold/tenfold/check"
 	"github.com/tenfold/tenfold/core"
@@ -31,6 +32,10 @@ type invariants struct {
 	// lastLeaderless names the ranges without a leader at the last check.
 	lastLeaderless []uint64
 	reported       map[string]bool
+	// leaderlessSince is, per range without a leader, since when (from the
+	// active phase on); failovers are the lengths of such periods.
+	leaderlessSince map[uint64]int64
+	failovers       []time.Duration
 }
 
 type rangeTerm struct {
@@ -38,7 +43,7 @@ type rangeTerm struct {
 }
 
 func newInvariants(s *Sim) *invariants {
-	return &invariants{s: s, leaders: map[rangeTerm]uint64{}, revs: map[int64]bool{}, reported: map[string]bool{}}
+	return &invariants{s: s, leaders: map[rangeTerm]uint64{}, revs: map[int64]bool{}, reported: map[string]bool{}, leaderlessSince: map[uint64]int64{}}
 }
 
 // once reports a violation the first time its key is seen, so a broken
@@ -96,6 +101,9 @@ func (iv *invariants) checkNow() {
 			iv.checkDirectory(n)
 		}
 	}
+	if s.now >= s.activeAt {
+		iv.trackFailovers(leaderOf)
+	}
 	if !s.healed || s.recoveredAt != math.MaxInt64 {
 		return
 	}
@@ -112,6 +120,21 @@ func (iv *invariants) checkNow() {
 	case s.now > s.healAt+int64(s.cfg.LivenessBound):
 		s.violate("L1", "ranges %v still have no leader %v after the faults healed (bound %v)", leaderless, dur(s.now-s.healAt), s.cfg.LivenessBound)
 		s.recovered()
+	}
+}
+
+// trackFailovers measures how long ranges go without a leader (at the
+// resolution of CheckInterval), for the failover-time report.
+func (iv *invariants) trackFailovers(leaderOf map[uint64]uint64) {
+	for _, r := range iv.expectedRanges() {
+		since, waiting := iv.leaderlessSince[r]
+		switch {
+		case leaderOf[r] == 0 && !waiting:
+			iv.leaderlessSince[r] = iv.s.now
+		case leaderOf[r] != 0 && waiting:
+			iv.failovers = append(iv.failovers, dur(iv.s.now-since))
+			delete(iv.leaderlessSince, r)
+		}
 	}
 }
 

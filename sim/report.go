@@ -56,6 +56,9 @@ type Result struct {
 	Errors map[string]int
 	// HashCompares counts replica checksum comparisons made.
 	HashCompares int
+	// Failovers are the periods (from the active phase on, at the
+	// resolution of CheckInterval) in which a range had no leader, sorted.
+	Failovers []time.Duration
 }
 
 // Failed reports whether the run broke an invariant.
@@ -153,6 +156,8 @@ func (s *Sim) finish(wall time.Duration) *Result {
 	if s.inv.postRecoveryFail > 0 {
 		r.Notes = append(r.Notes, fmt.Sprintf("%d operations issued after recovery failed definitely", s.inv.postRecoveryFail))
 	}
+	r.Failovers = slices.Clone(s.inv.failovers)
+	slices.Sort(r.Failovers)
 	r.Violations = s.violation
 	r.TraceHash = s.traceHash()
 	r.Traffic = s.stats.traffic(len(s.nodeIDs), len(s.control), dur(s.now))
@@ -194,6 +199,9 @@ func (r *Result) Report() string {
 		fmt.Fprintf(&b, "  note: %s\n", n)
 	}
 	fmt.Fprintf(&b, "  %d faults injected, %d replica checksum comparisons\n", len(r.FaultLog), r.HashCompares)
+	if n := len(r.Failovers); n > 0 {
+		fmt.Fprintf(&b, "  %d leaderless periods of a range: p50 %v, p99 %v, max %v\n", n, r.Failovers[n/2], r.Failovers[n*99/100], r.Failovers[n-1])
+	}
 	fmt.Fprintf(&b, "  traffic (%d nodes, %v virtual):\n", r.Config.ControlNodes+r.Config.DataNodes, r.VirtualTime.Round(time.Millisecond))
 	b.WriteString(r.Traffic.String())
 	if len(r.Errors) > 0 {
