@@ -29,9 +29,7 @@ type invariants struct {
 	// postRecoveryFail counts definite failures of operations issued after
 	// recovery (allowed, but worth reporting).
 	postRecoveryFail int
-	// lastLeaderless names the ranges without a leader at the last check.
-	lastLeaderless []uint64
-	reported       map[string]bool
+	reported         map[string]bool
 	// leaderlessSince is, per range without a leader, since when (from the
 	// active phase on); failovers are the lengths of such periods.
 	leaderlessSince map[uint64]int64
@@ -113,7 +111,6 @@ func (iv *invariants) checkNow() {
 			leaderless = append(leaderless, r)
 		}
 	}
-	iv.lastLeaderless = leaderless
 	switch {
 	case len(leaderless) == 0:
 		s.recovered()

@@ -402,9 +402,6 @@ func (s *Sim) submit(e *event) {
 	s.ready(n)
 }
 
-// up reports whether node id is running (not crashed; it may be paused).
-func (s *Sim) up(id uint64) bool { return !s.nodes[id].down }
-
 func dur(ns int64) time.Duration { return time.Duration(ns) }
 
 func durOrNever(ns int64) string {

@@ -116,8 +116,8 @@ type Traffic struct {
 	// RaftHeartbeatsCoalesced is how many raft heartbeats (and responses)
 	// rode in coalesced Heartbeats messages.
 	RaftHeartbeatsCoalesced int64
-	// Network fault effects.
-	Blocked, Lost, Duplicated, Dropped int64
+	// Network fault effects, and messages to node IDs that do not exist.
+	Blocked, Lost, Duplicated, Dropped, Misaddressed int64
 }
 
 func (st *msgStats) traffic(nodes, controlNodes int, virtual time.Duration) Traffic {
@@ -144,7 +144,7 @@ func (st *msgStats) traffic(nodes, controlNodes int, virtual time.Duration) Traf
 	t.ControlPerNodeSec = float64(st.control.msgs) / float64(controlNodes) / secs
 	t.ControlBytesPerNodeSec = float64(st.control.bytes) / float64(controlNodes) / secs
 	t.RaftHeartbeatsCoalesced = st.raftInHeartbeats
-	t.Blocked, t.Lost, t.Duplicated, t.Dropped = st.blocked, st.lost, st.duplicated, st.dropped
+	t.Blocked, t.Lost, t.Duplicated, t.Dropped, t.Misaddressed = st.blocked, st.lost, st.duplicated, st.dropped, st.misaddressed
 	return t
 }
 
@@ -157,7 +157,7 @@ func (t Traffic) String() string {
 	}
 	fmt.Fprintf(&b, "  control plane: %.1f msgs/s and %.0f bytes/s per control node; %d raft heartbeats rode in coalesced messages\n",
 		t.ControlPerNodeSec, t.ControlBytesPerNodeSec, t.RaftHeartbeatsCoalesced)
-	fmt.Fprintf(&b, "  network faults: %d blocked by partitions, %d lost, %d duplicated, %d dropped at crashed nodes\n",
-		t.Blocked, t.Lost, t.Duplicated, t.Dropped)
+	fmt.Fprintf(&b, "  network faults: %d blocked by partitions, %d lost, %d duplicated, %d dropped at crashed nodes, %d to unknown nodes\n",
+		t.Blocked, t.Lost, t.Duplicated, t.Dropped, t.Misaddressed)
 	return b.String()
 }
