@@ -334,7 +334,7 @@ func (d *dataState) askSequencer(c *cycle) {
 	if c.batch != nil {
 		count = c.batch.GetSlots()
 	}
-	n.askSequencer(d.r.id(), c.seqID, count)
+	n.askSequencer(d.r.id(), c.seqID, count, n.cfg.LinearizableGrants || d.needsCurrent(c))
 }
 
 // maxSeqRedirects bounds how often one cycle follows a not-leader answer's
@@ -352,6 +352,21 @@ func (d *dataState) seqRedirected(resp *tenfoldpb.SeqResponse) {
 	}
 	c.redirects++
 	d.askSequencer(c)
+}
+
+// needsCurrent reports whether a cycle reports the sequencer's current
+// revision to a client (reads, no-op writes, close, compaction), which then
+// must be linearizable; a cycle of writes only reports its own revisions.
+func (d *dataState) needsCurrent(c *cycle) bool {
+	if len(c.reads) > 0 || c.batch == nil || c.batch.GetCompact() > 0 {
+		return true
+	}
+	for i, q := range c.items {
+		if c.slots[i] < 0 || q.close || q.req == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // seqGranted receives the sequencer's answer for this range.

@@ -139,7 +139,10 @@ func newHarness(t *testing.T, d *datadriven.TestData) *harness {
 		d.ScanArgs(t, "seed", &h.seed)
 	}
 	h.controls = []uint64{1}
-	h.cfg = Config{ControlNodes: h.controls, TickInterval: h.tick, InitialDataNodes: min(data, 3)}
+	// The scripts pin the message flow of linearizable sequencer grants
+	// (a ReadIndex before every grant); the simulator covers the default
+	// fast grants for write-only batches.
+	h.cfg = Config{ControlNodes: h.controls, TickInterval: h.tick, InitialDataNodes: min(data, 3), LinearizableGrants: true}
 	for _, a := range d.CmdArgs {
 		switch a.Key {
 		case "splits":

@@ -78,6 +78,15 @@ type Config struct {
 	MaxRequestHops int
 	// Logger receives the core's (rare) log lines; nil is quiet.
 	Logger *slog.Logger
+	// LinearizableGrants makes every sequencer request wait for a ReadIndex,
+	// also for batches of writes only, which do not need it (see
+	// docs/revisions.md). Slower; the interaction scripts use it because
+	// they pin that message flow.
+	LinearizableGrants bool
+	// SendEarly, if set, is called during Ready with the leaders' append
+	// messages, before the local log write is synced, so that replication
+	// overlaps the leader's fsync. Without it they go out with Output.
+	SendEarly func([]*tenfoldpb.Message)
 	// Bugs switches on deliberate defects, for tests that prove the
 	// checkers catch them. Never set in production.
 	Bugs Bugs
@@ -447,6 +456,29 @@ func (n *Node) Ready() (Output, error) {
 		}
 		if len(readies) == 0 {
 			break
+		}
+		if n.cfg.SendEarly != nil {
+			// A leader's appends may travel while its own fsync runs (raft
+			// thesis 10.2.1): followers persist before they ack, and the
+			// leader acks itself only after its own write (raft delivers
+			// that self-ack after Advance), so commit still needs a
+			// majority of durable copies.
+			var early []*tenfoldpb.Message
+			for i := range readies {
+				x := &readies[i]
+				kept := x.rd.Messages[:0:0]
+				for _, m := range x.rd.Messages {
+					if m.GetType() == raftpb.MessageType_MsgApp {
+						early = append(early, &tenfoldpb.Message{From: n.id, To: m.GetTo(), Body: &tenfoldpb.Message_Raft{Raft: &tenfoldpb.RaftMessage{RangeId: x.r.id(), Msg: m}}})
+					} else {
+						kept = append(kept, m)
+					}
+				}
+				x.rd.Messages = kept
+			}
+			if len(early) > 0 {
+				n.cfg.SendEarly(early)
+			}
 		}
 		b := n.eng.NewBatch()
 		needSync := false

@@ -41,6 +41,7 @@ type systemState struct {
 	extending   bool
 	queue       []seqWaiter
 	granting    []seqWaiter
+	fast        []seqWaiter // non-linearizable requests waiting for the window
 	readCtx     []byte
 	readIndex   uint64
 	readDone    bool
@@ -112,7 +113,7 @@ func newSystemState(r *replica) (*systemState, error) {
 func (s *systemState) n() *Node { return s.r.n }
 
 // askSequencer sends a SeqRequest for rangeID to the sequencer leader.
-func (n *Node) askSequencer(rangeID, id, count uint64) {
+func (n *Node) askSequencer(rangeID, id, count uint64, linearizable bool) {
 	target := n.leaderHint[systemRangeID]
 	if target == 0 {
 		if d := n.dir.system(); d != nil && len(d.GetReplicas()) > 0 {
@@ -122,7 +123,7 @@ func (n *Node) askSequencer(rangeID, id, count uint64) {
 	if target == 0 {
 		return // no system range known yet; the data range retries on tick
 	}
-	n.send(target, &tenfoldpb.Message{Body: &tenfoldpb.Message_SeqRequest{SeqRequest: &tenfoldpb.SeqRequest{Id: id, RangeId: rangeID, Count: count}}})
+	n.send(target, &tenfoldpb.Message{Body: &tenfoldpb.Message_SeqRequest{SeqRequest: &tenfoldpb.SeqRequest{Id: id, RangeId: rangeID, Count: count, Linearizable: linearizable}}})
 }
 
 func (n *Node) handleSeqRequest(from uint64, req *tenfoldpb.SeqRequest) {
@@ -158,10 +159,10 @@ func (n *Node) handleSeqResponse(from uint64, resp *tenfoldpb.SeqResponse) {
 
 func (s *systemState) lostLeadership() {
 	n := s.n()
-	for _, w := range append(s.queue, s.granting...) {
+	for _, w := range append(append(s.queue, s.granting...), s.fast...) {
 		n.send(w.from, &tenfoldpb.Message{Body: &tenfoldpb.Message_SeqResponse{SeqResponse: &tenfoldpb.SeqResponse{Id: w.req.GetId(), RangeId: w.req.GetRangeId(), Code: 14, Error: status.Convert(errNotLeader).Message(), LeaderHint: s.r.leader}}})
 	}
-	s.queue, s.granting, s.readCtx = nil, nil, nil
+	s.queue, s.granting, s.fast, s.readCtx = nil, nil, nil, nil
 	s.counterTerm, s.extending = 0, false
 	for _, req := range s.proposals {
 		n.reply(req, nil, errLeaderChanged)
@@ -181,7 +182,7 @@ func (s *systemState) lostLeadership() {
 // idle reports whether the sequencer and lease table need no ticks: no
 // requests in flight and no leases (their expiry is checked on ticks).
 func (s *systemState) idle() bool {
-	return len(s.queue) == 0 && len(s.granting) == 0 && s.readCtx == nil && !s.extending &&
+	return len(s.queue) == 0 && len(s.granting) == 0 && len(s.fast) == 0 && s.readCtx == nil && !s.extending &&
 		len(s.leases) == 0 && len(s.revoking) == 0 && len(s.proposals) == 0 && len(s.leaseWaiter) == 0
 }
 
@@ -233,6 +234,21 @@ func (s *systemState) pump() {
 		}
 		s.leaseWaiter = nil
 	}
+	// Pure write batches are granted at once: uniqueness comes from the
+	// window, and their "current" only bounds the asking range's own future
+	// writes, which any later leader's grants exceed anyway.
+	kept := s.queue[:0:0]
+	for _, w := range s.queue {
+		if w.req.GetLinearizable() {
+			kept = append(kept, w)
+		} else {
+			s.fast = append(s.fast, w)
+		}
+	}
+	s.queue = kept
+	if len(s.fast) > 0 && s.fits(s.fast) {
+		s.grant(&s.fast)
+	}
 	if s.readCtx == nil && len(s.queue) > 0 {
 		s.granting, s.queue = s.queue, nil
 		s.nextCtx++
@@ -241,26 +257,43 @@ func (s *systemState) pump() {
 		s.r.rn.ReadIndex(s.readCtx)
 		return
 	}
-	if s.readCtx == nil || !s.readDone || s.r.applied.index < s.readIndex {
+	if s.readCtx == nil || !s.readDone || s.r.applied.index < s.readIndex || !s.fits(s.granting) {
 		return
 	}
+	// Clear the round before answering: an answer may re-enter pump.
+	s.readCtx = nil
+	s.grant(&s.granting)
+	if len(s.queue) > 0 || len(s.fast) > 0 {
+		s.pump()
+	}
+}
+
+// fits reports whether the persisted window covers the requests in ws; if
+// not, it proposes an extension (pump runs again when it applies).
+func (s *systemState) fits(ws []seqWaiter) bool {
 	var need uint64
-	for _, w := range s.granting {
+	for _, w := range ws {
 		need += w.req.GetCount()
 	}
-	if s.counter+int64(need) > s.windowEnd {
-		if !s.extending {
-			s.extending = true
-			s.proposeCmd(&tenfoldpb.SystemCommand{WindowEnd: s.counter + int64(need) + n.cfg.SequencerWindow})
-		}
-		return
+	if s.counter+int64(need) <= s.windowEnd {
+		return true
 	}
+	if !s.extending {
+		s.extending = true
+		s.proposeCmd(&tenfoldpb.SystemCommand{WindowEnd: s.counter + int64(need) + s.n().cfg.SequencerWindow})
+	}
+	return false
+}
+
+// grant answers every request in *ws; the caller checked fits.
+func (s *systemState) grant(ws *[]seqWaiter) {
+	n := s.n()
 	// Detach the batch before answering: an answer to a range on this node
 	// is delivered at once and may re-enter pump with that range's next
 	// request, which must start a new batch, not join (or be wiped with)
 	// this one.
-	granting := s.granting
-	s.granting, s.readCtx = nil, nil
+	granting := *ws
+	*ws = nil
 	for _, w := range granting {
 		first := s.counter + 1
 		if n.cfg.Bugs.ReuseRevision && w.req.GetCount() > 0 && s.counter > 1 {
@@ -272,9 +305,6 @@ func (s *systemState) pump() {
 		}
 		n.send(w.from, &tenfoldpb.Message{Body: &tenfoldpb.Message_SeqResponse{SeqResponse: &tenfoldpb.SeqResponse{
 			Id: w.req.GetId(), RangeId: w.req.GetRangeId(), First: first, Count: w.req.GetCount(), Current: s.counter}}})
-	}
-	if len(s.queue) > 0 {
-		s.pump()
 	}
 }
 

@@ -146,6 +146,11 @@ func Start(cfg Config) (*Node, error) {
 		NodeID: cfg.NodeID, Engine: n.eng, Control: cfg.Control, ControlNodes: controlIDs, Self: self,
 		TickInterval: cfg.TickInterval, InitialDataNodes: cfg.InitialDataNodes, SplitKeys: cfg.SplitKeys,
 		Rand: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), cfg.NodeID)), Logger: logger,
+		SendEarly: func(msgs []*tenfoldpb.Message) {
+			for _, m := range msgs {
+				n.tr.send(m)
+			}
+		},
 	})
 	if err != nil {
 		n.peerSrv.Stop()

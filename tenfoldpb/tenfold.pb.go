@@ -917,10 +917,14 @@ func (x *Response) GetRange() *RangeDescriptor {
 // SeqRequest asks the sequencer for count revisions (count may be 0: the
 // reply then only carries the current revision, for reads).
 type SeqRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
-	RangeId       uint64                 `protobuf:"varint,2,opt,name=range_id,json=rangeId,proto3" json:"range_id,omitempty"`
-	Count         uint64                 `protobuf:"varint,3,opt,name=count,proto3" json:"count,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Id      uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	RangeId uint64                 `protobuf:"varint,2,opt,name=range_id,json=rangeId,proto3" json:"range_id,omitempty"`
+	Count   uint64                 `protobuf:"varint,3,opt,name=count,proto3" json:"count,omitempty"`
+	// linearizable: current must not be behind any revision handed out
+	// before this request arrived (reads, no-op writes, compaction). Pure
+	// write batches skip the ReadIndex this costs.
+	Linearizable  bool `protobuf:"varint,4,opt,name=linearizable,proto3" json:"linearizable,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -974,6 +978,13 @@ func (x *SeqRequest) GetCount() uint64 {
 		return x.Count
 	}
 	return 0
+}
+
+func (x *SeqRequest) GetLinearizable() bool {
+	if x != nil {
+		return x.Linearizable
+	}
+	return false
 }
 
 // SeqResponse grants revisions [first, first+count) and reports the
@@ -2345,12 +2356,13 @@ const file_tenfold_proto_rawDesc = "" +
 	"\apayload\x18\x04 \x01(\fR\apayload\x12\x1f\n" +
 	"\vleader_hint\x18\x05 \x01(\x04R\n" +
 	"leaderHint\x120\n" +
-	"\x05range\x18\x06 \x01(\v2\x1a.tenfoldpb.RangeDescriptorR\x05range\"M\n" +
+	"\x05range\x18\x06 \x01(\v2\x1a.tenfoldpb.RangeDescriptorR\x05range\"q\n" +
 	"\n" +
 	"SeqRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x19\n" +
 	"\brange_id\x18\x02 \x01(\x04R\arangeId\x12\x14\n" +
-	"\x05count\x18\x03 \x01(\x04R\x05count\"\xc9\x01\n" +
+	"\x05count\x18\x03 \x01(\x04R\x05count\x12\"\n" +
+	"\flinearizable\x18\x04 \x01(\bR\flinearizable\"\xc9\x01\n" +
 	"\vSeqResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
 	"\x05first\x18\x02 \x01(\x03R\x05first\x12\x14\n" +
