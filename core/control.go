@@ -3,6 +3,7 @@ package core
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/tenfold/tenfold/engine"
@@ -33,6 +34,17 @@ type controlState struct {
 	leaderSince   time.Time
 	bootstrapping bool
 	registering   map[uint64]bool
+	// live is the live set last sent, named by liveVersion (the control
+	// term in the high 32 bits, a counter in the low ones), so keepalive
+	// responses carry the list only to nodes that have an older one.
+	live        []uint64
+	liveVersion uint64
+
+	// Indexes of the applied state, rebuilt when it changes: node IDs in
+	// order, and per node the IDs of the ranges placed on it, in order.
+	nodeIDs    []uint64
+	rangesOf   map[uint64][]uint64
+	indexStale bool
 }
 
 func newControlState(n *Node) *controlState {
@@ -85,6 +97,7 @@ func (c *controlState) load() error {
 			return err
 		}
 		c.ranges[d.GetRangeId()] = d
+		c.indexStale = true
 		return nil
 	})
 }
@@ -100,6 +113,22 @@ func (c *controlState) lostLeadership() {
 	c.lastSeen, c.reports, c.registering = map[uint64]time.Time{}, map[uint64][]*tenfoldpb.RangeReport{}, map[uint64]bool{}
 	c.bootstrapping = false
 	c.leaderSince = time.Time{}
+	c.live, c.liveVersion = nil, 0
+}
+
+// index rebuilds nodeIDs and rangesOf if the applied state changed.
+func (c *controlState) index() {
+	if !c.indexStale && c.rangesOf != nil {
+		return
+	}
+	c.indexStale = false
+	c.nodeIDs = sortedKeys(c.nodes)
+	c.rangesOf = map[uint64][]uint64{}
+	for _, id := range sortedKeys(c.ranges) {
+		for _, rep := range c.ranges[id].GetReplicas() {
+			c.rangesOf[rep] = append(c.rangesOf[rep], id)
+		}
+	}
 }
 
 func (c *controlState) tick() {
@@ -115,7 +144,9 @@ func (c *controlState) propose(cmd *tenfoldpb.ControlCommand) bool {
 		c.n.fail(err)
 		return false
 	}
-	return c.replica().rn.Propose(data) == nil
+	r := c.replica()
+	defer r.touch()
+	return r.rn.Propose(data) == nil
 }
 
 // pump runs the control leader's decisions: bootstrap the first ranges.
@@ -142,8 +173,15 @@ func (c *controlState) pump() {
 	descs := []*tenfoldpb.RangeDescriptor{{RangeId: systemRangeID, Replicas: reps, Epoch: 1, Kind: tenfoldpb.RangeKind_SYSTEM}}
 	next := uint64(firstDataRange)
 	var start []byte
-	for _, split := range append(append([][]byte(nil), c.n.cfg.SplitKeys...), nil) {
-		descs = append(descs, &tenfoldpb.RangeDescriptor{RangeId: next, StartKey: start, EndKey: split, Replicas: reps, Epoch: 1, Kind: tenfoldpb.RangeKind_DATA})
+	// Data ranges are spread round-robin over every registered data node,
+	// on 3 consecutive nodes (in ID order) each; the system range stays on
+	// the first 3.
+	for i, split := range append(append([][]byte(nil), c.n.cfg.SplitKeys...), nil) {
+		var spread []uint64
+		for k := range len(reps) {
+			spread = append(spread, data[(i*len(reps)+k)%len(data)])
+		}
+		descs = append(descs, &tenfoldpb.RangeDescriptor{RangeId: next, StartKey: start, EndKey: split, Replicas: spread, Epoch: 1, Kind: tenfoldpb.RangeKind_DATA})
 		next++
 		start = split
 	}
@@ -163,6 +201,7 @@ func (c *controlState) apply(b engine.Batch, e *raftpb.Entry) ([]func(), error) 
 		delete(c.registering, ni.GetNodeId())
 		if old, ok := c.nodes[ni.GetNodeId()]; !ok || !proto.Equal(old, ni) {
 			c.nodes[ni.GetNodeId()] = ni
+			c.indexStale = true
 			v, _ := proto.Marshal(ni)
 			if err := b.Set(ctlKey(prefixCtlNode, ni.GetNodeId()), v); err != nil {
 				return nil, err
@@ -176,6 +215,7 @@ func (c *controlState) apply(b engine.Batch, e *raftpb.Entry) ([]func(), error) 
 			continue
 		}
 		c.ranges[d.GetRangeId()] = d
+		c.indexStale = true
 		v, _ := proto.Marshal(d)
 		if err := b.Set(ctlKey(prefixCtlRange, d.GetRangeId()), v); err != nil {
 			return nil, err
@@ -244,12 +284,10 @@ func (c *controlState) handleKeepalive(from uint64, ka *tenfoldpb.Keepalive) {
 	for _, rr := range ka.GetRanges() {
 		have[rr.GetRangeId()] = true
 	}
-	for _, id := range sortedKeys(c.ranges) {
-		d := c.ranges[id]
-		for _, rep := range d.GetReplicas() {
-			if rep == ni.GetNodeId() && !have[id] {
-				n.send(rep, &tenfoldpb.Message{Body: &tenfoldpb.Message_CreateReplica{CreateReplica: &tenfoldpb.CreateReplica{Range: d}}})
-			}
+	c.index()
+	for _, id := range c.rangesOf[ni.GetNodeId()] {
+		if !have[id] {
+			n.send(ni.GetNodeId(), &tenfoldpb.Message{Body: &tenfoldpb.Message_CreateReplica{CreateReplica: &tenfoldpb.CreateReplica{Range: c.ranges[id]}}})
 		}
 	}
 	resp.DirectoryVersion = c.version
@@ -261,14 +299,28 @@ func (c *controlState) handleKeepalive(from uint64, ka *tenfoldpb.Keepalive) {
 			resp.Nodes = append(resp.Nodes, c.nodes[id])
 		}
 	}
-	resp.Live = c.liveNodes()
+	resp.LiveVersion = c.liveSet()
+	if ka.GetLiveVersion() != resp.LiveVersion {
+		resp.Live = c.live
+	}
 	n.send(from, &tenfoldpb.Message{Body: &tenfoldpb.Message_KeepaliveResponse{KeepaliveResponse: resp}})
 	c.pump()
 }
 
+// liveSet brings c.live up to date and returns its version.
+func (c *controlState) liveSet() uint64 {
+	live := c.liveNodes()
+	if c.liveVersion == 0 || !slices.Equal(live, c.live) {
+		seq := c.liveVersion&0xffffffff + 1
+		c.live, c.liveVersion = live, c.replica().term<<32|seq
+	}
+	return c.liveVersion
+}
+
 func (c *controlState) liveNodes() []uint64 {
 	var live []uint64
-	for _, id := range sortedKeys(c.nodes) {
+	c.index()
+	for _, id := range c.nodeIDs {
 		seen, ok := c.lastSeen[id]
 		if !ok {
 			// Grace for nodes not heard from since this leader took over.
@@ -291,7 +343,7 @@ func (n *Node) maybeKeepalive() {
 	if to == 0 {
 		to = n.cfg.ControlNodes[int(n.ticks)%len(n.cfg.ControlNodes)]
 	}
-	ka := &tenfoldpb.Keepalive{Node: n.cfg.Self, DirectoryVersion: n.dir.version}
+	ka := &tenfoldpb.Keepalive{Node: n.cfg.Self, DirectoryVersion: n.dir.version, LiveVersion: n.dir.liveVersion}
 	if ka.Node == nil {
 		ka.Node = &tenfoldpb.NodeInfo{NodeId: n.id}
 	}
@@ -318,9 +370,14 @@ func (n *Node) handleKeepaliveResponse(from uint64, resp *tenfoldpb.KeepaliveRes
 		}
 		n.dir.version = resp.GetDirectoryVersion()
 	}
-	n.dir.live = map[uint64]bool{}
-	for _, id := range resp.GetLive() {
-		n.dir.live[id] = true
+	if resp.GetLiveVersion() == 0 || resp.GetLiveVersion() != n.dir.liveVersion {
+		// A new live set (a control plane that does not version it sends
+		// the list every time).
+		n.dir.live = map[uint64]bool{}
+		for _, id := range resp.GetLive() {
+			n.dir.live[id] = true
+		}
+		n.dir.liveVersion = resp.GetLiveVersion()
 	}
 }
 

@@ -320,6 +320,7 @@ func (d *dataState) startCycle() {
 		d.nextSeqID++
 		c.readCtx = binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, n.id), d.nextSeqID)
 		d.r.rn.ReadIndex(c.readCtx)
+		d.r.touch()
 	}
 	d.cycle = c
 	d.askSequencer(c)
@@ -408,7 +409,9 @@ func (d *dataState) propose(c *cycle) {
 		n.fail(err)
 		return
 	}
-	if err := d.r.rn.Propose(data); err != nil {
+	err = d.r.rn.Propose(data)
+	d.r.touch()
+	if err != nil {
 		// Not leader any more (raft drops the proposal): fail definitively.
 		for _, q := range c.items {
 			d.refuse(q, errLeaderChanged)

@@ -19,9 +19,14 @@ type Span struct {
 type directory struct {
 	version uint64
 	byID    map[uint64]*tenfoldpb.RangeDescriptor
-	data    []*tenfoldpb.RangeDescriptor // sorted by start key
-	nodes   map[uint64]*tenfoldpb.NodeInfo
-	live    map[uint64]bool
+	data    []*tenfoldpb.RangeDescriptor // sorted by start key, once sorted is set
+	// sorted is false after an update until the next lookup rebuilds data,
+	// so installing a whole directory costs one sort, not one per range.
+	sorted bool
+	nodes  map[uint64]*tenfoldpb.NodeInfo
+	live   map[uint64]bool
+	// liveVersion names the live set in live (0: none, or unversioned).
+	liveVersion uint64
 }
 
 func newDirectory() *directory {
@@ -34,10 +39,15 @@ func (d *directory) update(desc *tenfoldpb.RangeDescriptor) {
 		return
 	}
 	d.byID[desc.GetRangeId()] = proto.Clone(desc).(*tenfoldpb.RangeDescriptor)
-	d.rebuild()
+	d.sorted = false
 }
 
+// rebuild sorts the data ranges again if an update made them stale.
 func (d *directory) rebuild() {
+	if d.sorted {
+		return
+	}
+	d.sorted = true
 	d.data = d.data[:0]
 	for _, r := range d.byID {
 		if r.GetKind() == tenfoldpb.RangeKind_DATA {
@@ -49,6 +59,7 @@ func (d *directory) rebuild() {
 
 // lookup returns the data range containing key.
 func (d *directory) lookup(key []byte) *tenfoldpb.RangeDescriptor {
+	d.rebuild()
 	i := sort.Search(len(d.data), func(i int) bool { return bytes.Compare(d.data[i].GetStartKey(), key) > 0 })
 	if i == 0 {
 		return nil
@@ -78,7 +89,10 @@ func covers(desc *tenfoldpb.RangeDescriptor, s Span) bool {
 func (d *directory) system() *tenfoldpb.RangeDescriptor { return d.byID[systemRangeID] }
 
 // dataRanges returns the data ranges in key order.
-func (d *directory) dataRanges() []*tenfoldpb.RangeDescriptor { return d.data }
+func (d *directory) dataRanges() []*tenfoldpb.RangeDescriptor {
+	d.rebuild()
+	return d.data
+}
 
 // Contains reports whether key is in s.
 func (s Span) Contains(key []byte) bool {

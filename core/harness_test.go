@@ -329,6 +329,7 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		if err := r.rn.Campaign(); err != nil {
 			out = fmt.Sprintf("campaign: %v", err)
 		}
+		r.touch()
 		h.ready(n)
 	case "put", "get", "delete", "cas", "txn", "lease-grant", "lease-revoke", "lease-ttl", "compact":
 		out = h.submit(t, d)

@@ -18,7 +18,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"sort"
+	"slices"
 	"time"
 
 	"github.com/tenfold/tenfold/engine"
@@ -185,6 +185,13 @@ type Node struct {
 	logger   *slog.Logger
 
 	replicas map[uint64]*replica
+	// ids are the keys of replicas in order; a new replica replaces the
+	// slice (never changes it in place), so a loop over it is a snapshot.
+	ids []uint64
+	// dirty are the replicas whose RawNode may have a Ready: every call
+	// that can change a RawNode's state (Tick, Step, Propose, ReadIndex,
+	// Campaign, Advance) marks its replica, and Ready checks only these.
+	dirty map[uint64]bool
 	// dir is this node's range cache: the newest directory it has seen.
 	dir *directory
 	// leaderHint remembers the last known leader node of each range.
@@ -217,6 +224,7 @@ func New(cfg Config) (*Node, error) {
 		eng:        cfg.Engine,
 		logger:     cfg.Logger,
 		replicas:   map[uint64]*replica{},
+		dirty:      map[uint64]bool{},
 		dir:        newDirectory(),
 		leaderHint: map[uint64]uint64{},
 	}
@@ -295,10 +303,19 @@ func (n *Node) recoverReplicas() error {
 		if err != nil {
 			return err
 		}
-		n.replicas[d.GetRangeId()] = r
+		n.addReplica(r)
 		n.dir.update(d)
 	}
 	return nil
+}
+
+// addReplica registers an opened replica.
+func (n *Node) addReplica(r *replica) {
+	id := r.id()
+	n.replicas[id] = r
+	i, _ := slices.BinarySearch(n.ids, id)
+	n.ids = slices.Insert(slices.Clone(n.ids), i, id)
+	n.dirty[id] = true
 }
 
 // createReplica persists a new range descriptor and opens its replica.
@@ -322,7 +339,7 @@ func (n *Node) createReplica(d *tenfoldpb.RangeDescriptor) error {
 	if err != nil {
 		return err
 	}
-	n.replicas[d.GetRangeId()] = r
+	n.addReplica(r)
 	n.dir.update(d)
 	return nil
 }
@@ -442,13 +459,17 @@ func (n *Node) Ready() (Output, error) {
 	// Loop: applying entries can produce new proposals (e.g. the next write
 	// batch), which produce new Ready state; bound the rounds.
 	for round := 0; round < 4; round++ {
-		ids := n.replicaIDs()
+		if len(n.dirty) == 0 {
+			break
+		}
+		ids := sortedKeys(n.dirty)
 		type rd struct {
 			r  *replica
 			rd raft.Ready
 		}
 		var readies []rd
 		for _, id := range ids {
+			delete(n.dirty, id)
 			r := n.replicas[id]
 			if r.rn.HasReady() {
 				readies = append(readies, rd{r, r.rn.Ready()})
@@ -516,6 +537,8 @@ func (n *Node) Ready() (Output, error) {
 				return Output{}, err
 			}
 			x.r.rn.Advance(x.rd)
+			// Advance steps the leader's own acknowledgements: look again.
+			x.r.touch()
 		}
 		for _, x := range readies {
 			x.r.afterReady()
@@ -527,14 +550,9 @@ func (n *Node) Ready() (Output, error) {
 	return out, nil
 }
 
-func (n *Node) replicaIDs() []uint64 {
-	ids := make([]uint64, 0, len(n.replicas))
-	for id := range n.replicas {
-		ids = append(ids, id)
-	}
-	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
-	return ids
-}
+// replicaIDs returns the IDs of the node's replicas in order; callers must
+// not change the slice.
+func (n *Node) replicaIDs() []uint64 { return n.ids }
 
 // coalesceHeartbeats merges the heartbeats (and their responses) of all
 // ranges going to the same peer into one message, so heartbeat traffic per

@@ -101,6 +101,10 @@ func (n *Node) openReplica(d *tenfoldpb.RangeDescriptor) (*replica, error) {
 
 func (r *replica) id() uint64 { return r.desc.GetRangeId() }
 
+// touch marks the replica's RawNode as possibly having a Ready; every call
+// that can change its state must be followed by one.
+func (r *replica) touch() { r.n.dirty[r.id()] = true }
+
 func (r *replica) isLeader() bool { return r.state == raft.StateLeader }
 
 // ready reports whether this leader has applied an entry of its own term,
@@ -130,6 +134,7 @@ func (r *replica) tick() {
 		r.unquiesce()
 	}
 	r.rn.Tick()
+	r.touch()
 	if r.isLeader() {
 		r.electionElapsed = 0
 		r.maybeQuiesce()
@@ -144,6 +149,7 @@ func (r *replica) tick() {
 			r.resetElectionTimer()
 			r.poked = false
 			_ = r.rn.Campaign()
+			r.touch()
 		}
 	}
 	if r.data != nil {
@@ -253,6 +259,7 @@ func (r *replica) step(m *raftpb.Message) {
 		}
 	}
 	_ = r.rn.Step(m)
+	r.touch()
 }
 
 func (r *replica) sendRaft(msgs []*raftpb.Message) {

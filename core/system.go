@@ -255,6 +255,7 @@ func (s *systemState) pump() {
 		s.readCtx = binary.BigEndian.AppendUint64([]byte("seq"), s.nextCtx)
 		s.readDone = false
 		s.r.rn.ReadIndex(s.readCtx)
+		s.r.touch()
 		return
 	}
 	if s.readCtx == nil || !s.readDone || s.r.applied.index < s.readIndex || !s.fits(s.granting) {
@@ -315,6 +316,7 @@ func (s *systemState) proposeCmd(c *tenfoldpb.SystemCommand) bool {
 		s.n().fail(err)
 		return false
 	}
+	defer s.r.touch()
 	return s.r.rn.Propose(data) == nil
 }
 

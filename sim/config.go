@@ -128,6 +128,11 @@ type Config struct {
 	DataNodes int
 	// Ranges is the number of data ranges, pre-split at bootstrap.
 	Ranges int
+	// InitialDataNodes is how many data nodes the control plane waits for
+	// before it bootstraps the ranges, which it spreads over the nodes
+	// registered by then (0: the core's default, 3). Scale runs set it to
+	// DataNodes so the ranges spread over every node.
+	InitialDataNodes int
 	// Keys is the size of the client key set; small, so conflicts are
 	// frequent.
 	Keys int
@@ -257,6 +262,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("control nodes: %d, want 1, 3 or 5", c.ControlNodes)
 	case c.DataNodes < 3:
 		return fmt.Errorf("data nodes: %d, want at least 3 (ranges have 3 replicas)", c.DataNodes)
+	case c.InitialDataNodes < 0 || c.InitialDataNodes > c.DataNodes:
+		return fmt.Errorf("initial data nodes: %d, want 0 to %d", c.InitialDataNodes, c.DataNodes)
 	case c.Ranges < 1:
 		return fmt.Errorf("ranges: %d, want at least 1", c.Ranges)
 	case c.Keys < 1 || c.Keys > 1000:
@@ -333,6 +340,7 @@ func (c Config) Args() []string {
 	addInt("control-nodes", c.ControlNodes, d.ControlNodes)
 	addInt("nodes", c.DataNodes, d.DataNodes)
 	addInt("ranges", c.Ranges, d.Ranges)
+	addInt("initial-nodes", c.InitialDataNodes, d.InitialDataNodes)
 	addInt("keys", c.Keys, d.Keys)
 	if c.Clients != d.Clients {
 		args = append(args, fmt.Sprintf("--clients=%d", c.Clients))

@@ -164,15 +164,16 @@ func New(cfg Config) (*Sim, error) {
 // crash left), with a Rand drawn from the run's seed.
 func (s *Sim) startCore(n *node) error {
 	c, err := core.New(core.Config{
-		NodeID:       n.id,
-		Engine:       n.eng,
-		Rand:         rand.New(rand.NewPCG(s.rng.Uint64(), s.rng.Uint64())),
-		Control:      n.control,
-		ControlNodes: s.control,
-		Self:         &tenfoldpb.NodeInfo{NodeId: n.id, Addr: fmt.Sprintf("sim-%d", n.id), Control: n.control},
-		TickInterval: s.cfg.TickInterval,
-		SplitKeys:    s.splits,
-		Bugs:         s.cfg.Bugs,
+		NodeID:           n.id,
+		Engine:           n.eng,
+		Rand:             rand.New(rand.NewPCG(s.rng.Uint64(), s.rng.Uint64())),
+		Control:          n.control,
+		ControlNodes:     s.control,
+		Self:             &tenfoldpb.NodeInfo{NodeId: n.id, Addr: fmt.Sprintf("sim-%d", n.id), Control: n.control},
+		TickInterval:     s.cfg.TickInterval,
+		SplitKeys:        s.splits,
+		InitialDataNodes: s.cfg.InitialDataNodes,
+		Bugs:             s.cfg.Bugs,
 	})
 	if err != nil {
 		return fmt.Errorf("sim: start node %d (incarnation %d): %w", n.id, n.inc, err)

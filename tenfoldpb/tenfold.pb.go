@@ -1097,6 +1097,7 @@ type Keepalive struct {
 	Node             *NodeInfo              `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
 	DirectoryVersion uint64                 `protobuf:"varint,2,opt,name=directory_version,json=directoryVersion,proto3" json:"directory_version,omitempty"` // newest directory the node has
 	Ranges           []*RangeReport         `protobuf:"bytes,3,rep,name=ranges,proto3" json:"ranges,omitempty"`
+	LiveVersion      uint64                 `protobuf:"varint,4,opt,name=live_version,json=liveVersion,proto3" json:"live_version,omitempty"` // version of the live-node set the node has
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
 }
@@ -1150,6 +1151,13 @@ func (x *Keepalive) GetRanges() []*RangeReport {
 		return x.Ranges
 	}
 	return nil
+}
+
+func (x *Keepalive) GetLiveVersion() uint64 {
+	if x != nil {
+		return x.LiveVersion
+	}
+	return 0
 }
 
 // RangeReport is a node's view of one range it replicates.
@@ -1244,11 +1252,14 @@ type KeepaliveResponse struct {
 	DirectoryVersion uint64                 `protobuf:"varint,2,opt,name=directory_version,json=directoryVersion,proto3" json:"directory_version,omitempty"`
 	Ranges           []*RangeDescriptor     `protobuf:"bytes,3,rep,name=ranges,proto3" json:"ranges,omitempty"` // full directory when stale
 	Nodes            []*NodeInfo            `protobuf:"bytes,4,rep,name=nodes,proto3" json:"nodes,omitempty"`
-	Live             []uint64               `protobuf:"varint,5,rep,packed,name=live,proto3" json:"live,omitempty"` // node IDs considered live
+	Live             []uint64               `protobuf:"varint,5,rep,packed,name=live,proto3" json:"live,omitempty"` // node IDs considered live, when live_version is new to the node
 	Code             uint32                 `protobuf:"varint,6,opt,name=code,proto3" json:"code,omitempty"`
 	Error            string                 `protobuf:"bytes,7,opt,name=error,proto3" json:"error,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// live_version names the control leader's current live set; live is sent
+	// only when the keepalive's live_version differs from it.
+	LiveVersion   uint64 `protobuf:"varint,8,opt,name=live_version,json=liveVersion,proto3" json:"live_version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *KeepaliveResponse) Reset() {
@@ -1328,6 +1339,13 @@ func (x *KeepaliveResponse) GetError() string {
 		return x.Error
 	}
 	return ""
+}
+
+func (x *KeepaliveResponse) GetLiveVersion() uint64 {
+	if x != nil {
+		return x.LiveVersion
+	}
+	return 0
 }
 
 // CreateReplica tells a data node to host a replica of a new range.
@@ -2372,18 +2390,19 @@ const file_tenfold_proto_rawDesc = "" +
 	"\x05error\x18\x06 \x01(\tR\x05error\x12\x1f\n" +
 	"\vleader_hint\x18\a \x01(\x04R\n" +
 	"leaderHint\x12\x19\n" +
-	"\brange_id\x18\b \x01(\x04R\arangeId\"\x91\x01\n" +
+	"\brange_id\x18\b \x01(\x04R\arangeId\"\xb4\x01\n" +
 	"\tKeepalive\x12'\n" +
 	"\x04node\x18\x01 \x01(\v2\x13.tenfoldpb.NodeInfoR\x04node\x12+\n" +
 	"\x11directory_version\x18\x02 \x01(\x04R\x10directoryVersion\x12.\n" +
-	"\x06ranges\x18\x03 \x03(\v2\x16.tenfoldpb.RangeReportR\x06ranges\"\xa0\x01\n" +
+	"\x06ranges\x18\x03 \x03(\v2\x16.tenfoldpb.RangeReportR\x06ranges\x12!\n" +
+	"\flive_version\x18\x04 \x01(\x04R\vliveVersion\"\xa0\x01\n" +
 	"\vRangeReport\x12\x19\n" +
 	"\brange_id\x18\x01 \x01(\x04R\arangeId\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x16\n" +
 	"\x06leader\x18\x03 \x01(\x04R\x06leader\x12\x12\n" +
 	"\x04term\x18\x04 \x01(\x04R\x04term\x12\x18\n" +
 	"\aapplied\x18\x05 \x01(\x04R\aapplied\x12\x1a\n" +
-	"\brevision\x18\x06 \x01(\x03R\brevision\"\x84\x02\n" +
+	"\brevision\x18\x06 \x01(\x03R\brevision\"\xa7\x02\n" +
 	"\x11KeepaliveResponse\x12%\n" +
 	"\x0econtrol_leader\x18\x01 \x01(\x04R\rcontrolLeader\x12+\n" +
 	"\x11directory_version\x18\x02 \x01(\x04R\x10directoryVersion\x122\n" +
@@ -2391,7 +2410,8 @@ const file_tenfold_proto_rawDesc = "" +
 	"\x05nodes\x18\x04 \x03(\v2\x13.tenfoldpb.NodeInfoR\x05nodes\x12\x12\n" +
 	"\x04live\x18\x05 \x03(\x04R\x04live\x12\x12\n" +
 	"\x04code\x18\x06 \x01(\rR\x04code\x12\x14\n" +
-	"\x05error\x18\a \x01(\tR\x05error\"A\n" +
+	"\x05error\x18\a \x01(\tR\x05error\x12!\n" +
+	"\flive_version\x18\b \x01(\x04R\vliveVersion\"A\n" +
 	"\rCreateReplica\x120\n" +
 	"\x05range\x18\x01 \x01(\v2\x1a.tenfoldpb.RangeDescriptorR\x05range\"?\n" +
 	"\fLeaseRevoked\x12\x14\n" +

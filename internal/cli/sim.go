@@ -3,7 +3,9 @@ package cli
 import (
 	"fmt"
 	"io"
+	"os"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"sync"
 
@@ -23,6 +25,8 @@ type simFlags struct {
 	out      string
 	parallel int
 	verbose  bool
+	cpuprof  string
+	memprof  string
 }
 
 func newSimCommand() *cobra.Command {
@@ -66,6 +70,7 @@ ack-before-sync, stale-reads, reuse-revision, drop-watch-event.`,
 	fs.IntVar(&cfg.DataNodes, "nodes", cfg.DataNodes, "number of data nodes")
 	fs.IntVar(&cfg.ControlNodes, "control-nodes", cfg.ControlNodes, "number of control nodes (1, 3 or 5)")
 	fs.IntVar(&cfg.Ranges, "ranges", cfg.Ranges, "number of data ranges, split at bootstrap")
+	fs.IntVar(&cfg.InitialDataNodes, "initial-nodes", cfg.InitialDataNodes, "data nodes the control plane waits for before it bootstraps (and spreads) the ranges (0: 3)")
 	fs.IntVar(&cfg.Keys, "keys", cfg.Keys, "number of keys the clients use (few, so conflicts are frequent)")
 	fs.IntVar(&cfg.Clients, "clients", cfg.Clients, "number of simulated clients")
 	fs.IntVar(&cfg.Watchers, "watchers", cfg.Watchers, "number of simulated watches")
@@ -83,6 +88,8 @@ ack-before-sync, stale-reads, reuse-revision, drop-watch-event.`,
 	fs.StringVar(&f.out, "out", f.out, "directory for the artifacts of failed runs (empty: write none)")
 	fs.IntVar(&f.parallel, "parallel", runtime.GOMAXPROCS(0), "runs at the same time (results print in seed order)")
 	fs.BoolVarP(&f.verbose, "verbose", "v", false, "print the full report (traffic by message kind, errors) of every run, not only of a single or failed one")
+	fs.StringVar(&f.cpuprof, "cpuprofile", "", "write a CPU profile of the whole command to this file")
+	fs.StringVar(&f.memprof, "memprofile", "", "write a heap profile at the end to this file")
 	return cmd
 }
 
@@ -99,6 +106,28 @@ func runSim(cmd *cobra.Command, cfg sim.Config, f simFlags) error {
 	}
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("sim: %w", err)
+	}
+	if f.cpuprof != "" {
+		pf, err := os.Create(f.cpuprof)
+		if err != nil {
+			return fmt.Errorf("sim: --cpuprofile: %w", err)
+		}
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			pf.Close()
+			return fmt.Errorf("sim: --cpuprofile: %w", err)
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			pf.Close()
+		}()
+	}
+	if f.memprof != "" {
+		defer func() {
+			if pf, err := os.Create(f.memprof); err == nil {
+				_ = pprof.WriteHeapProfile(pf)
+				pf.Close()
+			}
+		}()
 	}
 	out := cmd.OutOrStdout()
 	results := make([]chan *sim.Result, f.seeds)
