@@ -23,8 +23,11 @@ type directory struct {
 	// sorted is false after an update until the next lookup rebuilds data,
 	// so installing a whole directory costs one sort, not one per range.
 	sorted bool
-	nodes  map[uint64]*tenfoldpb.NodeInfo
-	live   map[uint64]bool
+	// gen counts the updates installed, so a checker can tell that the
+	// directory is unchanged.
+	gen   uint64
+	nodes map[uint64]*tenfoldpb.NodeInfo
+	live  map[uint64]bool
 	// liveVersion names the live set in live (0: none, or unversioned).
 	liveVersion uint64
 }
@@ -40,6 +43,7 @@ func (d *directory) update(desc *tenfoldpb.RangeDescriptor) {
 	}
 	d.byID[desc.GetRangeId()] = proto.Clone(desc).(*tenfoldpb.RangeDescriptor)
 	d.sorted = false
+	d.gen++
 }
 
 // rebuild sorts the data ranges again if an update made them stale.

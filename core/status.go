@@ -52,6 +52,9 @@ func (n *Node) Live() map[uint64]bool {
 	return m
 }
 
+// DirectoryGeneration changes whenever this node's directory does.
+func (n *Node) DirectoryGeneration() uint64 { return n.dir.gen }
+
 // Directory returns the data ranges this node knows, in key order.
 func (n *Node) Directory() []*tenfoldpb.RangeDescriptor {
 	return append([]*tenfoldpb.RangeDescriptor(nil), n.dir.dataRanges()...)

@@ -138,6 +138,11 @@ func (iv *invariants) trackFailovers(leaderOf map[uint64]uint64) {
 // checkDirectory checks a node's range cache: its data ranges never
 // overlap. (A cache may have gaps: it learns ranges one at a time.)
 func (iv *invariants) checkDirectory(n *node) {
+	if gen := n.core.DirectoryGeneration(); n.dirCheckedCore == n.core && n.dirCheckedGen == gen {
+		return // unchanged since its last check
+	} else {
+		n.dirCheckedCore, n.dirCheckedGen = n.core, gen
+	}
 	dir := n.core.Directory()
 	for i := 1; i < len(dir); i++ {
 		prev, cur := dir[i-1], dir[i]

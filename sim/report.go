@@ -6,6 +6,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -50,8 +51,13 @@ type Result struct {
 	OpNodes  []uint64
 	OpErrors []string
 	Watches  []check.WatchLog
-	// Traffic is the message report.
-	Traffic Traffic
+	// Traffic is the message report; ActiveTraffic covers the active phase
+	// only (Duration, after Warmup: no bootstrap traffic).
+	Traffic, ActiveTraffic Traffic
+	// PeakHeap is the highest Go heap in use sampled during the run (every
+	// HashInterval of virtual time), and GoSys the memory the Go runtime
+	// held from the OS at the end, in bytes.
+	PeakHeap, GoSys uint64
 	// Errors counts client-visible errors by message.
 	Errors map[string]int
 	// HashCompares counts replica checksum comparisons made.
@@ -161,6 +167,11 @@ func (s *Sim) finish(wall time.Duration) *Result {
 	r.Violations = s.violation
 	r.TraceHash = s.traceHash()
 	r.Traffic = s.stats.traffic(len(s.nodeIDs), len(s.control), dur(s.now))
+	r.ActiveTraffic = s.active.traffic(len(s.nodeIDs), len(s.control), dur(min(s.now, s.healAt)-min(s.now, s.activeAt)))
+	s.sampleMemory()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	r.PeakHeap, r.GoSys = s.peakHeap, ms.Sys
 	r.WallTime = wall
 	return r
 }
@@ -204,6 +215,12 @@ func (r *Result) Report() string {
 	}
 	fmt.Fprintf(&b, "  traffic (%d nodes, %v virtual):\n", r.Config.ControlNodes+r.Config.DataNodes, r.VirtualTime.Round(time.Millisecond))
 	b.WriteString(r.Traffic.String())
+	if r.ActiveTraffic.Total.Msgs > 0 {
+		fmt.Fprintf(&b, "  active-phase traffic (the %v after warmup, no bootstrap):\n", r.Config.Duration)
+		b.WriteString(r.ActiveTraffic.String())
+	}
+	fmt.Fprintf(&b, "  memory: peak Go heap in use %.0f MiB (sampled every %v virtual), Go runtime total %.0f MiB; wall %v\n",
+		float64(r.PeakHeap)/(1<<20), r.Config.HashInterval, float64(r.GoSys)/(1<<20), r.WallTime.Round(time.Millisecond))
 	if len(r.Errors) > 0 {
 		fmt.Fprintln(&b, "  client-visible errors:")
 		for _, e := range slices.SortedFunc(maps.Keys(r.Errors), func(a, c string) int { return cmp.Compare(r.Errors[c], r.Errors[a]) }) {

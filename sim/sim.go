@@ -45,6 +45,11 @@ type Sim struct {
 
 	net   *network
 	stats *msgStats
+	// active counts the messages of the active phase only (from activeAt
+	// to healAt): the steady state, without bootstrap.
+	active *msgStats
+	// peakHeap is the highest Go heap in use sampled (every HashInterval).
+	peakHeap uint64
 
 	keys     []string
 	keyGroup []int
@@ -97,6 +102,9 @@ type node struct {
 	// lastRev is, per range, the highest event revision this incarnation
 	// applied, for the per-range revision order check.
 	lastRev map[uint64]int64
+	// dirChecked is the core and directory generation S4 last checked.
+	dirCheckedCore *core.Node
+	dirCheckedGen  uint64
 }
 
 // New prepares a run; Run executes it.
@@ -115,6 +123,7 @@ func New(cfg Config) (*Sim, error) {
 		nodes:         map[uint64]*node{},
 		pending:       map[uint64]*pendingOp{},
 		stats:         newMsgStats(),
+		active:        newMsgStats(),
 		trace:         sha256.New(),
 		activeAt:      int64(cfg.Warmup),
 		healAt:        int64(cfg.Warmup + cfg.Duration),
@@ -227,6 +236,7 @@ func (s *Sim) dispatch(e *event) {
 		s.inv.checkNow()
 		s.schedule(s.now+int64(s.cfg.CheckInterval), &event{kind: evCheck})
 	case evHash:
+		s.sampleMemory()
 		s.inv.checkHashes()
 		s.schedule(s.now+int64(s.cfg.HashInterval), &event{kind: evHash})
 	case evWatch:

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -90,6 +91,14 @@ func (st *msgStats) record(m *tenfoldpb.Message, from, to uint64, size int, cont
 	if hb := m.GetHeartbeats(); hb != nil {
 		st.raftInHeartbeats += int64(len(hb.GetMsgs()))
 	}
+}
+
+// sampleMemory records the Go heap in use, for the report (it does not
+// touch the run's state: runs stay deterministic).
+func (s *Sim) sampleMemory() {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	s.peakHeap = max(s.peakHeap, ms.HeapInuse)
 }
 
 func (st *msgStats) countError(err error) {
