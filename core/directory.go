@@ -5,7 +5,6 @@ import (
 	"sort"
 
 	"github.com/tenfold/tenfold/tenfoldpb"
-	"google.golang.org/protobuf/proto"
 )
 
 // Span is a half-open key interval [Start, End); an empty End is the end of
@@ -36,12 +35,15 @@ func newDirectory() *directory {
 	return &directory{byID: map[uint64]*tenfoldpb.RangeDescriptor{}, nodes: map[uint64]*tenfoldpb.NodeInfo{}, live: map[uint64]bool{}}
 }
 
-// update installs d unless a newer epoch of the same range is known.
+// update installs desc unless a newer epoch of the same range is known;
+// the directory keeps desc itself, which nobody may change afterwards.
 func (d *directory) update(desc *tenfoldpb.RangeDescriptor) {
 	if old, ok := d.byID[desc.GetRangeId()]; ok && old.GetEpoch() > desc.GetEpoch() {
 		return
 	}
-	d.byID[desc.GetRangeId()] = proto.Clone(desc).(*tenfoldpb.RangeDescriptor)
+	// No copy: descriptors are never changed in place (a new epoch is a new
+	// descriptor), and a full directory is 10,000s of them per node.
+	d.byID[desc.GetRangeId()] = desc
 	d.sorted = false
 	d.gen++
 }
