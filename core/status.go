@@ -25,6 +25,9 @@ type RangeStatus struct {
 // RangeStatuses reports every replica on this node, by range ID.
 func (n *Node) RangeStatuses() []RangeStatus {
 	var out []RangeStatus
+	if len(n.ids) > 0 {
+		out = make([]RangeStatus, 0, len(n.ids))
+	}
 	for _, id := range n.replicaIDs() {
 		r := n.replicas[id]
 		out = append(out, RangeStatus{RangeID: id, Kind: r.desc.GetKind(), Epoch: r.desc.GetEpoch(), Start: r.desc.GetStartKey(), End: r.desc.GetEndKey(),
