@@ -43,6 +43,7 @@ type controlState struct {
 	// Indexes of the applied state, rebuilt when it changes: node IDs in
 	// order, and per node the IDs of the ranges placed on it, in order.
 	nodeIDs    []uint64
+	rangeIDs   []uint64
 	rangesOf   map[uint64][]uint64
 	indexStale bool
 }
@@ -116,7 +117,8 @@ func (c *controlState) lostLeadership() {
 	c.live, c.liveVersion = nil, 0
 }
 
-// index rebuilds nodeIDs and rangesOf if the applied state changed.
+// index rebuilds nodeIDs, rangeIDs and rangesOf if the applied state
+// changed.
 func (c *controlState) index() {
 	if !c.indexStale && c.rangesOf != nil {
 		return
@@ -124,7 +126,8 @@ func (c *controlState) index() {
 	c.indexStale = false
 	c.nodeIDs = sortedKeys(c.nodes)
 	c.rangesOf = map[uint64][]uint64{}
-	for _, id := range sortedKeys(c.ranges) {
+	c.rangeIDs = sortedKeys(c.ranges)
+	for _, id := range c.rangeIDs {
 		for _, rep := range c.ranges[id].GetReplicas() {
 			c.rangesOf[rep] = append(c.rangesOf[rep], id)
 		}
@@ -292,10 +295,12 @@ func (c *controlState) handleKeepalive(from uint64, ka *tenfoldpb.Keepalive) {
 	}
 	resp.DirectoryVersion = c.version
 	if ka.GetDirectoryVersion() != c.version {
-		for _, id := range sortedKeys(c.ranges) {
+		c.index()
+		resp.Ranges = make([]*tenfoldpb.RangeDescriptor, 0, len(c.rangeIDs))
+		for _, id := range c.rangeIDs {
 			resp.Ranges = append(resp.Ranges, c.ranges[id])
 		}
-		for _, id := range sortedKeys(c.nodes) {
+		for _, id := range c.nodeIDs {
 			resp.Nodes = append(resp.Nodes, c.nodes[id])
 		}
 	}
@@ -362,6 +367,7 @@ func (n *Node) handleKeepaliveResponse(from uint64, resp *tenfoldpb.KeepaliveRes
 	}
 	n.controlLeader = from
 	if len(resp.GetRanges()) > 0 || len(resp.GetNodes()) > 0 {
+		n.dir.reserve(len(resp.GetRanges()))
 		for _, d := range resp.GetRanges() {
 			n.dir.update(d)
 		}

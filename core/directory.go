@@ -48,6 +48,14 @@ func (d *directory) update(desc *tenfoldpb.RangeDescriptor) {
 	d.gen++
 }
 
+// reserve makes room for n descriptors before a whole directory is
+// installed into an empty cache.
+func (d *directory) reserve(n int) {
+	if len(d.byID) == 0 && n > 0 {
+		d.byID = make(map[uint64]*tenfoldpb.RangeDescriptor, n)
+	}
+}
+
 // rebuild sorts the data ranges again if an update made them stale.
 func (d *directory) rebuild() {
 	if d.sorted {
