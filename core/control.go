@@ -22,11 +22,16 @@ type controlState struct {
 	n *Node
 
 	// Applied state.
-	nodes       map[uint64]*tenfoldpb.NodeInfo
-	ranges      map[uint64]*tenfoldpb.RangeDescriptor
-	version     uint64
-	nextRangeID uint64
-	loaded      bool
+	nodes   map[uint64]*tenfoldpb.NodeInfo
+	ranges  map[uint64]*tenfoldpb.RangeDescriptor
+	version uint64
+	// nodesVersion and rangesVersion are the versions at which the node
+	// list and the range list last changed: a keepalive answer carries only
+	// the lists that changed since the node's version, so a node joining
+	// does not make every node download every range again.
+	nodesVersion, rangesVersion uint64
+	nextRangeID                 uint64
+	loaded                      bool
 
 	// Leader state.
 	lastSeen      map[uint64]time.Time
@@ -63,6 +68,17 @@ func (c *controlState) load() error {
 		return err
 	} else if ok {
 		c.version = binary.BigEndian.Uint64(v)
+	}
+	c.nodesVersion, c.rangesVersion = c.version, c.version
+	for _, kv := range []struct {
+		key []byte
+		v   *uint64
+	}{{keyCtlNodesVersion, &c.nodesVersion}, {keyCtlRangesVersion, &c.rangesVersion}} {
+		if v, ok, err := eng.Get(kv.key); err != nil {
+			return err
+		} else if ok {
+			*kv.v = binary.BigEndian.Uint64(v)
+		}
 	}
 	if v, ok, err := eng.Get(keyCtlNextID); err != nil {
 		return err
@@ -199,7 +215,7 @@ func (c *controlState) apply(b engine.Batch, e *raftpb.Entry) ([]func(), error) 
 	if err := proto.Unmarshal(e.GetData(), cmd); err != nil {
 		return nil, fmt.Errorf("control: decode entry %d: %w", e.GetIndex(), err)
 	}
-	changed := false
+	nodesChanged := false
 	if ni := cmd.GetRegister(); ni != nil {
 		delete(c.registering, ni.GetNodeId())
 		if old, ok := c.nodes[ni.GetNodeId()]; !ok || !proto.Equal(old, ni) {
@@ -209,7 +225,7 @@ func (c *controlState) apply(b engine.Batch, e *raftpb.Entry) ([]func(), error) 
 			if err := b.Set(ctlKey(prefixCtlNode, ni.GetNodeId()), v); err != nil {
 				return nil, err
 			}
-			changed = true
+			nodesChanged = true
 		}
 	}
 	var created []*tenfoldpb.RangeDescriptor
@@ -224,7 +240,6 @@ func (c *controlState) apply(b engine.Batch, e *raftpb.Entry) ([]func(), error) 
 			return nil, err
 		}
 		created = append(created, d)
-		changed = true
 	}
 	if cmd.GetNextRangeId() > c.nextRangeID {
 		c.nextRangeID = cmd.GetNextRangeId()
@@ -232,10 +247,21 @@ func (c *controlState) apply(b engine.Batch, e *raftpb.Entry) ([]func(), error) 
 			return nil, err
 		}
 	}
-	if changed {
+	if nodesChanged || len(created) > 0 {
 		c.version++
-		if err := b.Set(keyCtlVersion, binary.BigEndian.AppendUint64(nil, c.version)); err != nil {
-			return nil, err
+		sets := []struct {
+			key []byte
+			v   *uint64
+			set bool
+		}{{keyCtlVersion, &c.version, true}, {keyCtlNodesVersion, &c.nodesVersion, nodesChanged}, {keyCtlRangesVersion, &c.rangesVersion, len(created) > 0}}
+		for _, kv := range sets {
+			if !kv.set {
+				continue
+			}
+			*kv.v = c.version
+			if err := b.Set(kv.key, binary.BigEndian.AppendUint64(nil, c.version)); err != nil {
+				return nil, err
+			}
 		}
 	}
 	var after []func()
@@ -294,14 +320,20 @@ func (c *controlState) handleKeepalive(from uint64, ka *tenfoldpb.Keepalive) {
 		}
 	}
 	resp.DirectoryVersion = c.version
-	if ka.GetDirectoryVersion() != c.version {
+	if kv := ka.GetDirectoryVersion(); kv != c.version {
+		// Only the lists that changed since the node's version (both if
+		// its version is not one this history had).
 		c.index()
-		resp.Ranges = make([]*tenfoldpb.RangeDescriptor, 0, len(c.rangeIDs))
-		for _, id := range c.rangeIDs {
-			resp.Ranges = append(resp.Ranges, c.ranges[id])
+		if kv > c.version || kv < c.rangesVersion {
+			resp.Ranges = make([]*tenfoldpb.RangeDescriptor, 0, len(c.rangeIDs))
+			for _, id := range c.rangeIDs {
+				resp.Ranges = append(resp.Ranges, c.ranges[id])
+			}
 		}
-		for _, id := range c.nodeIDs {
-			resp.Nodes = append(resp.Nodes, c.nodes[id])
+		if kv > c.version || kv < c.nodesVersion {
+			for _, id := range c.nodeIDs {
+				resp.Nodes = append(resp.Nodes, c.nodes[id])
+			}
 		}
 	}
 	resp.LiveVersion = c.liveSet()

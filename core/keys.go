@@ -56,6 +56,10 @@ var (
 	prefixCtlRange = []byte("c/r")
 	keyCtlVersion  = []byte("c/v")
 	keyCtlNextID   = []byte("c/i")
+	// The versions at which the node list and the range list last changed
+	// ('c/vn', 'c/vr'); absent in older state, they default to 'c/v'.
+	keyCtlNodesVersion  = []byte("c/vn")
+	keyCtlRangesVersion = []byte("c/vr")
 )
 
 func ctlKey(prefix []byte, id uint64) []byte {
