@@ -205,6 +205,9 @@ func (c *controlState) pump() {
 		start = split
 	}
 	descs[1].StartKey = nil
+	if c.n.cfg.Bugs.OverlappingRanges && len(descs) > 2 {
+		descs[2].StartKey = nil
+	}
 	if c.propose(&tenfoldpb.ControlCommand{SetRanges: descs, NextRangeId: next}) {
 		c.bootstrapping = true
 	}

@@ -335,7 +335,7 @@ func (d *dataState) askSequencer(c *cycle) {
 	if c.batch != nil {
 		count = c.batch.GetSlots()
 	}
-	n.askSequencer(d.r.id(), c.seqID, count, n.cfg.LinearizableGrants || d.needsCurrent(c))
+	n.askSequencer(d.r.id(), c.seqID, count)
 }
 
 // maxSeqRedirects bounds how often one cycle follows a not-leader answer's
@@ -353,21 +353,6 @@ func (d *dataState) seqRedirected(resp *tenfoldpb.SeqResponse) {
 	}
 	c.redirects++
 	d.askSequencer(c)
-}
-
-// needsCurrent reports whether a cycle reports the sequencer's current
-// revision to a client (reads, no-op writes, close, compaction), which then
-// must be linearizable; a cycle of writes only reports its own revisions.
-func (d *dataState) needsCurrent(c *cycle) bool {
-	if len(c.reads) > 0 || c.batch == nil || c.batch.GetCompact() > 0 {
-		return true
-	}
-	for i, q := range c.items {
-		if c.slots[i] < 0 || q.close || q.req == nil {
-			return true
-		}
-	}
-	return false
 }
 
 // seqGranted receives the sequencer's answer for this range.
@@ -440,6 +425,9 @@ func (d *dataState) apply(b engine.Batch, e *raftpb.Entry) ([]func(), error) {
 		if wb.GetBaseRevision() <= d.r.applied.revision {
 			return nil, fmt.Errorf("invariant S6 violated: range %d entry %d writes revision %d after revision %d", d.r.id(), e.GetIndex(), wb.GetBaseRevision(), d.r.applied.revision)
 		}
+	}
+	if w := wb.GetWrites(); n.cfg.Bugs.DivergentApply && len(w) > 0 && !w[len(w)-1].GetDelete() && e.GetIndex()%5 == 0 && d.r.desc.GetReplicas()[0] == n.id {
+		w[len(w)-1].Value = append([]byte("diverged:"), w[len(w)-1].GetValue()...)
 	}
 	events, err := mvcc.Apply(n.eng, b, wb.GetWrites(), wb.GetBaseRevision())
 	if err != nil {

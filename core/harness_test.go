@@ -28,8 +28,6 @@ import (
 // Commands (node IDs: control node 1, data nodes 2..data+1):
 //
 //	cluster data=3 [splits=(m,...)] [max-pending=K] [window=W] [seed=S] [bugs=(stale-reads,...)]
-//	        [fast-grants]               grant write-only batches without a ReadIndex (the default
-//	                                    outside these scripts)
 //	tick [node=N] [count=K] [deliver]   advance the shared clock K ticks, ticking N (or all)
 //	tick-all [count=K] [deliver]        with deliver, every message is delivered after each tick
 //	time                                virtual time since the start
@@ -162,10 +160,7 @@ func newHarness(t *testing.T, d *datadriven.TestData) *harness {
 		d.ScanArgs(t, "seed", &h.seed)
 	}
 	h.controls = []uint64{1}
-	// The scripts pin the message flow of linearizable sequencer grants
-	// (a ReadIndex before every grant); the simulator covers the default
-	// fast grants for write-only batches.
-	h.cfg = Config{ControlNodes: h.controls, TickInterval: h.tick, InitialDataNodes: min(data, 3), LinearizableGrants: true}
+	h.cfg = Config{ControlNodes: h.controls, TickInterval: h.tick, InitialDataNodes: min(data, 3)}
 	for _, a := range d.CmdArgs {
 		switch a.Key {
 		case "splits":
@@ -174,10 +169,6 @@ func newHarness(t *testing.T, d *datadriven.TestData) *harness {
 			}
 		case "max-pending":
 			d.ScanArgs(t, "max-pending", &h.cfg.MaxPendingRequests)
-		case "fast-grants":
-			// The production default: write-only batches are granted
-			// without a ReadIndex.
-			h.cfg.LinearizableGrants = false
 		case "window":
 			d.ScanArgs(t, "window", &h.cfg.SequencerWindow)
 		case "bugs":

@@ -78,11 +78,6 @@ type Config struct {
 	MaxRequestHops int
 	// Logger receives the core's (rare) log lines; nil is quiet.
 	Logger *slog.Logger
-	// LinearizableGrants makes every sequencer request wait for a ReadIndex,
-	// also for batches of writes only, which do not need it (see
-	// docs/revisions.md). Slower; the interaction scripts use it because
-	// they pin that message flow.
-	LinearizableGrants bool
 	// SendEarly, if set, is called during Ready with the leaders' append
 	// messages, before the local log write is synced, so that replication
 	// overlaps the leader's fsync. Without it they go out with Output.
@@ -104,6 +99,15 @@ type Bugs struct {
 	// DropWatchEvent drops the first event of every tenth applied batch
 	// from the events handed to watchers.
 	DropWatchEvent bool
+	// OverlappingRanges makes the control plane bootstrap the second data
+	// range (if there are two or more) from the start of the keyspace,
+	// overlapping the first (S4).
+	OverlappingRanges bool
+	// DivergentApply makes the first replica (in descriptor order) of
+	// every data range apply a different value for the last write of the
+	// entries whose log index is a multiple of 5 (when it is a put), so its
+	// state diverges from the other replicas' (S5).
+	DivergentApply bool
 }
 
 func (c *Config) setDefaults() {

@@ -348,6 +348,8 @@ func (r *replica) applyEntry(e *raftpb.Entry) ([]func(), error) {
 			// A new leader's empty entry: a batch proposed here in an
 			// older term and not applied before it never will be.
 			r.data.failStaleCycle(e.GetTerm())
+		} else if r.sys != nil {
+			r.sys.failStaleProposals(e.GetTerm())
 		}
 	case raftpb.EntryType_EntryConfChange, raftpb.EntryType_EntryConfChangeV2:
 		return nil, fmt.Errorf("range %d: conf changes are not supported yet (entry %d)", r.id(), e.GetIndex())

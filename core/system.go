@@ -47,12 +47,17 @@ type systemState struct {
 	readDone    bool
 	nextCtx     uint64
 	expiry      map[int64]time.Time
-	proposals   map[uint64]*tenfoldpb.Request // by request ID: grant/revoke waiting to apply
-	revokeAcks  map[int64]map[uint64]bool
-	revokeWait  map[int64][]*tenfoldpb.Request
-	lastRevoke  time.Time
-	expiring    map[int64]bool
-	leaseWaiter []*tenfoldpb.Request // lease requests waiting for the fence
+	// proposals are this node's grants and revokes waiting to apply, by
+	// proposal ID (a local counter: client request IDs are unique only at
+	// their origin node). They outlive leadership: an entry proposed in an
+	// older term may still commit under the next leader.
+	proposals    map[uint64]leaseProposal
+	nextProposal uint64
+	revokeAcks   map[int64]map[uint64]bool
+	revokeWait   map[int64][]*tenfoldpb.Request
+	lastRevoke   time.Time
+	expiring     map[int64]bool
+	leaseWaiter  []*tenfoldpb.Request // lease requests waiting for the fence
 }
 
 type seqWaiter struct {
@@ -65,7 +70,7 @@ const minLeaseTTL = 2
 
 func newSystemState(r *replica) (*systemState, error) {
 	s := &systemState{r: r, leases: map[int64]int64{}, revoking: map[int64]bool{}, nextLeaseID: 1,
-		expiry: map[int64]time.Time{}, proposals: map[uint64]*tenfoldpb.Request{}, revokeAcks: map[int64]map[uint64]bool{},
+		expiry: map[int64]time.Time{}, proposals: map[uint64]leaseProposal{}, revokeAcks: map[int64]map[uint64]bool{},
 		revokeWait: map[int64][]*tenfoldpb.Request{}, expiring: map[int64]bool{}}
 	eng := r.n.eng
 	if v, ok, err := eng.Get(keySysWindow); err != nil {
@@ -113,7 +118,7 @@ func newSystemState(r *replica) (*systemState, error) {
 func (s *systemState) n() *Node { return s.r.n }
 
 // askSequencer sends a SeqRequest for rangeID to the sequencer leader.
-func (n *Node) askSequencer(rangeID, id, count uint64, linearizable bool) {
+func (n *Node) askSequencer(rangeID, id, count uint64) {
 	target := n.leaderHint[systemRangeID]
 	if target == 0 {
 		if d := n.dir.system(); d != nil && len(d.GetReplicas()) > 0 {
@@ -123,7 +128,7 @@ func (n *Node) askSequencer(rangeID, id, count uint64, linearizable bool) {
 	if target == 0 {
 		return // no system range known yet; the data range retries on tick
 	}
-	n.send(target, &tenfoldpb.Message{Body: &tenfoldpb.Message_SeqRequest{SeqRequest: &tenfoldpb.SeqRequest{Id: id, RangeId: rangeID, Count: count, Linearizable: linearizable}}})
+	n.send(target, &tenfoldpb.Message{Body: &tenfoldpb.Message_SeqRequest{SeqRequest: &tenfoldpb.SeqRequest{Id: id, RangeId: rangeID, Count: count, Linearizable: true}}})
 }
 
 func (n *Node) handleSeqRequest(from uint64, req *tenfoldpb.SeqRequest) {
@@ -164,18 +169,14 @@ func (s *systemState) lostLeadership() {
 	}
 	s.queue, s.granting, s.fast, s.readCtx = nil, nil, nil, nil
 	s.counterTerm, s.extending = 0, false
-	for _, req := range s.proposals {
-		n.reply(req, nil, errLeaderChanged)
-	}
-	for _, reqs := range s.revokeWait {
-		for _, req := range reqs {
-			n.reply(req, nil, errLeaderChanged)
-		}
-	}
+	// Proposals stay: they are answered when they apply, or failed when an
+	// entry of a later term applies first (failStaleProposals). Revokes
+	// waiting for their keys' deletion stay too: the next leader finishes
+	// the deletion and RevokeDone applies here as well.
 	for _, req := range s.leaseWaiter {
 		n.reply(req, nil, errNotLeader)
 	}
-	s.proposals, s.revokeWait, s.leaseWaiter = map[uint64]*tenfoldpb.Request{}, map[int64][]*tenfoldpb.Request{}, nil
+	s.leaseWaiter = nil
 	s.expiry, s.expiring = map[int64]time.Time{}, map[int64]bool{}
 }
 
@@ -309,6 +310,32 @@ func (s *systemState) grant(ws *[]seqWaiter) {
 	}
 }
 
+// leaseProposal is a client's grant or revoke proposed by this node.
+type leaseProposal struct {
+	req  *tenfoldpb.Request
+	term uint64 // the term it was proposed in
+}
+
+// proposeFor proposes c for a client request and returns the proposal ID
+// its entry carries.
+func (s *systemState) proposeFor(c *tenfoldpb.SystemCommand) (uint64, bool) {
+	s.nextProposal++
+	c.RequestId = s.nextProposal
+	return s.nextProposal, s.proposeCmd(c)
+}
+
+// failStaleProposals fails this node's proposals from terms before term:
+// an entry of term has applied, so theirs were overwritten (log terms never
+// decrease) and can no longer apply.
+func (s *systemState) failStaleProposals(term uint64) {
+	for _, pid := range sortedKeys(s.proposals) {
+		if p := s.proposals[pid]; p.term < term {
+			delete(s.proposals, pid)
+			s.n().reply(p.req, nil, errLeaderChanged)
+		}
+	}
+}
+
 func (s *systemState) proposeCmd(c *tenfoldpb.SystemCommand) bool {
 	c.Proposer = s.n().id
 	data, err := proto.Marshal(c)
@@ -347,8 +374,8 @@ func (s *systemState) handle(req *tenfoldpb.Request) {
 				return
 			}
 		}
-		if s.proposeCmd(&tenfoldpb.SystemCommand{Grant: &tenfoldpb.LeaseRecord{Id: id, Ttl: ttl}, RequestId: req.GetId()}) {
-			s.proposals[req.GetId()] = req
+		if pid, ok := s.proposeFor(&tenfoldpb.SystemCommand{Grant: &tenfoldpb.LeaseRecord{Id: id, Ttl: ttl}}); ok {
+			s.proposals[pid] = leaseProposal{req: req, term: s.r.term}
 		} else {
 			n.reply(req, nil, errNotLeader)
 		}
@@ -357,8 +384,8 @@ func (s *systemState) handle(req *tenfoldpb.Request) {
 			n.reply(req, nil, rpctypes.ErrGRPCLeaseNotFound)
 			return
 		}
-		if s.proposeCmd(&tenfoldpb.SystemCommand{Revoke: m.ID, RequestId: req.GetId()}) {
-			s.proposals[req.GetId()] = req
+		if pid, ok := s.proposeFor(&tenfoldpb.SystemCommand{Revoke: m.ID}); ok {
+			s.proposals[pid] = leaseProposal{req: req, term: s.r.term}
 		} else {
 			n.reply(req, nil, errNotLeader)
 		}
@@ -398,12 +425,12 @@ func (s *systemState) apply(b engine.Batch, e *raftpb.Entry) ([]func(), error) {
 	}
 	var after []func()
 	mine := c.GetProposer() == n.id
-	waiting := s.proposals[c.GetRequestId()]
-	if mine && waiting != nil {
+	var waiting *tenfoldpb.Request
+	if p, ok := s.proposals[c.GetRequestId()]; mine && ok {
 		delete(s.proposals, c.GetRequestId())
-	} else {
-		waiting = nil
+		waiting = p.req
 	}
+	defer s.failStaleProposals(e.GetTerm())
 	hdr := func() *pb.ResponseHeader {
 		return &pb.ResponseHeader{ClusterId: ClusterID, MemberId: n.id, Revision: s.counter, RaftTerm: s.r.term}
 	}

@@ -437,21 +437,22 @@ func TestClusterQuiescesIdleRanges(t *testing.T) {
 	if _, err := cli.Put(ctx, "k", "v"); err != nil {
 		t.Fatal(err)
 	}
-	allQuiet := func() bool {
-		for _, n := range c.nodes[1:] {
+	// Each node's core is read on its own loop goroutine.
+	nodeQuiet := func(n *Node) bool {
+		quiet := false
+		_ = n.do(ctx, func() {
+			quiet = true
 			for _, r := range n.core.RangeStatuses() {
-				if !r.Quiesced {
-					return false
-				}
+				quiet = quiet && r.Quiesced
 			}
-		}
-		return true
+		})
+		return quiet
 	}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		var quiet bool
+		quiet := true
 		for _, n := range c.nodes[1:] {
-			_ = n.do(ctx, func() { quiet = allQuiet() })
+			quiet = nodeQuiet(n) && quiet
 		}
 		if quiet {
 			break
