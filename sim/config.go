@@ -75,7 +75,8 @@ func ParseFaults(s string) (faults []FaultKind, random bool, err error) {
 }
 
 // ParseBugs parses a --bugs value: a comma-separated list of
-// ack-before-sync, stale-reads, reuse-revision, drop-watch-event.
+// ack-before-sync, stale-reads, reuse-revision, drop-watch-event,
+// overlapping-ranges, divergent-apply.
 func ParseBugs(s string) (core.Bugs, error) {
 	var b core.Bugs
 	s = strings.TrimSpace(s)
@@ -92,8 +93,12 @@ func ParseBugs(s string) (core.Bugs, error) {
 			b.ReuseRevision = true
 		case "drop-watch-event":
 			b.DropWatchEvent = true
+		case "overlapping-ranges":
+			b.OverlappingRanges = true
+		case "divergent-apply":
+			b.DivergentApply = true
 		default:
-			return b, fmt.Errorf("unknown bug %q: want ack-before-sync, stale-reads, reuse-revision or drop-watch-event", part)
+			return b, fmt.Errorf("unknown bug %q: want ack-before-sync, stale-reads, reuse-revision, drop-watch-event, overlapping-ranges or divergent-apply", part)
 		}
 	}
 	return b, nil
@@ -113,6 +118,12 @@ func BugsString(b core.Bugs) string {
 	}
 	if b.DropWatchEvent {
 		s = append(s, "drop-watch-event")
+	}
+	if b.OverlappingRanges {
+		s = append(s, "overlapping-ranges")
+	}
+	if b.DivergentApply {
+		s = append(s, "divergent-apply")
 	}
 	return strings.Join(s, ",")
 }

@@ -79,15 +79,7 @@ func (iv *invariants) checkNow() {
 			continue
 		}
 		for _, st := range n.core.RangeStatuses() {
-			if st.Leader != 0 {
-				k := rangeTerm{st.RangeID, st.Term}
-				if l, ok := iv.leaders[k]; !ok {
-					iv.leaders[k] = st.Leader
-				} else if l != st.Leader {
-					iv.once(fmt.Sprintf("S3/%d/%d", st.RangeID, st.Term), "S3",
-						"range %d has two leaders in term %d: node %d and node %d (seen by node %d)", st.RangeID, st.Term, l, st.Leader, id)
-				}
-			}
+			iv.observeLeader(id, st)
 			if st.Term > termOf[st.RangeID] {
 				termOf[st.RangeID], leaderOf[st.RangeID] = st.Term, 0
 			}
@@ -117,6 +109,22 @@ func (iv *invariants) checkNow() {
 	case s.now > s.healAt+int64(s.cfg.LivenessBound):
 		s.violate("L1", "ranges %v still have no leader %v after the faults healed (bound %v)", leaderless, dur(s.now-s.healAt), s.cfg.LivenessBound)
 		s.recovered()
+	}
+}
+
+// observeLeader checks S3 on one range status reported by node id: the
+// leader it names for the status's term is the one first seen for that
+// range and term.
+func (iv *invariants) observeLeader(id uint64, st core.RangeStatus) {
+	if st.Leader == 0 {
+		return
+	}
+	k := rangeTerm{st.RangeID, st.Term}
+	if l, ok := iv.leaders[k]; !ok {
+		iv.leaders[k] = st.Leader
+	} else if l != st.Leader {
+		iv.once(fmt.Sprintf("S3/%d/%d", st.RangeID, st.Term), "S3",
+			"range %d has two leaders in term %d: node %d and node %d (seen by node %d)", st.RangeID, st.Term, l, st.Leader, id)
 	}
 }
 

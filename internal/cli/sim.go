@@ -58,7 +58,8 @@ duplication) is opt-in: the runtime's transport never duplicates, and the
 core relies on that.
 
 Deliberate bugs, to watch the checkers catch them: --bugs takes
-ack-before-sync, stale-reads, reuse-revision, drop-watch-event.`,
+ack-before-sync, stale-reads, reuse-revision, drop-watch-event,
+overlapping-ranges, divergent-apply.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runSim(cmd, cfg, f)
@@ -84,7 +85,7 @@ ack-before-sync, stale-reads, reuse-revision, drop-watch-event.`,
 	fs.IntVar(&cfg.MaxDown, "max-down", cfg.MaxDown, "most nodes crashed or paused at the same time")
 	fs.DurationVar(&cfg.MaxClockSkew, "max-clock-skew", cfg.MaxClockSkew, "bound of a node's clock offset in clock faults")
 	fs.Int64Var(&cfg.BandwidthBytesPerSec, "bandwidth", 0, "bytes per second per directed link (0: unlimited)")
-	fs.StringVar(&f.bugs, "bugs", "", "deliberate core bugs: ack-before-sync, stale-reads, reuse-revision, drop-watch-event")
+	fs.StringVar(&f.bugs, "bugs", "", "deliberate core bugs: ack-before-sync, stale-reads, reuse-revision, drop-watch-event, overlapping-ranges, divergent-apply")
 	fs.StringVar(&f.out, "out", f.out, "directory for the artifacts of failed runs (empty: write none)")
 	fs.IntVar(&f.parallel, "parallel", runtime.GOMAXPROCS(0), "runs at the same time (results print in seed order)")
 	fs.BoolVarP(&f.verbose, "verbose", "v", false, "print the full report (traffic by message kind, errors) of every run, not only of a single or failed one")
