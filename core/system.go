@@ -39,6 +39,7 @@ type systemState struct {
 	counter     int64
 	counterTerm uint64
 	extending   bool
+	extendSent  time.Time // when the pending window extension was proposed
 	queue       []seqWaiter
 	granting    []seqWaiter
 	fast        []seqWaiter // non-linearizable requests waiting for the window
@@ -198,6 +199,13 @@ func (s *systemState) tick() {
 		return
 	}
 	n := s.n()
+	if s.extending && n.now.Sub(s.extendSent) >= n.cfg.RequestRetry {
+		// The extension entry may have been lost (a leadership change this
+		// replica did not observe as such): propose it again rather than
+		// stall every grant.
+		s.extending = false
+		s.pump()
+	}
 	for _, id := range sortedKeys64(s.expiry) {
 		if !n.now.Before(s.expiry[id]) && !s.expiring[id] && !s.revoking[id] {
 			s.expiring[id] = true
@@ -227,6 +235,7 @@ func (s *systemState) pump() {
 		// any earlier leader may have handed out, and give every lease a
 		// full TTL (expiry survives leader changes, never early).
 		s.counter, s.counterTerm = s.windowEnd, s.r.term
+		s.extending = false // an extension proposed in an earlier term may be lost
 		for id, ttl := range s.leases {
 			s.expiry[id] = n.now.Add(time.Duration(ttl) * time.Second)
 		}
@@ -281,7 +290,7 @@ func (s *systemState) fits(ws []seqWaiter) bool {
 		return true
 	}
 	if !s.extending {
-		s.extending = true
+		s.extending, s.extendSent = true, s.n().now
 		s.proposeCmd(&tenfoldpb.SystemCommand{WindowEnd: s.counter + int64(need) + s.n().cfg.SequencerWindow})
 	}
 	return false

@@ -20,6 +20,9 @@ const (
 	peerQueueLen = 4096
 	// maxEnvelopeMsgs bounds the messages sent in one envelope.
 	maxEnvelopeMsgs = 256
+	// streamOpenAttempts bounds the tries to open a peer stream for one
+	// envelope before it is dropped.
+	streamOpenAttempts = 3
 	// maxPeerMsgBytes is the largest envelope a peer accepts.
 	maxPeerMsgBytes = 64 << 20
 )
@@ -138,7 +141,10 @@ func (t *transport) run(p *peer, ch chan *tenfoldpb.Message, urgent bool) {
 				break fill
 			}
 		}
-		if stream == nil {
+		// Opening a stream sends nothing, so the envelope is kept across a
+		// few attempts (a peer that is still starting); past them it is
+		// dropped: raft retransmits, and clients see their deadline.
+		for attempt := 0; stream == nil && attempt < streamOpenAttempts; attempt++ {
 			var err error
 			if urgent {
 				stream, err = client.Urgent(ctx)
@@ -153,8 +159,10 @@ func (t *transport) run(p *peer, ch chan *tenfoldpb.Message, urgent bool) {
 				case <-time.After(backoff):
 				}
 				backoff = min(backoff*2, time.Second)
-				continue // drop this envelope: the peer is unreachable
 			}
+		}
+		if stream == nil {
+			continue
 		}
 		if err := stream.Send(env); err != nil {
 			stream = nil
