@@ -103,6 +103,10 @@ type Bugs struct {
 	// range (if there are two or more) from the start of the keyspace,
 	// overlapping the first (S4).
 	OverlappingRanges bool
+	// NoReelection makes replicas campaign only for a range's first
+	// election: once a range has had a leader, losing it leaves the range
+	// leaderless for good (L1).
+	NoReelection bool
 	// DivergentApply makes the first replica (in descriptor order) of
 	// every data range apply a different value for the last write of the
 	// entries whose log index is a multiple of 5 (when it is a put), so its

@@ -145,7 +145,7 @@ func (r *replica) tick() {
 			r.poked = true
 			r.electionElapsed = r.electionTimeout - pokeTicks
 			r.n.send(r.leader, &tenfoldpb.Message{Body: &tenfoldpb.Message_Quiesce{Quiesce: &tenfoldpb.Quiesce{RangeId: r.id(), Term: r.term, Wake: true}}})
-		} else {
+		} else if !r.n.cfg.Bugs.NoReelection || r.rn.BasicStatus().HardState.GetTerm() == 0 {
 			r.resetElectionTimer()
 			r.poked = false
 			_ = r.rn.Campaign()

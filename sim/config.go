@@ -97,8 +97,10 @@ func ParseBugs(s string) (core.Bugs, error) {
 			b.OverlappingRanges = true
 		case "divergent-apply":
 			b.DivergentApply = true
+		case "no-reelection":
+			b.NoReelection = true
 		default:
-			return b, fmt.Errorf("unknown bug %q: want ack-before-sync, stale-reads, reuse-revision, drop-watch-event, overlapping-ranges or divergent-apply", part)
+			return b, fmt.Errorf("unknown bug %q: want ack-before-sync, stale-reads, reuse-revision, drop-watch-event, overlapping-ranges, divergent-apply or no-reelection", part)
 		}
 	}
 	return b, nil
@@ -124,6 +126,9 @@ func BugsString(b core.Bugs) string {
 	}
 	if b.DivergentApply {
 		s = append(s, "divergent-apply")
+	}
+	if b.NoReelection {
+		s = append(s, "no-reelection")
 	}
 	return strings.Join(s, ",")
 }

@@ -254,6 +254,13 @@ func TestCatchesOverlappingRanges(t *testing.T) {
 	findBug(t, cfg, 3, "S4")
 }
 
+// TestCatchesNoReelection: ranges that never elect a new leader after
+// losing one (crashed leaders) stay leaderless after the faults heal (L1).
+func TestCatchesNoReelection(t *testing.T) {
+	cfg := bugConfig(core.Bugs{NoReelection: true}, FaultCrash)
+	findBug(t, cfg, 5, "L1")
+}
+
 // TestCatchesDivergentApply: a replica that applies a different value
 // than the others for some writes hashes differently at the same applied
 // index (S5).
