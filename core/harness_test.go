@@ -1,7 +1,6 @@
 package core
 
 import (
-	"flag"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -51,25 +50,7 @@ import (
 //	restart node=N
 //	partition a,b | c                   no traffic between the groups; heal ends all cuts
 func TestInteraction(t *testing.T) {
-	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
-		if strings.Contains(path, "known-bugs") {
-			t.Skip("known bug, see TestKnownBugs")
-		}
-		runScript(t, path)
-	})
-}
-
-var knownBugs = flag.Bool("known-bugs", false, "run the scripts of testdata/known-bugs, which fail until their bugs are fixed")
-
-// TestKnownBugs runs testdata/known-bugs/: scripts whose expected output is
-// the correct behaviour of a bug not fixed yet (each says which). They fail
-// until the fix lands; then the fix moves them to testdata/. Run them with
-// `go test ./core -run TestKnownBugs -known-bugs`.
-func TestKnownBugs(t *testing.T) {
-	if !*knownBugs {
-		t.Skip("known bugs: run with -known-bugs")
-	}
-	datadriven.Walk(t, "testdata/known-bugs", runScript)
+	datadriven.Walk(t, "testdata", runScript)
 }
 
 func runScript(t *testing.T, path string) {
