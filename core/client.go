@@ -2,7 +2,7 @@ package core
 
 import (
 	"bytes"
-	"fmt"
+	"cmp"
 	"maps"
 	"slices"
 	"time"
@@ -472,8 +472,8 @@ func EtcdSpan(key, end []byte) Span {
 	return Span{Start: key, End: end}
 }
 
-func sortedKeys[V any](m map[uint64]V) []uint64 {
+// sortedKeys returns a map's keys in order, so that no decision depends
+// on map iteration order.
+func sortedKeys[K cmp.Ordered, V any](m map[K]V) []K {
 	return slices.Sorted(maps.Keys(m))
 }
-
-var _ = fmt.Sprintf

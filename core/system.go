@@ -3,8 +3,6 @@ package core
 import (
 	"encoding/binary"
 	"fmt"
-	"maps"
-	"slices"
 	"time"
 
 	"github.com/tenfold/tenfold/engine"
@@ -206,7 +204,7 @@ func (s *systemState) tick() {
 		s.extending = false
 		s.pump()
 	}
-	for _, id := range sortedKeys64(s.expiry) {
+	for _, id := range sortedKeys(s.expiry) {
 		if !n.now.Before(s.expiry[id]) && !s.expiring[id] && !s.revoking[id] {
 			s.expiring[id] = true
 			s.proposeCmd(&tenfoldpb.SystemCommand{Revoke: id})
@@ -214,7 +212,7 @@ func (s *systemState) tick() {
 	}
 	if len(s.revoking) > 0 && n.now.Sub(s.lastRevoke) >= 500*time.Millisecond {
 		s.lastRevoke = n.now
-		for _, id := range sortedKeys64(s.revoking) {
+		for _, id := range sortedKeys(s.revoking) {
 			s.sendRevoke(id)
 		}
 	}
@@ -416,7 +414,7 @@ func (s *systemState) handle(req *tenfoldpb.Request) {
 		n.reply(req, &pb.LeaseTimeToLiveResponse{Header: hdr, ID: m.ID, TTL: max(left, 0), GrantedTTL: ttl}, nil)
 	case *pb.LeaseLeasesRequest:
 		resp := &pb.LeaseLeasesResponse{Header: hdr}
-		for _, id := range sortedKeys64(s.leases) {
+		for _, id := range sortedKeys(s.leases) {
 			resp.Leases = append(resp.Leases, &pb.LeaseStatus{ID: id})
 		}
 		n.reply(req, resp, nil)
@@ -565,8 +563,4 @@ func (n *Node) handleLeaseRevokedAck(m *tenfoldpb.LeaseRevokedAck) {
 		}
 	}
 	r.sys.proposeCmd(&tenfoldpb.SystemCommand{RevokeDone: m.GetLease()})
-}
-
-func sortedKeys64[V any](m map[int64]V) []int64 {
-	return slices.Sorted(maps.Keys(m))
 }

@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"strconv"
 	"time"
 
 	"github.com/tenfold/tenfold/core"
@@ -229,18 +230,4 @@ func (b *backend) MemberList(ctx context.Context, r *pb.MemberListRequest) (*pb.
 	return resp, nil
 }
 
-func nodeName(id uint64) string { return "tenfold-" + uintString(id) }
-
-func uintString(v uint64) string {
-	if v == 0 {
-		return "0"
-	}
-	var b [20]byte
-	i := len(b)
-	for v > 0 {
-		i--
-		b[i] = byte('0' + v%10)
-		v /= 10
-	}
-	return string(b[i:])
-}
+func nodeName(id uint64) string { return "tenfold-" + strconv.FormatUint(id, 10) }

@@ -90,8 +90,10 @@ func (c *testCluster) client() *clientv3.Client {
 	return cli
 }
 
-// waitReady retries a read until the cluster serves it.
-func waitReady(t *testing.T, cli *clientv3.Client) {
+// waitReady retries a read until the cluster serves it; on timeout it logs
+// every node's status.
+func (c *testCluster) waitReady(cli *clientv3.Client) {
+	t := c.t
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -102,35 +104,35 @@ func waitReady(t *testing.T, cli *clientv3.Client) {
 			return
 		}
 		if time.Now().After(deadline) {
+			c.logStatus()
 			t.Fatalf("cluster not ready: %v", err)
-		}
-		if dumpStatus != nil && time.Now().After(deadline.Add(-25*time.Second)) {
-			dumpStatus()
-			dumpStatus = nil
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 }
 
-var dumpStatus func()
+// logStatus logs every running node's latest status snapshot.
+func (c *testCluster) logStatus() {
+	for _, n := range c.nodes {
+		if n == nil {
+			continue
+		}
+		s := n.Status()
+		if s == nil {
+			c.t.Logf("node %d: no status", n.ID())
+			continue
+		}
+		c.t.Logf("node %d: live=%v nodes=%v", s.NodeID, s.Live, s.Nodes)
+		for _, r := range s.Ranges {
+			c.t.Logf("   range %+v", r)
+		}
+	}
+}
 
 func TestClusterKV(t *testing.T) {
 	c := startTestCluster(t, t.TempDir())
-	dumpStatus = func() {
-		for _, n := range c.nodes {
-			s := n.Status()
-			if s == nil {
-				t.Logf("node %d: no status", n.ID())
-				continue
-			}
-			t.Logf("node %d: live=%v nodes=%v", s.NodeID, s.Live, s.Nodes)
-			for _, r := range s.Ranges {
-				t.Logf("   range %+v", r)
-			}
-		}
-	}
 	cli := c.client()
-	waitReady(t, cli)
+	c.waitReady(cli)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
@@ -197,7 +199,7 @@ func TestClusterKV(t *testing.T) {
 func TestClusterWatchAndLease(t *testing.T) {
 	c := startTestCluster(t, t.TempDir())
 	cli := c.client()
-	waitReady(t, cli)
+	c.waitReady(cli)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
@@ -290,21 +292,8 @@ func TestClusterWatchAndLease(t *testing.T) {
 func TestClusterRestartKeepsData(t *testing.T) {
 	dir := t.TempDir()
 	c := startTestCluster(t, dir)
-	dumpStatus = func() {
-		for _, n := range c.nodes {
-			s := n.Status()
-			if s == nil {
-				t.Logf("node %d: no status", n.ID())
-				continue
-			}
-			t.Logf("node %d: live=%v nodes=%v", s.NodeID, s.Live, s.Nodes)
-			for _, r := range s.Ranges {
-				t.Logf("   range %+v", r)
-			}
-		}
-	}
 	cli := c.client()
-	waitReady(t, cli)
+	c.waitReady(cli)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	revs := map[string]int64{}
@@ -335,7 +324,7 @@ func TestClusterRestartKeepsData(t *testing.T) {
 		c.nodes = append(c.nodes, n)
 	}
 	cli = c.client()
-	waitReady(t, cli)
+	c.waitReady(cli)
 	for k, rev := range revs {
 		g, err := cli.Get(ctx, k)
 		if err != nil {
@@ -359,7 +348,7 @@ func TestClusterRestartKeepsData(t *testing.T) {
 func TestClusterSplitRanges(t *testing.T) {
 	c := startTestCluster(t, t.TempDir(), "m")
 	cli := c.client()
-	waitReady(t, cli)
+	c.waitReady(cli)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	// Writes in two ranges share one revision sequence.
@@ -431,7 +420,7 @@ func TestClusterSplitRanges(t *testing.T) {
 func TestClusterQuiescesIdleRanges(t *testing.T) {
 	c := startTestCluster(t, t.TempDir())
 	cli := c.client()
-	waitReady(t, cli)
+	c.waitReady(cli)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if _, err := cli.Put(ctx, "k", "v"); err != nil {
@@ -458,9 +447,7 @@ func TestClusterQuiescesIdleRanges(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			for _, n := range c.nodes[1:] {
-				t.Logf("node %d: %+v", n.ID(), n.Status().Ranges)
-			}
+			c.logStatus()
 			t.Fatal("idle ranges did not quiesce")
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -513,7 +500,7 @@ func TestClusterThreeControlNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cli.Close()
-	waitReady(t, cli)
+	c.waitReady(cli)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if _, err := cli.Put(ctx, "k", "v"); err != nil {
