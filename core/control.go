@@ -220,16 +220,11 @@ func (c *controlState) apply(b engine.Batch, e *raftpb.Entry) ([]func(), error) 
 	}
 	nodesChanged := false
 	if ni := cmd.GetRegister(); ni != nil {
-		delete(c.registering, ni.GetNodeId())
-		if old, ok := c.nodes[ni.GetNodeId()]; !ok || !proto.Equal(old, ni) {
-			c.nodes[ni.GetNodeId()] = ni
-			c.indexStale = true
-			v, _ := proto.Marshal(ni)
-			if err := b.Set(ctlKey(prefixCtlNode, ni.GetNodeId()), v); err != nil {
-				return nil, err
-			}
-			nodesChanged = true
+		changed, err := c.register(b, ni)
+		if err != nil {
+			return nil, err
 		}
+		nodesChanged = changed
 	}
 	var created []*tenfoldpb.RangeDescriptor
 	for _, d := range cmd.GetSetRanges() {
@@ -281,6 +276,26 @@ func (c *controlState) apply(b engine.Batch, e *raftpb.Entry) ([]func(), error) 
 	return after, nil
 }
 
+// register applies a node's registration and reports whether the node list
+// changed. The first store ID registered for a node ID keeps it: a
+// registration that raced a wiped node's return is ignored (identity.go).
+func (c *controlState) register(b engine.Batch, ni *tenfoldpb.NodeInfo) (bool, error) {
+	id := ni.GetNodeId()
+	delete(c.registering, id)
+	old, ok := c.nodes[id]
+	if ok && (proto.Equal(old, ni) || old.GetStoreId() != 0 && old.GetStoreId() != ni.GetStoreId()) {
+		return false, nil
+	}
+	c.nodes[id] = ni
+	c.n.learnPeerStore(id, ni.GetStoreId(), true)
+	c.indexStale = true
+	v, err := proto.Marshal(ni)
+	if err != nil {
+		return false, err
+	}
+	return true, b.Set(ctlKey(prefixCtlNode, id), v)
+}
+
 func (c *controlState) sendCreate(d *tenfoldpb.RangeDescriptor) {
 	for _, node := range d.GetReplicas() {
 		c.n.send(node, &tenfoldpb.Message{Body: &tenfoldpb.Message_CreateReplica{CreateReplica: &tenfoldpb.CreateReplica{Range: d}}})
@@ -303,6 +318,12 @@ func (c *controlState) handleKeepalive(from uint64, ka *tenfoldpb.Keepalive) {
 	}
 	resp.ControlLeader = n.id
 	ni := ka.GetNode()
+	if old, ok := c.nodes[ni.GetNodeId()]; ok && old.GetStoreId() != 0 && old.GetStoreId() != ni.GetStoreId() {
+		// A registered node back with another data directory: never
+		// register it again or place replicas on it (identity.go).
+		n.send(from, &tenfoldpb.Message{Body: &tenfoldpb.Message_StoreMismatch{StoreMismatch: &tenfoldpb.StoreMismatch{KnownStore: old.GetStoreId(), SeenStore: ni.GetStoreId()}}})
+		return
+	}
 	c.lastSeen[ni.GetNodeId()] = n.now
 	c.reports[ni.GetNodeId()] = ka.GetRanges()
 	if old, ok := c.nodes[ni.GetNodeId()]; (!ok || !proto.Equal(old, ni)) && !c.registering[ni.GetNodeId()] {
@@ -385,7 +406,7 @@ func (n *Node) maybeKeepalive() {
 	}
 	ka := &tenfoldpb.Keepalive{Node: n.cfg.Self, DirectoryVersion: n.dir.version, LiveVersion: n.dir.liveVersion}
 	if ka.Node == nil {
-		ka.Node = &tenfoldpb.NodeInfo{NodeId: n.id}
+		ka.Node = &tenfoldpb.NodeInfo{NodeId: n.id, StoreId: n.storeID}
 	}
 	for _, id := range n.replicaIDs() {
 		r := n.replicas[id]
@@ -408,6 +429,7 @@ func (n *Node) handleKeepaliveResponse(from uint64, resp *tenfoldpb.KeepaliveRes
 		}
 		for _, ni := range resp.GetNodes() {
 			n.dir.nodes[ni.GetNodeId()] = ni
+			n.learnPeerStore(ni.GetNodeId(), ni.GetStoreId(), true)
 		}
 		n.dir.version = resp.GetDirectoryVersion()
 	}

@@ -187,6 +187,7 @@ func (h *harness) start(n *hnode) {
 	cfg.Control = slices.Contains(h.controls, n.id)
 	cfg.Self = &tenfoldpb.NodeInfo{NodeId: n.id, Addr: fmt.Sprintf("n%d", n.id), Control: cfg.Control}
 	cfg.Rand = rand.New(rand.NewPCG(h.seed, n.id<<8|uint64(n.inc)))
+	cfg.NewStoreID = rand.New(rand.NewPCG(h.seed^0x5707e, n.id<<8|uint64(n.inc))).Uint64
 	c, err := New(cfg)
 	if err != nil {
 		h.t.Fatalf("start node %d: %v", n.id, err)
@@ -321,6 +322,10 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		n := h.nodes[h.nodeArg(t, d)]
 		if !n.down {
 			d.Fatalf(t, "n%d is not down", n.id)
+		}
+		if d.HasArg("wiped") {
+			// The data directory is gone: the node comes back empty.
+			n.eng = memengine.New()
 		}
 		n.inc++
 		h.start(n)
@@ -948,6 +953,8 @@ func describeMsg(m *tenfoldpb.Message) string {
 		return fmt.Sprintf("LeaseRevoked lease=%d r%d", b.LeaseRevoked.GetLease(), b.LeaseRevoked.GetRangeId())
 	case *tenfoldpb.Message_LeaseRevokedAck:
 		return fmt.Sprintf("LeaseRevokedAck lease=%d r%d", b.LeaseRevokedAck.GetLease(), b.LeaseRevokedAck.GetRangeId())
+	case *tenfoldpb.Message_StoreMismatch:
+		return "StoreMismatch"
 	}
 	return fmt.Sprintf("%T", m.GetBody())
 }

@@ -7,6 +7,10 @@ import "encoding/binary"
 // 's' (system range state) or 'c' (control plane state).
 var (
 	keyNodeIdent = []byte("n/ident")
+	// keyNodeStore holds the store ID of this data directory (be64).
+	keyNodeStore = []byte("n/store")
+	// prefixPeerStore + be64(node ID) holds the store ID known for a peer.
+	prefixPeerStore = []byte("n/p")
 )
 
 const (

@@ -37,6 +37,9 @@ type Config struct {
 	Engine engine.Engine
 	// Rand drives election timeouts and lease IDs; the simulator seeds it.
 	Rand *rand.Rand
+	// NewStoreID draws the store ID of a new data directory (identity.go);
+	// it must not repeat across directories. Nil draws from Rand.
+	NewStoreID func() uint64
 	// Control says the node hosts the control plane replica.
 	Control bool
 	// ControlNodes are the control plane's node IDs (every node knows them).
@@ -211,9 +214,15 @@ type Node struct {
 	lastKeepalive time.Time
 	controlLeader uint64
 
-	out     Output
-	pending engine.Batch // raft log writes of this round
-	fatal   error
+	// storeID names this node's data directory; peerStores are the store
+	// IDs known for other nodes, mismatchSent when (in ticks) each peer was
+	// last told its store ID is wrong (identity.go).
+	storeID      uint64
+	peerStores   map[uint64]uint64
+	mismatchSent map[uint64]uint64
+
+	out   Output
+	fatal error
 }
 
 // New creates a node core and recovers every replica persisted in its
@@ -227,20 +236,22 @@ func New(cfg Config) (*Node, error) {
 	}
 	cfg.setDefaults()
 	n := &Node{
-		cfg:        cfg,
-		id:         cfg.NodeID,
-		eng:        cfg.Engine,
-		logger:     cfg.Logger,
-		replicas:   map[uint64]*replica{},
-		dirty:      map[uint64]bool{},
-		dir:        newDirectory(),
-		leaderHint: map[uint64]uint64{},
+		cfg:          cfg,
+		id:           cfg.NodeID,
+		eng:          cfg.Engine,
+		logger:       cfg.Logger,
+		replicas:     map[uint64]*replica{},
+		dirty:        map[uint64]bool{},
+		dir:          newDirectory(),
+		leaderHint:   map[uint64]uint64{},
+		peerStores:   map[uint64]uint64{},
+		mismatchSent: map[uint64]uint64{},
 	}
 	if n.logger == nil {
 		n.logger = slog.New(slog.DiscardHandler)
 	}
 	n.client = newClientState(n)
-	if err := n.checkIdentity(); err != nil {
+	if err := n.loadIdentity(); err != nil {
 		return nil, err
 	}
 	if err := n.recoverReplicas(); err != nil {
@@ -264,27 +275,6 @@ func New(cfg Config) (*Node, error) {
 
 // ID returns the node's ID.
 func (n *Node) ID() uint64 { return n.id }
-
-// checkIdentity makes sure the engine belongs to this node ID.
-func (n *Node) checkIdentity() error {
-	v, ok, err := n.eng.Get(keyNodeIdent)
-	if err != nil {
-		return err
-	}
-	want := fmt.Appendf(nil, "node=%d control=%t", n.id, n.cfg.Control)
-	if ok {
-		if string(v) != string(want) {
-			return fmt.Errorf("core: data directory belongs to %q, not %q: use the matching --id/--role or a fresh directory", v, want)
-		}
-		return nil
-	}
-	b := n.eng.NewBatch()
-	defer b.Close()
-	if err := b.Set(keyNodeIdent, want); err != nil {
-		return err
-	}
-	return b.Commit(true)
-}
 
 func (n *Node) recoverReplicas() error {
 	it, err := n.eng.NewIter(engine.IterOptions{LowerBound: []byte{'r'}, UpperBound: []byte{'s'}})
@@ -382,6 +372,9 @@ func (n *Node) Now() time.Time { return n.now }
 
 // Step delivers one message from another node.
 func (n *Node) Step(m *tenfoldpb.Message) {
+	if !n.admit(m) {
+		return
+	}
 	switch b := m.GetBody().(type) {
 	case *tenfoldpb.Message_Raft:
 		n.stepRaft(m.GetFrom(), b.Raft)
@@ -440,7 +433,7 @@ func (n *Node) stepRaft(from uint64, rm *tenfoldpb.RaftMessage) {
 
 // send queues a message to another node (or handles it locally).
 func (n *Node) send(to uint64, m *tenfoldpb.Message) {
-	m.From, m.To = n.id, to
+	m.From, m.To, m.FromStore = n.id, to, n.storeID
 	if to == n.id {
 		n.Step(m)
 		return
@@ -498,7 +491,7 @@ func (n *Node) Ready() (Output, error) {
 				kept := x.rd.Messages[:0:0]
 				for _, m := range x.rd.Messages {
 					if m.GetType() == raftpb.MessageType_MsgApp {
-						early = append(early, &tenfoldpb.Message{From: n.id, To: m.GetTo(), Body: &tenfoldpb.Message_Raft{Raft: &tenfoldpb.RaftMessage{RangeId: x.r.id(), Msg: m}}})
+						early = append(early, &tenfoldpb.Message{From: n.id, FromStore: n.storeID, To: m.GetTo(), Body: &tenfoldpb.Message_Raft{Raft: &tenfoldpb.RaftMessage{RangeId: x.r.id(), Msg: m}}})
 					} else {
 						kept = append(kept, m)
 					}
@@ -587,7 +580,7 @@ func (n *Node) coalesceHeartbeats() {
 		kept = append(kept, m)
 	}
 	for _, to := range order {
-		kept = append(kept, &tenfoldpb.Message{From: n.id, To: to, Body: &tenfoldpb.Message_Heartbeats{Heartbeats: byPeer[to]}})
+		kept = append(kept, &tenfoldpb.Message{From: n.id, FromStore: n.storeID, To: to, Body: &tenfoldpb.Message_Heartbeats{Heartbeats: byPeer[to]}})
 	}
 	n.out.Messages = kept
 }

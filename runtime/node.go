@@ -6,6 +6,8 @@ package runtime
 
 import (
 	"context"
+	crand "crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -70,6 +72,10 @@ type Node struct {
 	stop         chan struct{}
 	done         chan struct{}
 	stopOnce     sync.Once
+	// failed is closed when the core fails and the node stops by itself;
+	// failErr (written before the close) says why.
+	failed  chan struct{}
+	failErr error
 
 	nextID  atomic.Uint64
 	waiters map[uint64]chan core.Result // loop-owned
@@ -120,7 +126,7 @@ func Start(cfg Config) (*Node, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	n := &Node{cfg: cfg, logger: logger, urgent: make(chan *tenfoldpb.Message, 4096), bulk: make(chan *tenfoldpb.Message, 4096),
-		calls: make(chan func(), 1024), stop: make(chan struct{}), done: make(chan struct{}), waiters: map[uint64]chan core.Result{}}
+		calls: make(chan func(), 1024), stop: make(chan struct{}), done: make(chan struct{}), failed: make(chan struct{}), waiters: map[uint64]chan core.Result{}}
 	n.eng = cfg.Engine
 	if n.eng == nil {
 		if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
@@ -146,6 +152,7 @@ func Start(cfg Config) (*Node, error) {
 		NodeID: cfg.NodeID, Engine: n.eng, Control: cfg.Control, ControlNodes: controlIDs, Self: self,
 		TickInterval: cfg.TickInterval, InitialDataNodes: cfg.InitialDataNodes, SplitKeys: cfg.SplitKeys,
 		Rand: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), cfg.NodeID)), Logger: logger,
+		NewStoreID: func() uint64 { var b [8]byte; _, _ = crand.Read(b[:]); return binary.LittleEndian.Uint64(b[:]) },
 		SendEarly: func(msgs []*tenfoldpb.Message) {
 			for _, m := range msgs {
 				n.tr.send(m)
@@ -218,6 +225,21 @@ func (n *Node) PeerAddr() string { return n.peerLis.Addr().String() }
 
 // ID returns the node ID.
 func (n *Node) ID() uint64 { return n.cfg.NodeID }
+
+// Failed is closed when the node stopped by itself because its core
+// failed (a storage error, or peers refusing a wiped data directory); Err
+// then says why.
+func (n *Node) Failed() <-chan struct{} { return n.failed }
+
+// Err is the reason the node failed, once Failed is closed; nil before.
+func (n *Node) Err() error {
+	select {
+	case <-n.failed:
+		return n.failErr
+	default:
+		return nil
+	}
+}
 
 // Status returns the node's latest status snapshot.
 func (n *Node) Status() *Snapshot { return n.status.Load() }
@@ -294,6 +316,8 @@ func (n *Node) loop() {
 		out, err := n.core.Ready()
 		if err != nil {
 			n.logger.Error("node core failed; stopping the node", "node", n.cfg.NodeID, "err", err)
+			n.failErr = err
+			close(n.failed)
 			n.failAll()
 			n.hub.closeAll()
 			go n.Stop()

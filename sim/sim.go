@@ -173,9 +173,11 @@ func New(cfg Config) (*Sim, error) {
 // crash left), with a Rand drawn from the run's seed.
 func (s *Sim) startCore(n *node) error {
 	c, err := core.New(core.Config{
-		NodeID:           n.id,
-		Engine:           n.eng,
-		Rand:             rand.New(rand.NewPCG(s.rng.Uint64(), s.rng.Uint64())),
+		NodeID: n.id,
+		Engine: n.eng,
+		Rand:   rand.New(rand.NewPCG(s.rng.Uint64(), s.rng.Uint64())),
+		// A stream of its own, so store IDs take nothing from the run's.
+		NewStoreID:       rand.New(rand.NewPCG(s.cfg.Seed^0x5707e1d, n.id<<32|uint64(n.inc))).Uint64,
 		Control:          n.control,
 		ControlNodes:     s.control,
 		Self:             &tenfoldpb.NodeInfo{NodeId: n.id, Addr: fmt.Sprintf("sim-%d", n.id), Control: n.control},

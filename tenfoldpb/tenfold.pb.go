@@ -239,11 +239,15 @@ func (x *RangeDescriptor) GetKind() RangeKind {
 
 // NodeInfo is one registered node.
 type NodeInfo struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	NodeId        uint64                 `protobuf:"varint,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
-	Addr          string                 `protobuf:"bytes,2,opt,name=addr,proto3" json:"addr,omitempty"`                               // internal (peer) address
-	ClientAddr    string                 `protobuf:"bytes,3,opt,name=client_addr,json=clientAddr,proto3" json:"client_addr,omitempty"` // etcd API address; empty for control nodes
-	Control       bool                   `protobuf:"varint,4,opt,name=control,proto3" json:"control,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	NodeId     uint64                 `protobuf:"varint,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Addr       string                 `protobuf:"bytes,2,opt,name=addr,proto3" json:"addr,omitempty"`                               // internal (peer) address
+	ClientAddr string                 `protobuf:"bytes,3,opt,name=client_addr,json=clientAddr,proto3" json:"client_addr,omitempty"` // etcd API address; empty for control nodes
+	Control    bool                   `protobuf:"varint,4,opt,name=control,proto3" json:"control,omitempty"`
+	// store_id names the node's data directory: drawn at random when the
+	// directory is first used, persisted, never changed. A node whose
+	// directory was wiped comes back with another one and is refused.
+	StoreId       uint64 `protobuf:"varint,400,opt,name=store_id,json=storeId,proto3" json:"store_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -306,6 +310,13 @@ func (x *NodeInfo) GetControl() bool {
 	return false
 }
 
+func (x *NodeInfo) GetStoreId() uint64 {
+	if x != nil {
+		return x.StoreId
+	}
+	return 0
+}
+
 // Message is one node-to-node message.
 type Message struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -325,7 +336,10 @@ type Message struct {
 	//	*Message_LeaseRevokedAck
 	//	*Message_Heartbeats
 	//	*Message_Quiesce
-	Body          isMessage_Body `protobuf_oneof:"body"`
+	//	*Message_StoreMismatch
+	Body isMessage_Body `protobuf_oneof:"body"`
+	// from_store is the sender's store ID (NodeInfo.store_id); 0 if unknown.
+	FromStore     uint64 `protobuf:"varint,400,opt,name=from_store,json=fromStore,proto3" json:"from_store,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -489,6 +503,22 @@ func (x *Message) GetQuiesce() *Quiesce {
 	return nil
 }
 
+func (x *Message) GetStoreMismatch() *StoreMismatch {
+	if x != nil {
+		if x, ok := x.Body.(*Message_StoreMismatch); ok {
+			return x.StoreMismatch
+		}
+	}
+	return nil
+}
+
+func (x *Message) GetFromStore() uint64 {
+	if x != nil {
+		return x.FromStore
+	}
+	return 0
+}
+
 type isMessage_Body interface {
 	isMessage_Body()
 }
@@ -541,6 +571,10 @@ type Message_Quiesce struct {
 	Quiesce *Quiesce `protobuf:"bytes,14,opt,name=quiesce,proto3,oneof"`
 }
 
+type Message_StoreMismatch struct {
+	StoreMismatch *StoreMismatch `protobuf:"bytes,401,opt,name=store_mismatch,json=storeMismatch,proto3,oneof"`
+}
+
 func (*Message_Raft) isMessage_Body() {}
 
 func (*Message_Request) isMessage_Body() {}
@@ -564,6 +598,8 @@ func (*Message_LeaseRevokedAck) isMessage_Body() {}
 func (*Message_Heartbeats) isMessage_Body() {}
 
 func (*Message_Quiesce) isMessage_Body() {}
+
+func (*Message_StoreMismatch) isMessage_Body() {}
 
 // RaftMessage is a raft message of one range.
 type RaftMessage struct {
@@ -1393,6 +1429,61 @@ func (x *CreateReplica) GetRange() *RangeDescriptor {
 	return nil
 }
 
+// StoreMismatch tells a node that its peer knows its node ID by another
+// data directory (store): the node's directory was wiped or replaced after
+// it joined, and its messages are dropped. The receiver stops.
+type StoreMismatch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	KnownStore    uint64                 `protobuf:"varint,1,opt,name=known_store,json=knownStore,proto3" json:"known_store,omitempty"` // the store ID the peer knows for this node ID
+	SeenStore     uint64                 `protobuf:"varint,2,opt,name=seen_store,json=seenStore,proto3" json:"seen_store,omitempty"`    // the store ID the refused message carried
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StoreMismatch) Reset() {
+	*x = StoreMismatch{}
+	mi := &file_tenfold_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StoreMismatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StoreMismatch) ProtoMessage() {}
+
+func (x *StoreMismatch) ProtoReflect() protoreflect.Message {
+	mi := &file_tenfold_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StoreMismatch.ProtoReflect.Descriptor instead.
+func (*StoreMismatch) Descriptor() ([]byte, []int) {
+	return file_tenfold_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *StoreMismatch) GetKnownStore() uint64 {
+	if x != nil {
+		return x.KnownStore
+	}
+	return 0
+}
+
+func (x *StoreMismatch) GetSeenStore() uint64 {
+	if x != nil {
+		return x.SeenStore
+	}
+	return 0
+}
+
 // LeaseRevoked tells a data range to delete the keys of a revoked lease.
 type LeaseRevoked struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1404,7 +1495,7 @@ type LeaseRevoked struct {
 
 func (x *LeaseRevoked) Reset() {
 	*x = LeaseRevoked{}
-	mi := &file_tenfold_proto_msgTypes[14]
+	mi := &file_tenfold_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1416,7 +1507,7 @@ func (x *LeaseRevoked) String() string {
 func (*LeaseRevoked) ProtoMessage() {}
 
 func (x *LeaseRevoked) ProtoReflect() protoreflect.Message {
-	mi := &file_tenfold_proto_msgTypes[14]
+	mi := &file_tenfold_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1429,7 +1520,7 @@ func (x *LeaseRevoked) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseRevoked.ProtoReflect.Descriptor instead.
 func (*LeaseRevoked) Descriptor() ([]byte, []int) {
-	return file_tenfold_proto_rawDescGZIP(), []int{14}
+	return file_tenfold_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *LeaseRevoked) GetLease() int64 {
@@ -1457,7 +1548,7 @@ type LeaseRevokedAck struct {
 
 func (x *LeaseRevokedAck) Reset() {
 	*x = LeaseRevokedAck{}
-	mi := &file_tenfold_proto_msgTypes[15]
+	mi := &file_tenfold_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1469,7 +1560,7 @@ func (x *LeaseRevokedAck) String() string {
 func (*LeaseRevokedAck) ProtoMessage() {}
 
 func (x *LeaseRevokedAck) ProtoReflect() protoreflect.Message {
-	mi := &file_tenfold_proto_msgTypes[15]
+	mi := &file_tenfold_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1482,7 +1573,7 @@ func (x *LeaseRevokedAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseRevokedAck.ProtoReflect.Descriptor instead.
 func (*LeaseRevokedAck) Descriptor() ([]byte, []int) {
-	return file_tenfold_proto_rawDescGZIP(), []int{15}
+	return file_tenfold_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *LeaseRevokedAck) GetLease() int64 {
@@ -1517,7 +1608,7 @@ type Write struct {
 
 func (x *Write) Reset() {
 	*x = Write{}
-	mi := &file_tenfold_proto_msgTypes[16]
+	mi := &file_tenfold_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1529,7 +1620,7 @@ func (x *Write) String() string {
 func (*Write) ProtoMessage() {}
 
 func (x *Write) ProtoReflect() protoreflect.Message {
-	mi := &file_tenfold_proto_msgTypes[16]
+	mi := &file_tenfold_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1542,7 +1633,7 @@ func (x *Write) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Write.ProtoReflect.Descriptor instead.
 func (*Write) Descriptor() ([]byte, []int) {
-	return file_tenfold_proto_rawDescGZIP(), []int{16}
+	return file_tenfold_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Write) GetKey() []byte {
@@ -1612,7 +1703,7 @@ type Completion struct {
 
 func (x *Completion) Reset() {
 	*x = Completion{}
-	mi := &file_tenfold_proto_msgTypes[17]
+	mi := &file_tenfold_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1624,7 +1715,7 @@ func (x *Completion) String() string {
 func (*Completion) ProtoMessage() {}
 
 func (x *Completion) ProtoReflect() protoreflect.Message {
-	mi := &file_tenfold_proto_msgTypes[17]
+	mi := &file_tenfold_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1637,7 +1728,7 @@ func (x *Completion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Completion.ProtoReflect.Descriptor instead.
 func (*Completion) Descriptor() ([]byte, []int) {
-	return file_tenfold_proto_rawDescGZIP(), []int{17}
+	return file_tenfold_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Completion) GetRequestId() uint64 {
@@ -1673,7 +1764,7 @@ type WriteBatch struct {
 
 func (x *WriteBatch) Reset() {
 	*x = WriteBatch{}
-	mi := &file_tenfold_proto_msgTypes[18]
+	mi := &file_tenfold_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1685,7 +1776,7 @@ func (x *WriteBatch) String() string {
 func (*WriteBatch) ProtoMessage() {}
 
 func (x *WriteBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_tenfold_proto_msgTypes[18]
+	mi := &file_tenfold_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1698,7 +1789,7 @@ func (x *WriteBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteBatch.ProtoReflect.Descriptor instead.
 func (*WriteBatch) Descriptor() ([]byte, []int) {
-	return file_tenfold_proto_rawDescGZIP(), []int{18}
+	return file_tenfold_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *WriteBatch) GetBaseRevision() int64 {
@@ -1775,7 +1866,7 @@ type LeaseRecord struct {
 
 func (x *LeaseRecord) Reset() {
 	*x = LeaseRecord{}
-	mi := &file_tenfold_proto_msgTypes[19]
+	mi := &file_tenfold_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1787,7 +1878,7 @@ func (x *LeaseRecord) String() string {
 func (*LeaseRecord) ProtoMessage() {}
 
 func (x *LeaseRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_tenfold_proto_msgTypes[19]
+	mi := &file_tenfold_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1800,7 +1891,7 @@ func (x *LeaseRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseRecord.ProtoReflect.Descriptor instead.
 func (*LeaseRecord) Descriptor() ([]byte, []int) {
-	return file_tenfold_proto_rawDescGZIP(), []int{19}
+	return file_tenfold_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *LeaseRecord) GetId() int64 {
@@ -1832,7 +1923,7 @@ type SystemCommand struct {
 
 func (x *SystemCommand) Reset() {
 	*x = SystemCommand{}
-	mi := &file_tenfold_proto_msgTypes[20]
+	mi := &file_tenfold_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1844,7 +1935,7 @@ func (x *SystemCommand) String() string {
 func (*SystemCommand) ProtoMessage() {}
 
 func (x *SystemCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_tenfold_proto_msgTypes[20]
+	mi := &file_tenfold_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1857,7 +1948,7 @@ func (x *SystemCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SystemCommand.ProtoReflect.Descriptor instead.
 func (*SystemCommand) Descriptor() ([]byte, []int) {
-	return file_tenfold_proto_rawDescGZIP(), []int{20}
+	return file_tenfold_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *SystemCommand) GetWindowEnd() int64 {
@@ -1916,7 +2007,7 @@ type ControlCommand struct {
 
 func (x *ControlCommand) Reset() {
 	*x = ControlCommand{}
-	mi := &file_tenfold_proto_msgTypes[21]
+	mi := &file_tenfold_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1928,7 +2019,7 @@ func (x *ControlCommand) String() string {
 func (*ControlCommand) ProtoMessage() {}
 
 func (x *ControlCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_tenfold_proto_msgTypes[21]
+	mi := &file_tenfold_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1941,7 +2032,7 @@ func (x *ControlCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ControlCommand.ProtoReflect.Descriptor instead.
 func (*ControlCommand) Descriptor() ([]byte, []int) {
-	return file_tenfold_proto_rawDescGZIP(), []int{21}
+	return file_tenfold_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ControlCommand) GetRegister() *NodeInfo {
@@ -1989,7 +2080,7 @@ type Envelope struct {
 
 func (x *Envelope) Reset() {
 	*x = Envelope{}
-	mi := &file_tenfold_proto_msgTypes[22]
+	mi := &file_tenfold_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2001,7 +2092,7 @@ func (x *Envelope) String() string {
 func (*Envelope) ProtoMessage() {}
 
 func (x *Envelope) ProtoReflect() protoreflect.Message {
-	mi := &file_tenfold_proto_msgTypes[22]
+	mi := &file_tenfold_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2014,7 +2105,7 @@ func (x *Envelope) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Envelope.ProtoReflect.Descriptor instead.
 func (*Envelope) Descriptor() ([]byte, []int) {
-	return file_tenfold_proto_rawDescGZIP(), []int{22}
+	return file_tenfold_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Envelope) GetMsgs() []*Message {
@@ -2033,7 +2124,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_tenfold_proto_msgTypes[23]
+	mi := &file_tenfold_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2045,7 +2136,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_tenfold_proto_msgTypes[23]
+	mi := &file_tenfold_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2058,7 +2149,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_tenfold_proto_rawDescGZIP(), []int{23}
+	return file_tenfold_proto_rawDescGZIP(), []int{24}
 }
 
 // ClusterStatusRequest asks a data node for its view of the cluster.
@@ -2070,7 +2161,7 @@ type ClusterStatusRequest struct {
 
 func (x *ClusterStatusRequest) Reset() {
 	*x = ClusterStatusRequest{}
-	mi := &file_tenfold_proto_msgTypes[24]
+	mi := &file_tenfold_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2082,7 +2173,7 @@ func (x *ClusterStatusRequest) String() string {
 func (*ClusterStatusRequest) ProtoMessage() {}
 
 func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tenfold_proto_msgTypes[24]
+	mi := &file_tenfold_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2095,7 +2186,7 @@ func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatusRequest.ProtoReflect.Descriptor instead.
 func (*ClusterStatusRequest) Descriptor() ([]byte, []int) {
-	return file_tenfold_proto_rawDescGZIP(), []int{24}
+	return file_tenfold_proto_rawDescGZIP(), []int{25}
 }
 
 // ReplicaStatus is one replica's state on the answering node.
@@ -2119,7 +2210,7 @@ type ReplicaStatus struct {
 
 func (x *ReplicaStatus) Reset() {
 	*x = ReplicaStatus{}
-	mi := &file_tenfold_proto_msgTypes[25]
+	mi := &file_tenfold_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2131,7 +2222,7 @@ func (x *ReplicaStatus) String() string {
 func (*ReplicaStatus) ProtoMessage() {}
 
 func (x *ReplicaStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tenfold_proto_msgTypes[25]
+	mi := &file_tenfold_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2144,7 +2235,7 @@ func (x *ReplicaStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicaStatus.ProtoReflect.Descriptor instead.
 func (*ReplicaStatus) Descriptor() ([]byte, []int) {
-	return file_tenfold_proto_rawDescGZIP(), []int{25}
+	return file_tenfold_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ReplicaStatus) GetRangeId() uint64 {
@@ -2246,7 +2337,7 @@ type ClusterStatusResponse struct {
 
 func (x *ClusterStatusResponse) Reset() {
 	*x = ClusterStatusResponse{}
-	mi := &file_tenfold_proto_msgTypes[26]
+	mi := &file_tenfold_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2258,7 +2349,7 @@ func (x *ClusterStatusResponse) String() string {
 func (*ClusterStatusResponse) ProtoMessage() {}
 
 func (x *ClusterStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tenfold_proto_msgTypes[26]
+	mi := &file_tenfold_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2271,7 +2362,7 @@ func (x *ClusterStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatusResponse.ProtoReflect.Descriptor instead.
 func (*ClusterStatusResponse) Descriptor() ([]byte, []int) {
-	return file_tenfold_proto_rawDescGZIP(), []int{26}
+	return file_tenfold_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ClusterStatusResponse) GetNodeId() uint64 {
@@ -2321,13 +2412,14 @@ const file_tenfold_proto_rawDesc = "" +
 	"\aend_key\x18\x03 \x01(\fR\x06endKey\x12\x1a\n" +
 	"\breplicas\x18\x04 \x03(\x04R\breplicas\x12\x14\n" +
 	"\x05epoch\x18\x05 \x01(\x04R\x05epoch\x12(\n" +
-	"\x04kind\x18\x06 \x01(\x0e2\x14.tenfoldpb.RangeKindR\x04kind\"r\n" +
+	"\x04kind\x18\x06 \x01(\x0e2\x14.tenfoldpb.RangeKindR\x04kind\"\x8e\x01\n" +
 	"\bNodeInfo\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\x04R\x06nodeId\x12\x12\n" +
 	"\x04addr\x18\x02 \x01(\tR\x04addr\x12\x1f\n" +
 	"\vclient_addr\x18\x03 \x01(\tR\n" +
 	"clientAddr\x12\x18\n" +
-	"\acontrol\x18\x04 \x01(\bR\acontrol\"\xf8\x05\n" +
+	"\acontrol\x18\x04 \x01(\bR\acontrol\x12\x1a\n" +
+	"\bstore_id\x18\x90\x03 \x01(\x04R\astoreId\"\xdc\x06\n" +
 	"\aMessage\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\x04R\x04from\x12\x0e\n" +
 	"\x02to\x18\x02 \x01(\x04R\x02to\x12,\n" +
@@ -2346,7 +2438,10 @@ const file_tenfold_proto_rawDesc = "" +
 	"\n" +
 	"heartbeats\x18\r \x01(\v2\x15.tenfoldpb.HeartbeatsH\x00R\n" +
 	"heartbeats\x12.\n" +
-	"\aquiesce\x18\x0e \x01(\v2\x12.tenfoldpb.QuiesceH\x00R\aquiesceB\x06\n" +
+	"\aquiesce\x18\x0e \x01(\v2\x12.tenfoldpb.QuiesceH\x00R\aquiesce\x12B\n" +
+	"\x0estore_mismatch\x18\x91\x03 \x01(\v2\x18.tenfoldpb.StoreMismatchH\x00R\rstoreMismatch\x12\x1e\n" +
+	"\n" +
+	"from_store\x18\x90\x03 \x01(\x04R\tfromStoreB\x06\n" +
 	"\x04body\"K\n" +
 	"\vRaftMessage\x12\x19\n" +
 	"\brange_id\x18\x01 \x01(\x04R\arangeId\x12!\n" +
@@ -2413,7 +2508,12 @@ const file_tenfold_proto_rawDesc = "" +
 	"\x05error\x18\a \x01(\tR\x05error\x12!\n" +
 	"\flive_version\x18\b \x01(\x04R\vliveVersion\"A\n" +
 	"\rCreateReplica\x120\n" +
-	"\x05range\x18\x01 \x01(\v2\x1a.tenfoldpb.RangeDescriptorR\x05range\"?\n" +
+	"\x05range\x18\x01 \x01(\v2\x1a.tenfoldpb.RangeDescriptorR\x05range\"O\n" +
+	"\rStoreMismatch\x12\x1f\n" +
+	"\vknown_store\x18\x01 \x01(\x04R\n" +
+	"knownStore\x12\x1d\n" +
+	"\n" +
+	"seen_store\x18\x02 \x01(\x04R\tseenStore\"?\n" +
 	"\fLeaseRevoked\x12\x14\n" +
 	"\x05lease\x18\x01 \x01(\x03R\x05lease\x12\x19\n" +
 	"\brange_id\x18\x02 \x01(\x04R\arangeId\"B\n" +
@@ -2529,7 +2629,7 @@ func file_tenfold_proto_rawDescGZIP() []byte {
 }
 
 var file_tenfold_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_tenfold_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_tenfold_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_tenfold_proto_goTypes = []any{
 	(RangeKind)(0),                // 0: tenfoldpb.RangeKind
 	(RequestKind)(0),              // 1: tenfoldpb.RequestKind
@@ -2547,20 +2647,21 @@ var file_tenfold_proto_goTypes = []any{
 	(*RangeReport)(nil),           // 13: tenfoldpb.RangeReport
 	(*KeepaliveResponse)(nil),     // 14: tenfoldpb.KeepaliveResponse
 	(*CreateReplica)(nil),         // 15: tenfoldpb.CreateReplica
-	(*LeaseRevoked)(nil),          // 16: tenfoldpb.LeaseRevoked
-	(*LeaseRevokedAck)(nil),       // 17: tenfoldpb.LeaseRevokedAck
-	(*Write)(nil),                 // 18: tenfoldpb.Write
-	(*Completion)(nil),            // 19: tenfoldpb.Completion
-	(*WriteBatch)(nil),            // 20: tenfoldpb.WriteBatch
-	(*LeaseRecord)(nil),           // 21: tenfoldpb.LeaseRecord
-	(*SystemCommand)(nil),         // 22: tenfoldpb.SystemCommand
-	(*ControlCommand)(nil),        // 23: tenfoldpb.ControlCommand
-	(*Envelope)(nil),              // 24: tenfoldpb.Envelope
-	(*Ack)(nil),                   // 25: tenfoldpb.Ack
-	(*ClusterStatusRequest)(nil),  // 26: tenfoldpb.ClusterStatusRequest
-	(*ReplicaStatus)(nil),         // 27: tenfoldpb.ReplicaStatus
-	(*ClusterStatusResponse)(nil), // 28: tenfoldpb.ClusterStatusResponse
-	(*raftpb.Message)(nil),        // 29: raftpb.Message
+	(*StoreMismatch)(nil),         // 16: tenfoldpb.StoreMismatch
+	(*LeaseRevoked)(nil),          // 17: tenfoldpb.LeaseRevoked
+	(*LeaseRevokedAck)(nil),       // 18: tenfoldpb.LeaseRevokedAck
+	(*Write)(nil),                 // 19: tenfoldpb.Write
+	(*Completion)(nil),            // 20: tenfoldpb.Completion
+	(*WriteBatch)(nil),            // 21: tenfoldpb.WriteBatch
+	(*LeaseRecord)(nil),           // 22: tenfoldpb.LeaseRecord
+	(*SystemCommand)(nil),         // 23: tenfoldpb.SystemCommand
+	(*ControlCommand)(nil),        // 24: tenfoldpb.ControlCommand
+	(*Envelope)(nil),              // 25: tenfoldpb.Envelope
+	(*Ack)(nil),                   // 26: tenfoldpb.Ack
+	(*ClusterStatusRequest)(nil),  // 27: tenfoldpb.ClusterStatusRequest
+	(*ReplicaStatus)(nil),         // 28: tenfoldpb.ReplicaStatus
+	(*ClusterStatusResponse)(nil), // 29: tenfoldpb.ClusterStatusResponse
+	(*raftpb.Message)(nil),        // 30: raftpb.Message
 }
 var file_tenfold_proto_depIdxs = []int32{
 	0,  // 0: tenfoldpb.RangeDescriptor.kind:type_name -> tenfoldpb.RangeKind
@@ -2572,39 +2673,40 @@ var file_tenfold_proto_depIdxs = []int32{
 	12, // 6: tenfoldpb.Message.keepalive:type_name -> tenfoldpb.Keepalive
 	14, // 7: tenfoldpb.Message.keepalive_response:type_name -> tenfoldpb.KeepaliveResponse
 	15, // 8: tenfoldpb.Message.create_replica:type_name -> tenfoldpb.CreateReplica
-	16, // 9: tenfoldpb.Message.lease_revoked:type_name -> tenfoldpb.LeaseRevoked
-	17, // 10: tenfoldpb.Message.lease_revoked_ack:type_name -> tenfoldpb.LeaseRevokedAck
+	17, // 9: tenfoldpb.Message.lease_revoked:type_name -> tenfoldpb.LeaseRevoked
+	18, // 10: tenfoldpb.Message.lease_revoked_ack:type_name -> tenfoldpb.LeaseRevokedAck
 	6,  // 11: tenfoldpb.Message.heartbeats:type_name -> tenfoldpb.Heartbeats
 	7,  // 12: tenfoldpb.Message.quiesce:type_name -> tenfoldpb.Quiesce
-	29, // 13: tenfoldpb.RaftMessage.msg:type_name -> raftpb.Message
-	5,  // 14: tenfoldpb.Heartbeats.msgs:type_name -> tenfoldpb.RaftMessage
-	1,  // 15: tenfoldpb.Request.kind:type_name -> tenfoldpb.RequestKind
-	2,  // 16: tenfoldpb.Response.range:type_name -> tenfoldpb.RangeDescriptor
-	3,  // 17: tenfoldpb.Keepalive.node:type_name -> tenfoldpb.NodeInfo
-	13, // 18: tenfoldpb.Keepalive.ranges:type_name -> tenfoldpb.RangeReport
-	2,  // 19: tenfoldpb.KeepaliveResponse.ranges:type_name -> tenfoldpb.RangeDescriptor
-	3,  // 20: tenfoldpb.KeepaliveResponse.nodes:type_name -> tenfoldpb.NodeInfo
-	2,  // 21: tenfoldpb.CreateReplica.range:type_name -> tenfoldpb.RangeDescriptor
-	18, // 22: tenfoldpb.WriteBatch.writes:type_name -> tenfoldpb.Write
-	19, // 23: tenfoldpb.WriteBatch.completions:type_name -> tenfoldpb.Completion
-	21, // 24: tenfoldpb.SystemCommand.grant:type_name -> tenfoldpb.LeaseRecord
-	3,  // 25: tenfoldpb.ControlCommand.register:type_name -> tenfoldpb.NodeInfo
-	2,  // 26: tenfoldpb.ControlCommand.set_ranges:type_name -> tenfoldpb.RangeDescriptor
-	4,  // 27: tenfoldpb.Envelope.msgs:type_name -> tenfoldpb.Message
-	0,  // 28: tenfoldpb.ReplicaStatus.kind:type_name -> tenfoldpb.RangeKind
-	3,  // 29: tenfoldpb.ClusterStatusResponse.nodes:type_name -> tenfoldpb.NodeInfo
-	27, // 30: tenfoldpb.ClusterStatusResponse.replicas:type_name -> tenfoldpb.ReplicaStatus
-	24, // 31: tenfoldpb.Internal.Urgent:input_type -> tenfoldpb.Envelope
-	24, // 32: tenfoldpb.Internal.Bulk:input_type -> tenfoldpb.Envelope
-	26, // 33: tenfoldpb.Admin.ClusterStatus:input_type -> tenfoldpb.ClusterStatusRequest
-	25, // 34: tenfoldpb.Internal.Urgent:output_type -> tenfoldpb.Ack
-	25, // 35: tenfoldpb.Internal.Bulk:output_type -> tenfoldpb.Ack
-	28, // 36: tenfoldpb.Admin.ClusterStatus:output_type -> tenfoldpb.ClusterStatusResponse
-	34, // [34:37] is the sub-list for method output_type
-	31, // [31:34] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	16, // 13: tenfoldpb.Message.store_mismatch:type_name -> tenfoldpb.StoreMismatch
+	30, // 14: tenfoldpb.RaftMessage.msg:type_name -> raftpb.Message
+	5,  // 15: tenfoldpb.Heartbeats.msgs:type_name -> tenfoldpb.RaftMessage
+	1,  // 16: tenfoldpb.Request.kind:type_name -> tenfoldpb.RequestKind
+	2,  // 17: tenfoldpb.Response.range:type_name -> tenfoldpb.RangeDescriptor
+	3,  // 18: tenfoldpb.Keepalive.node:type_name -> tenfoldpb.NodeInfo
+	13, // 19: tenfoldpb.Keepalive.ranges:type_name -> tenfoldpb.RangeReport
+	2,  // 20: tenfoldpb.KeepaliveResponse.ranges:type_name -> tenfoldpb.RangeDescriptor
+	3,  // 21: tenfoldpb.KeepaliveResponse.nodes:type_name -> tenfoldpb.NodeInfo
+	2,  // 22: tenfoldpb.CreateReplica.range:type_name -> tenfoldpb.RangeDescriptor
+	19, // 23: tenfoldpb.WriteBatch.writes:type_name -> tenfoldpb.Write
+	20, // 24: tenfoldpb.WriteBatch.completions:type_name -> tenfoldpb.Completion
+	22, // 25: tenfoldpb.SystemCommand.grant:type_name -> tenfoldpb.LeaseRecord
+	3,  // 26: tenfoldpb.ControlCommand.register:type_name -> tenfoldpb.NodeInfo
+	2,  // 27: tenfoldpb.ControlCommand.set_ranges:type_name -> tenfoldpb.RangeDescriptor
+	4,  // 28: tenfoldpb.Envelope.msgs:type_name -> tenfoldpb.Message
+	0,  // 29: tenfoldpb.ReplicaStatus.kind:type_name -> tenfoldpb.RangeKind
+	3,  // 30: tenfoldpb.ClusterStatusResponse.nodes:type_name -> tenfoldpb.NodeInfo
+	28, // 31: tenfoldpb.ClusterStatusResponse.replicas:type_name -> tenfoldpb.ReplicaStatus
+	25, // 32: tenfoldpb.Internal.Urgent:input_type -> tenfoldpb.Envelope
+	25, // 33: tenfoldpb.Internal.Bulk:input_type -> tenfoldpb.Envelope
+	27, // 34: tenfoldpb.Admin.ClusterStatus:input_type -> tenfoldpb.ClusterStatusRequest
+	26, // 35: tenfoldpb.Internal.Urgent:output_type -> tenfoldpb.Ack
+	26, // 36: tenfoldpb.Internal.Bulk:output_type -> tenfoldpb.Ack
+	29, // 37: tenfoldpb.Admin.ClusterStatus:output_type -> tenfoldpb.ClusterStatusResponse
+	35, // [35:38] is the sub-list for method output_type
+	32, // [32:35] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_tenfold_proto_init() }
@@ -2625,6 +2727,7 @@ func file_tenfold_proto_init() {
 		(*Message_LeaseRevokedAck)(nil),
 		(*Message_Heartbeats)(nil),
 		(*Message_Quiesce)(nil),
+		(*Message_StoreMismatch)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2632,7 +2735,7 @@ func file_tenfold_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tenfold_proto_rawDesc), len(file_tenfold_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   27,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -89,7 +89,10 @@ the client endpoints and an etcdctl command to paste. Stop it with Ctrl-C.`,
 			} else {
 				fmt.Fprintf(out, "ready. try:\n  etcdctl --endpoints=%s put hello world\n  etcdctl --endpoints=%s get hello\n", strings.Join(eps, ","), strings.Join(eps, ","))
 			}
-			<-ctx.Done()
+			if err := cluster.wait(ctx); err != nil {
+				cluster.stop()
+				return err
+			}
 			fmt.Fprintln(out, "stopping...")
 			return cluster.stop()
 		},
@@ -133,6 +136,27 @@ func startDev(l devLayout, gw gateway.Config, logger *slog.Logger) (*devCluster,
 		c.nodes = append(c.nodes, n)
 	}
 	return c, nil
+}
+
+// wait returns nil when ctx ends, or the error of the first node that
+// failed by itself.
+func (c *devCluster) wait(ctx context.Context) error {
+	failed := make(chan error, len(c.nodes))
+	for _, n := range c.nodes {
+		go func() {
+			select {
+			case <-n.Failed():
+				failed <- fmt.Errorf("node %d stopped: %w", n.ID(), n.Err())
+			case <-ctx.Done():
+			}
+		}()
+	}
+	select {
+	case err := <-failed:
+		return err
+	case <-ctx.Done():
+		return nil
+	}
 }
 
 func (c *devCluster) stop() error {
@@ -192,8 +216,13 @@ unique and above the number of control nodes.`,
 				fmt.Fprintf(cmd.OutOrStdout(), " client %s", a)
 			}
 			fmt.Fprintln(cmd.OutOrStdout())
-			<-ctx.Done()
-			return n.Stop()
+			select {
+			case <-ctx.Done():
+				return n.Stop()
+			case <-n.Failed():
+				n.Stop()
+				return fmt.Errorf("node %d stopped: %w", id, n.Err())
+			}
 		},
 	}
 	f := cmd.Flags()
