@@ -52,6 +52,7 @@ var (
 type clientOp struct {
 	req      ClientRequest
 	payload  []byte
+	span     Span
 	rangeID  uint64
 	write    bool
 	serial   bool
@@ -68,12 +69,15 @@ type clientState struct {
 	n   *Node
 	ops map[uint64]*clientOp // by request ID
 	// subs maps a fan-out part's wire ID to its parent request ID.
-	subs   map[uint64]uint64
-	nextID uint64
+	subs map[uint64]uint64
+	// unrouted are the requests waiting for the range cache to learn the
+	// range of their key (right after start).
+	unrouted map[uint64]bool
+	nextID   uint64
 }
 
 func newClientState(n *Node) *clientState {
-	return &clientState{n: n, ops: map[uint64]*clientOp{}, subs: map[uint64]uint64{}, nextID: 1 << 62}
+	return &clientState{n: n, ops: map[uint64]*clientOp{}, subs: map[uint64]uint64{}, unrouted: map[uint64]bool{}, nextID: 1 << 62}
 }
 
 // Submit starts a client request. Its Result comes out of a later Ready.
@@ -86,6 +90,7 @@ func (c *clientState) finish(id uint64, resp proto.Message, err error) {
 		return
 	}
 	delete(c.ops, id)
+	delete(c.unrouted, id)
 	c.n.out.Results = append(c.n.out.Results, Result{ID: id, Resp: resp, Err: err})
 }
 
@@ -114,20 +119,52 @@ func (c *clientState) submit(req ClientRequest) {
 			c.finish(req.ID, nil, err)
 			return
 		}
-		desc := c.n.dir.lookup(span.Start)
-		if desc == nil {
-			c.finish(req.ID, nil, status.Errorf(codes.Unavailable, "tenfold: no range known for key %q yet (cluster bootstrapping?), retry", span.Start))
+		op.span, op.write, op.serial = span, write, serial
+		if !c.route(op) {
+			// The range cache does not know the key's range yet (right
+			// after start): wait for the directory within the deadline.
+			c.unrouted[req.ID] = true
 			return
 		}
-		if !covers(desc, span) {
-			c.finish(req.ID, nil, status.Errorf(codes.FailedPrecondition,
-				"tenfold: request spans more than one range (key %q to %q crosses range %d [%q, %q)); multi-range %s is not supported yet: split the request by range",
-				span.Start, span.End, desc.GetRangeId(), desc.GetStartKey(), desc.GetEndKey(), kindName(req.Kind)))
-			return
-		}
-		op.rangeID, op.write, op.serial = desc.GetRangeId(), write, serial
 	}
 	c.dispatch(op)
+}
+
+// route picks op's range from the range cache. It returns false if the
+// cache cannot route op's key yet; a request that crosses a range boundary
+// ends with FailedPrecondition (and route returns false as well).
+func (c *clientState) route(op *clientOp) bool {
+	desc := c.n.dir.lookup(op.span.Start)
+	if desc == nil {
+		return false
+	}
+	delete(c.unrouted, op.req.ID)
+	if !covers(desc, op.span) {
+		c.finish(op.req.ID, nil, status.Errorf(codes.FailedPrecondition,
+			"tenfold: request spans more than one range (key %q to %q crosses range %d [%q, %q)); multi-range %s is not supported yet: split the request by range",
+			op.span.Start, op.span.End, desc.GetRangeId(), desc.GetStartKey(), desc.GetEndKey(), kindName(op.req.Kind)))
+		return false
+	}
+	op.rangeID = desc.GetRangeId()
+	return true
+}
+
+// routeWaiting routes the requests that waited for the range cache, and
+// ends those whose deadline passed.
+func (c *clientState) routeWaiting() {
+	if len(c.unrouted) == 0 {
+		return
+	}
+	for _, id := range sortedKeys(c.unrouted) {
+		op := c.ops[id]
+		if !op.req.Deadline.IsZero() && c.n.now.After(op.req.Deadline) {
+			c.finish(id, nil, status.Errorf(codes.Unavailable, "tenfold: no range known for key %q at node %d before the request's deadline (range directory not received yet: cluster bootstrapping, or the control plane unreachable), retry", op.span.Start, c.n.id))
+			continue
+		}
+		if c.route(op) {
+			c.dispatch(op)
+		}
+	}
 }
 
 // startCompact fans a compaction out to every data range.
@@ -260,9 +297,10 @@ func (c *clientState) retryDelay(op *clientOp) time.Duration {
 // tick retries and expires requests.
 func (c *clientState) tick() {
 	now := c.n.now
+	c.routeWaiting()
 	for _, id := range sortedKeys(c.ops) {
 		op := c.ops[id]
-		if op.parts != nil {
+		if op.parts != nil || c.unrouted[id] {
 			continue
 		}
 		if !op.req.Deadline.IsZero() && now.After(op.req.Deadline) {

@@ -432,6 +432,7 @@ func (n *Node) handleKeepaliveResponse(from uint64, resp *tenfoldpb.KeepaliveRes
 			n.learnPeerStore(ni.GetNodeId(), ni.GetStoreId(), true)
 		}
 		n.dir.version = resp.GetDirectoryVersion()
+		n.client.routeWaiting()
 	}
 	if resp.GetLiveVersion() == 0 || resp.GetLiveVersion() != n.dir.liveVersion {
 		// A new live set (a control plane that does not version it sends

@@ -99,6 +99,23 @@ func covers(desc *tenfoldpb.RangeDescriptor, s Span) bool {
 	return bytes.Compare(s.End, desc.GetEndKey()) <= 0
 }
 
+// complete reports whether the data ranges known cover the whole keyspace
+// with no gap, so that every key can be routed (etcd's /readyz meaning for
+// a gateway). A node learns its own ranges before the directory, so a
+// partial cache is normal right after start.
+func (d *directory) complete() bool {
+	d.rebuild()
+	if len(d.data) == 0 || len(d.data[0].GetStartKey()) != 0 {
+		return false
+	}
+	for i := 1; i < len(d.data); i++ {
+		if !bytes.Equal(d.data[i-1].GetEndKey(), d.data[i].GetStartKey()) {
+			return false
+		}
+	}
+	return len(d.data[len(d.data)-1].GetEndKey()) == 0
+}
+
 // system returns the system range's descriptor, if known.
 func (d *directory) system() *tenfoldpb.RangeDescriptor { return d.byID[systemRangeID] }
 
