@@ -37,6 +37,12 @@ func (n *Node) RangeStatuses() []RangeStatus {
 	return out
 }
 
+// Routable reports whether this node's range cache covers the whole
+// keyspace, so a request for any key goes out at once; before, requests for
+// ranges it does not know yet wait for the directory (etcd's /readyz
+// meaning for a gateway).
+func (n *Node) Routable() bool { return n.dir.complete() }
+
 // Live returns the nodes the control plane considers live (as last told).
 func (n *Node) Live() map[uint64]bool {
 	if n.ctl != nil {

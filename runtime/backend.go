@@ -199,6 +199,9 @@ func (b *backend) Status(ctx context.Context, r *pb.StatusRequest) (*pb.StatusRe
 		return resp, nil
 	}
 	resp.Header.Revision = s.Revision
+	if !s.Control && !s.Routable {
+		resp.Errors = append(resp.Errors, "tenfold: range directory not received yet: requests for ranges this node does not know wait for it (not ready)")
+	}
 	// etcd tools divide by DbSize; report the engine's real disk usage.
 	resp.DbSize = int64(s.DiskBytes)
 	resp.DbSizeInUse = resp.DbSize

@@ -94,6 +94,8 @@ type Snapshot struct {
 	Revision int64
 	// DiskBytes is the engine's size on disk, when the engine reports it.
 	DiskBytes uint64
+	// Routable: the node's range cache covers the whole keyspace.
+	Routable bool
 	// MinClosed is the lowest closed revision of the local data replicas:
 	// every event at or below it has been applied on this node.
 	MinClosed int64
@@ -358,7 +360,7 @@ func (n *Node) refreshAddrs() {
 }
 
 func (n *Node) publishStatus() {
-	s := &Snapshot{NodeID: n.cfg.NodeID, Control: n.cfg.Control, Ranges: n.core.RangeStatuses(), Nodes: n.core.Nodes(), Live: n.core.Live()}
+	s := &Snapshot{NodeID: n.cfg.NodeID, Control: n.cfg.Control, Ranges: n.core.RangeStatuses(), Nodes: n.core.Nodes(), Live: n.core.Live(), Routable: n.core.Routable()}
 	if du, ok := n.eng.(interface{ DiskUsage() uint64 }); ok {
 		s.DiskBytes = du.DiskUsage()
 	}
