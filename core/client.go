@@ -60,16 +60,14 @@ type clientOp struct {
 	sentAt   time.Time
 	nextTry  time.Time // zero: not waiting to retry
 	attempts int
-	// parts counts outstanding sub-requests of a fan-out (compaction).
-	parts   map[uint64]bool
-	partRes proto.Message
+	// internal, if set, receives the end of a request the node made
+	// itself, instead of a Result.
+	internal func(proto.Message, error)
 }
 
 type clientState struct {
 	n   *Node
 	ops map[uint64]*clientOp // by request ID
-	// subs maps a fan-out part's wire ID to its parent request ID.
-	subs map[uint64]uint64
 	// unrouted are the requests waiting for the range cache to learn the
 	// range of their key (right after start).
 	unrouted map[uint64]bool
@@ -77,7 +75,7 @@ type clientState struct {
 }
 
 func newClientState(n *Node) *clientState {
-	return &clientState{n: n, ops: map[uint64]*clientOp{}, subs: map[uint64]uint64{}, unrouted: map[uint64]bool{}, nextID: 1 << 62}
+	return &clientState{n: n, ops: map[uint64]*clientOp{}, unrouted: map[uint64]bool{}, nextID: 1 << 62}
 }
 
 // Submit starts a client request. Its Result comes out of a later Ready.
@@ -86,11 +84,16 @@ func (n *Node) Submit(req ClientRequest) {
 }
 
 func (c *clientState) finish(id uint64, resp proto.Message, err error) {
-	if _, ok := c.ops[id]; !ok {
+	op, ok := c.ops[id]
+	if !ok {
 		return
 	}
 	delete(c.ops, id)
 	delete(c.unrouted, id)
+	if op.internal != nil {
+		op.internal(resp, err)
+		return
+	}
 	c.n.out.Results = append(c.n.out.Results, Result{ID: id, Resp: resp, Err: err})
 }
 
@@ -104,12 +107,11 @@ func (c *clientState) submit(req ClientRequest) {
 	c.ops[req.ID] = op
 	switch req.Kind {
 	case tenfoldpb.RequestKind_LEASE_GRANT, tenfoldpb.RequestKind_LEASE_REVOKE, tenfoldpb.RequestKind_LEASE_KEEPALIVE,
-		tenfoldpb.RequestKind_LEASE_TTL, tenfoldpb.RequestKind_LEASE_LEASES:
+		tenfoldpb.RequestKind_LEASE_TTL, tenfoldpb.RequestKind_LEASE_LEASES, tenfoldpb.RequestKind_COMPACT:
+		// Compaction is one decision of the system range (compact.go).
 		op.rangeID = systemRangeID
-		op.write = req.Kind == tenfoldpb.RequestKind_LEASE_GRANT || req.Kind == tenfoldpb.RequestKind_LEASE_REVOKE
-	case tenfoldpb.RequestKind_COMPACT:
-		c.startCompact(op)
-		return
+		op.write = req.Kind == tenfoldpb.RequestKind_LEASE_GRANT || req.Kind == tenfoldpb.RequestKind_LEASE_REVOKE ||
+			req.Kind == tenfoldpb.RequestKind_COMPACT
 	case tenfoldpb.RequestKind_CLOSE:
 		// Closing writes nothing, so it is safe to resend like a read.
 		op.rangeID = req.RangeID
@@ -120,33 +122,44 @@ func (c *clientState) submit(req ClientRequest) {
 			return
 		}
 		op.span, op.write, op.serial = span, write, serial
-		if !c.route(op) {
+		switch c.route(op) {
+		case routeWait:
 			// The range cache does not know the key's range yet (right
 			// after start): wait for the directory within the deadline.
 			c.unrouted[req.ID] = true
+			return
+		case routeEnded:
 			return
 		}
 	}
 	c.dispatch(op)
 }
 
-// route picks op's range from the range cache. It returns false if the
-// cache cannot route op's key yet; a request that crosses a range boundary
-// ends with FailedPrecondition (and route returns false as well).
-func (c *clientState) route(op *clientOp) bool {
+// routeOutcome is what route did with a request.
+type routeOutcome uint8
+
+const (
+	routeOK    routeOutcome = iota // op.rangeID is set: dispatch it
+	routeWait                      // the range cache cannot route it yet
+	routeEnded                     // it ended with an error
+)
+
+// route picks op's range from the range cache. A request that crosses a
+// range boundary ends with FailedPrecondition.
+func (c *clientState) route(op *clientOp) routeOutcome {
 	desc := c.n.dir.lookup(op.span.Start)
 	if desc == nil {
-		return false
+		return routeWait
 	}
 	delete(c.unrouted, op.req.ID)
 	if !covers(desc, op.span) {
 		c.finish(op.req.ID, nil, status.Errorf(codes.FailedPrecondition,
 			"tenfold: request spans more than one range (key %q to %q crosses range %d [%q, %q)); multi-range %s is not supported yet: split the request by range",
 			op.span.Start, op.span.End, desc.GetRangeId(), desc.GetStartKey(), desc.GetEndKey(), kindName(op.req.Kind)))
-		return false
+		return routeEnded
 	}
 	op.rangeID = desc.GetRangeId()
-	return true
+	return routeOK
 }
 
 // routeWaiting routes the requests that waited for the range cache, and
@@ -161,54 +174,27 @@ func (c *clientState) routeWaiting() {
 			c.finish(id, nil, status.Errorf(codes.Unavailable, "tenfold: no range known for key %q at node %d before the request's deadline (range directory not received yet: cluster bootstrapping, or the control plane unreachable), retry", op.span.Start, c.n.id))
 			continue
 		}
-		if c.route(op) {
+		if c.route(op) == routeOK {
 			c.dispatch(op)
 		}
 	}
 }
 
-// startCompact fans a compaction out to every data range.
-func (c *clientState) startCompact(op *clientOp) {
-	op.parts = map[uint64]bool{}
-	op.write = true
-	for _, d := range c.n.dir.dataRanges() {
-		c.nextID++
-		part := &clientOp{req: ClientRequest{ID: c.nextID, Kind: op.req.Kind, Msg: op.req.Msg, Deadline: op.req.Deadline}, payload: op.payload, rangeID: d.GetRangeId(), write: true}
-		op.parts[part.req.ID] = true
-		c.subs[part.req.ID] = op.req.ID
-		c.ops[part.req.ID] = part
-		c.dispatch(part)
-	}
-	if len(op.parts) == 0 {
-		c.finish(op.req.ID, nil, status.Error(codes.Unavailable, "tenfold: no data ranges known yet, retry"))
-	}
-}
-
-func (c *clientState) partDone(partID uint64, resp proto.Message, err error) bool {
-	parent, ok := c.subs[partID]
-	if !ok {
-		return false
-	}
-	delete(c.subs, partID)
-	delete(c.ops, partID)
-	op, ok := c.ops[parent]
-	if !ok {
-		return true
-	}
+// submitInternal sends a request on behalf of the node itself (e.g. the
+// system leader asking a data range to compact): it is routed and retried
+// like a client's, to req.RangeID, and done is called with its end instead
+// of a Result.
+func (c *clientState) submitInternal(req ClientRequest, done func(proto.Message, error)) {
+	c.nextID++
+	req.ID = c.nextID
+	payload, err := proto.Marshal(req.Msg)
 	if err != nil {
-		for id := range op.parts {
-			delete(c.subs, id)
-			delete(c.ops, id)
-		}
-		c.finish(parent, nil, err)
-		return true
+		done(nil, err)
+		return
 	}
-	delete(op.parts, partID)
-	op.partRes = resp
-	if len(op.parts) == 0 {
-		c.finish(parent, op.partRes, nil)
-	}
-	return true
+	op := &clientOp{req: req, payload: payload, rangeID: req.RangeID, write: true, internal: done}
+	c.ops[req.ID] = op
+	c.dispatch(op)
 }
 
 // dispatch sends op to the range's leader as best known.
@@ -239,9 +225,6 @@ func (c *clientState) dispatch(op *clientOp) {
 }
 
 func (c *clientState) end(op *clientOp, resp proto.Message, err error) {
-	if c.partDone(op.req.ID, resp, err) {
-		return
-	}
 	c.finish(op.req.ID, resp, err)
 }
 
@@ -300,7 +283,7 @@ func (c *clientState) tick() {
 	c.routeWaiting()
 	for _, id := range sortedKeys(c.ops) {
 		op := c.ops[id]
-		if op.parts != nil || c.unrouted[id] {
+		if c.unrouted[id] {
 			continue
 		}
 		if !op.req.Deadline.IsZero() && now.After(op.req.Deadline) {
@@ -315,16 +298,6 @@ func (c *clientState) tick() {
 		if !op.write && op.nextTry.IsZero() && now.Sub(op.sentAt) >= c.n.cfg.RequestRetry {
 			op.nextTry = now
 			c.dispatch(op)
-		}
-	}
-	for _, id := range sortedKeys(c.ops) {
-		op := c.ops[id]
-		if op.parts != nil && !op.req.Deadline.IsZero() && now.After(op.req.Deadline) {
-			for pid := range op.parts {
-				delete(c.subs, pid)
-				delete(c.ops, pid)
-			}
-			c.finish(id, nil, errTimeout)
 		}
 	}
 }

@@ -46,6 +46,9 @@ var (
 	keySysNextID   = []byte("s/n")
 	prefixSysLease = []byte("s/l")
 	prefixSysRevok = []byte("s/v")
+	// keySysCompact holds the last compaction decision: be64(revision) and
+	// a done byte (compact.go).
+	keySysCompact = []byte("s/c")
 )
 
 func sysLeaseKey(prefix []byte, id int64) []byte {

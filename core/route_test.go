@@ -57,6 +57,17 @@ func TestRequestWaitsForRangeCache(t *testing.T) {
 		t.Fatalf("after the directory arrived, the put of x was sent to range 4 %d times, want 1", got)
 	}
 
+	// A request across the boundary ends at once and leaves nothing waiting.
+	n.Submit(ClientRequest{ID: 3, Kind: tenfoldpb.RequestKind_DELETE_RANGE, Msg: &pb.DeleteRangeRequest{Key: []byte("a"), RangeEnd: []byte("z")}, Deadline: t0.Add(time.Second)})
+	n.Tick(t0.Add(100 * time.Millisecond))
+	out, err = n.Ready()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Results) != 1 || status.Code(out.Results[0].Err) != codes.FailedPrecondition || len(n.client.unrouted) != 0 {
+		t.Fatalf("a delete across ranges ended with %v (waiting: %v), want FailedPrecondition and nothing waiting", out.Results, n.client.unrouted)
+	}
+
 	// A key no known range holds still fails, but only at its deadline.
 	n2, err := New(Config{NodeID: 6, Engine: memengine.New(), ControlNodes: []uint64{1}})
 	if err != nil {

@@ -57,6 +57,9 @@ type systemState struct {
 	lastRevoke   time.Time
 	expiring     map[int64]bool
 	leaseWaiter  []*tenfoldpb.Request // lease requests waiting for the fence
+
+	// compact is the cluster-wide compaction decision (compact.go).
+	compact compactState
 }
 
 type seqWaiter struct {
@@ -72,6 +75,9 @@ func newSystemState(r *replica) (*systemState, error) {
 		expiry: map[int64]time.Time{}, proposals: map[uint64]leaseProposal{}, revokeAcks: map[int64]map[uint64]bool{},
 		revokeWait: map[int64][]*tenfoldpb.Request{}, expiring: map[int64]bool{}}
 	eng := r.n.eng
+	if err := s.compact.load(eng); err != nil {
+		return nil, err
+	}
 	if v, ok, err := eng.Get(keySysWindow); err != nil {
 		return nil, err
 	} else if ok {
@@ -177,13 +183,15 @@ func (s *systemState) lostLeadership() {
 	}
 	s.leaseWaiter = nil
 	s.expiry, s.expiring = map[int64]time.Time{}, map[int64]bool{}
+	s.compact.lostLeadership()
 }
 
 // idle reports whether the sequencer and lease table need no ticks: no
 // requests in flight and no leases (their expiry is checked on ticks).
 func (s *systemState) idle() bool {
 	return len(s.queue) == 0 && len(s.granting) == 0 && len(s.fast) == 0 && s.readCtx == nil && !s.extending &&
-		len(s.leases) == 0 && len(s.revoking) == 0 && len(s.proposals) == 0 && len(s.leaseWaiter) == 0
+		len(s.leases) == 0 && len(s.revoking) == 0 && len(s.proposals) == 0 && len(s.leaseWaiter) == 0 &&
+		(s.compact.rev == 0 || s.compact.done) && len(s.compact.waiting) == 0
 }
 
 func (s *systemState) readState(rs raft.ReadState) {
@@ -216,6 +224,7 @@ func (s *systemState) tick() {
 			s.sendRevoke(id)
 		}
 	}
+	s.driveCompaction()
 	if s.readCtx != nil && !s.readDone {
 		// A lost ReadIndex round: raft retries with the next heartbeat.
 		return
@@ -412,6 +421,8 @@ func (s *systemState) handle(req *tenfoldpb.Request) {
 		}
 		left := int64((s.expiry[m.ID].Sub(n.now) + time.Second - 1) / time.Second)
 		n.reply(req, &pb.LeaseTimeToLiveResponse{Header: hdr, ID: m.ID, TTL: max(left, 0), GrantedTTL: ttl}, nil)
+	case *pb.CompactionRequest:
+		s.handleCompact(req, m)
 	case *pb.LeaseLeasesRequest:
 		resp := &pb.LeaseLeasesResponse{Header: hdr}
 		for _, id := range sortedKeys(s.leases) {
@@ -504,6 +515,11 @@ func (s *systemState) apply(b engine.Batch, e *raftpb.Entry) ([]func(), error) {
 			}
 		}
 	}
+	more, err := s.applyCompact(b, c, waiting)
+	if err != nil {
+		return nil, err
+	}
+	after = append(after, more...)
 	if id := c.GetRevokeDone(); id != 0 && s.revoking[id] {
 		delete(s.revoking, id)
 		delete(s.revokeAcks, id)

@@ -1910,13 +1910,17 @@ func (x *LeaseRecord) GetTtl() int64 {
 
 // SystemCommand is a log entry of the system range.
 type SystemCommand struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	WindowEnd     int64                  `protobuf:"varint,1,opt,name=window_end,json=windowEnd,proto3" json:"window_end,omitempty"` // sequencer: revisions below it may be granted
-	Grant         *LeaseRecord           `protobuf:"bytes,2,opt,name=grant,proto3" json:"grant,omitempty"`
-	Revoke        int64                  `protobuf:"varint,3,opt,name=revoke,proto3" json:"revoke,omitempty"`
-	RevokeDone    int64                  `protobuf:"varint,4,opt,name=revoke_done,json=revokeDone,proto3" json:"revoke_done,omitempty"` // all ranges dropped the lease's keys
-	Proposer      uint64                 `protobuf:"varint,5,opt,name=proposer,proto3" json:"proposer,omitempty"`
-	RequestId     uint64                 `protobuf:"varint,6,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	WindowEnd  int64                  `protobuf:"varint,1,opt,name=window_end,json=windowEnd,proto3" json:"window_end,omitempty"` // sequencer: revisions below it may be granted
+	Grant      *LeaseRecord           `protobuf:"bytes,2,opt,name=grant,proto3" json:"grant,omitempty"`
+	Revoke     int64                  `protobuf:"varint,3,opt,name=revoke,proto3" json:"revoke,omitempty"`
+	RevokeDone int64                  `protobuf:"varint,4,opt,name=revoke_done,json=revokeDone,proto3" json:"revoke_done,omitempty"` // all ranges dropped the lease's keys
+	Proposer   uint64                 `protobuf:"varint,5,opt,name=proposer,proto3" json:"proposer,omitempty"`
+	RequestId  uint64                 `protobuf:"varint,6,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// compact decides a cluster-wide compaction at this revision (the commit
+	// point); compact_done records that every data range applied it.
+	Compact       int64 `protobuf:"varint,400,opt,name=compact,proto3" json:"compact,omitempty"`
+	CompactDone   int64 `protobuf:"varint,401,opt,name=compact_done,json=compactDone,proto3" json:"compact_done,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1989,6 +1993,20 @@ func (x *SystemCommand) GetProposer() uint64 {
 func (x *SystemCommand) GetRequestId() uint64 {
 	if x != nil {
 		return x.RequestId
+	}
+	return 0
+}
+
+func (x *SystemCommand) GetCompact() int64 {
+	if x != nil {
+		return x.Compact
+	}
+	return 0
+}
+
+func (x *SystemCommand) GetCompactDone() int64 {
+	if x != nil {
+		return x.CompactDone
 	}
 	return 0
 }
@@ -2548,7 +2566,7 @@ const file_tenfold_proto_rawDesc = "" +
 	"\bbatch_id\x18\t \x01(\x04R\abatchId\"/\n" +
 	"\vLeaseRecord\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x10\n" +
-	"\x03ttl\x18\x02 \x01(\x03R\x03ttl\"\xd0\x01\n" +
+	"\x03ttl\x18\x02 \x01(\x03R\x03ttl\"\x8f\x02\n" +
 	"\rSystemCommand\x12\x1d\n" +
 	"\n" +
 	"window_end\x18\x01 \x01(\x03R\twindowEnd\x12,\n" +
@@ -2558,7 +2576,9 @@ const file_tenfold_proto_rawDesc = "" +
 	"revokeDone\x12\x1a\n" +
 	"\bproposer\x18\x05 \x01(\x04R\bproposer\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\x06 \x01(\x04R\trequestId\"\xdb\x01\n" +
+	"request_id\x18\x06 \x01(\x04R\trequestId\x12\x19\n" +
+	"\acompact\x18\x90\x03 \x01(\x03R\acompact\x12\"\n" +
+	"\fcompact_done\x18\x91\x03 \x01(\x03R\vcompactDone\"\xdb\x01\n" +
 	"\x0eControlCommand\x12/\n" +
 	"\bregister\x18\x01 \x01(\v2\x13.tenfoldpb.NodeInfoR\bregister\x129\n" +
 	"\n" +
