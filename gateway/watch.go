@@ -39,7 +39,10 @@ import (
 //   - RequestProgress does not block on delivery, and it and Close are safe
 //     to call concurrently and after the watch has ended;
 //   - a progress batch carries the revision in Revision (clients ignore a
-//     progress notification at revision 0).
+//     progress notification at revision 0);
+//   - for a request without a start revision, Watch settles "now" itself
+//     (at or above every acknowledged write) and Start reports it: the
+//     gateway's Header may be a stale local view, so it does not pin it.
 
 // Errors etcd's mvcc watch stream gives for bad create requests; clients
 // see their text as the cancel reason.
