@@ -117,7 +117,9 @@ type Hub struct {
 	cfg     Config
 	now     time.Time
 	watches map[ID]*watcher
-	order   []ID // watch IDs in creation order, for a deterministic output
+	// byRange lists, per range, its watches in creation order (a
+	// deterministic output, and delivery costs the range's watches only).
+	byRange map[uint64][]ID
 	nextID  ID
 	refs    map[uint64]closeRef
 	nextRef uint64
@@ -160,7 +162,7 @@ func New(cfg Config) *Hub {
 	if cfg.CloseTimeout <= 0 {
 		cfg.CloseTimeout = DefaultCloseTimeout
 	}
-	return &Hub{cfg: cfg, watches: map[ID]*watcher{}, refs: map[uint64]closeRef{}, resolved: map[uint64]int64{}}
+	return &Hub{cfg: cfg, watches: map[ID]*watcher{}, byRange: map[uint64][]ID{}, refs: map[uint64]closeRef{}, resolved: map[uint64]int64{}}
 }
 
 // Ready returns what the hub produced since the last call.
@@ -186,9 +188,8 @@ func (h *Hub) Create(r Request, now time.Time) ID {
 		return w.id
 	}
 	h.noteResolved(rangeID, resolved)
-	w.rangeID = rangeID
 	h.watches[w.id] = w
-	h.order = append(h.order, w.id)
+	h.setRange(w, rangeID)
 	switch {
 	case r.Start > 0:
 		h.start(w, r.Start)
@@ -203,11 +204,31 @@ func (h *Hub) Create(r Request, now time.Time) ID {
 
 // Cancel forgets a watch; nothing more is delivered for it.
 func (h *Hub) Cancel(id ID) {
-	if _, ok := h.watches[id]; !ok {
+	w, ok := h.watches[id]
+	if !ok {
 		return
 	}
 	delete(h.watches, id)
-	h.order = slices.DeleteFunc(h.order, func(x ID) bool { return x == id })
+	h.setRange(w, 0)
+}
+
+// setRange files w under rangeID (0: under none).
+func (h *Hub) setRange(w *watcher, rangeID uint64) {
+	if w.rangeID == rangeID {
+		return
+	}
+	if w.rangeID != 0 {
+		ids := slices.DeleteFunc(h.byRange[w.rangeID], func(x ID) bool { return x == w.id })
+		if len(ids) == 0 {
+			delete(h.byRange, w.rangeID)
+		} else {
+			h.byRange[w.rangeID] = ids
+		}
+	}
+	w.rangeID = rangeID
+	if rangeID != 0 {
+		h.byRange[rangeID] = append(h.byRange[rangeID], w.id)
+	}
 }
 
 // RequestProgress asks for a progress notification at or above the store
@@ -267,9 +288,9 @@ func (h *Hub) Closed(ref uint64, rev int64, err error, now time.Time) {
 func (h *Hub) Applied(as []core.Applied) {
 	for _, a := range as {
 		h.noteResolved(a.RangeID, a.Resolved)
-		for _, id := range h.order {
+		for _, id := range h.byRange[a.RangeID] {
 			w := h.watches[id]
-			if w == nil || !w.started || w.rangeID != a.RangeID {
+			if !w.started {
 				continue
 			}
 			h.deliver(w, a.Events, a.Resolved)
@@ -311,7 +332,8 @@ func (h *Hub) start(w *watcher, start int64) {
 		return
 	}
 	h.noteResolved(rangeID, resolved)
-	w.rangeID, w.started, w.next = rangeID, true, start
+	h.setRange(w, rangeID)
+	w.started, w.next = true, start
 	h.out.Created = append(h.out.Created, Created{Watch: w.id, Start: start})
 	// etcd refuses a watch only below the compacted revision: the events at
 	// it are kept (mvcc.Compact).

@@ -206,3 +206,19 @@ func TestWatchFutureStart(t *testing.T) {
 	h.Applied([]core.Applied{f.put("a", "2"), f.put("a", "3")})
 	expect(t, h, "batch 1 rev 2\nbatch 1 rev 3 PUT a=3@3\n")
 }
+
+// Watches of a range get each applied entry in creation order; a cancelled
+// one drops out, and entries of other ranges reach none of them.
+func TestWatchDeliveryOrder(t *testing.T) {
+	h, f := newTestHub(t, core.Bugs{})
+	for range 3 {
+		h.Create(Request{Key: []byte("a"), Start: 1}, t0)
+	}
+	expect(t, h, "created 1 start 1 err <nil>\ncreated 2 start 1 err <nil>\ncreated 3 start 1 err <nil>\n")
+	h.Cancel(2)
+	a := f.put("a", "1")
+	h.Applied([]core.Applied{{RangeID: 8, Events: a.Events, Resolved: 1}})
+	expect(t, h, "")
+	h.Applied([]core.Applied{a})
+	expect(t, h, "batch 1 rev 1 PUT a=1@1\nbatch 3 rev 1 PUT a=1@1\n")
+}
