@@ -8,6 +8,7 @@ import (
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 )
 
 // nextWatchResponse waits for the next response of a watch channel.
@@ -39,7 +40,7 @@ func TestWatchFromNowSkipsAcknowledgedWrites(t *testing.T) {
 	defer cancel()
 
 	for i, ep := range c.endpoints() {
-		ncli, err := clientv3.New(clientv3.Config{Endpoints: []string{ep}, DialTimeout: 5 * time.Second})
+		ncli, err := clientv3.New(clientv3.Config{Endpoints: []string{ep}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -53,6 +54,9 @@ func TestWatchFromNowSkipsAcknowledgedWrites(t *testing.T) {
 			wctx, wcancel := context.WithCancel(ctx)
 			wch := ncli.Watch(wctx, key, clientv3.WithCreatedNotify())
 			created := nextWatchResponse(ctx, t, wch, "created")
+			if err := created.Err(); err != nil || created.Canceled {
+				t.Fatalf("node %s round %d: watch not created: %v (%+v)", ep, round, err, created)
+			}
 			if !created.Created || created.Header.Revision < before.Header.Revision {
 				t.Fatalf("node %s round %d: created response at revision %d, below the write acknowledged before it at %d",
 					ep, round, created.Header.Revision, before.Header.Revision)

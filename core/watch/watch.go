@@ -29,6 +29,11 @@ const (
 	// DefaultCloseTimeout is the deadline of a CLOSE request behind a
 	// watch's start or a progress notification.
 	DefaultCloseTimeout = 5 * time.Second
+	// maxStartCloses bounds the CLOSE requests behind one watch's start: a
+	// CLOSE that failed with Unavailable (the range's leader changed under
+	// it, no leader yet) did nothing and is retried, as etcd's watches do
+	// not fail on a leader change.
+	maxStartCloses = 3
 )
 
 // ID names a watch of one hub.
@@ -140,6 +145,7 @@ type watcher struct {
 	span     core.Span
 	prevKV   bool
 	rangeID  uint64
+	closes   int // CLOSE requests sent for its start
 	started  bool
 	next     int64 // next revision to deliver, once started
 	// wantProgress: a progress notification is owed once the range has
@@ -261,6 +267,10 @@ func (h *Hub) Closed(ref uint64, rev int64, err error, now time.Time) {
 		return
 	}
 	if cr.start {
+		if err != nil && status.Code(err) == codes.Unavailable && w.closes < maxStartCloses {
+			h.close(w, true)
+			return
+		}
 		if err != nil {
 			h.Cancel(w.id)
 			h.out.Created = append(h.out.Created, Created{Watch: w.id, Err: err})
@@ -371,7 +381,9 @@ func (h *Hub) close(w *watcher, start bool) {
 	h.nextRef++
 	ref := h.nextRef
 	h.refs[ref] = closeRef{watch: w.id, start: start}
-	if !start {
+	if start {
+		w.closes++
+	} else {
 		w.progressRef = ref
 	}
 	h.out.Closes = append(h.out.Closes, Close{Ref: ref, RangeID: w.rangeID, Deadline: h.now.Add(h.cfg.CloseTimeout)})

@@ -11,6 +11,8 @@ import (
 	"github.com/tenfold/tenfold/engine/memengine"
 	"github.com/tenfold/tenfold/mvcc"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // fakeRange is one local replica: what WatchTarget reports, and the events
@@ -122,19 +124,29 @@ func TestStaleWatchStartBug(t *testing.T) {
 	expect(t, h, "created 1 start 2 err <nil>\n")
 }
 
-// A failed CLOSE or a missing replica fails the creation.
+// A failed CLOSE or a missing replica fails the creation; a CLOSE that
+// did nothing because the range had no leader is retried a few times.
 func TestWatchCreateErrors(t *testing.T) {
 	h, f := newTestHub(t, core.Bugs{})
 	h.Create(Request{Key: []byte("a")}, t0)
 	h.Ready()
-	h.Closed(1, 0, errors.New("no leader"), t0)
-	expect(t, h, "created 1 start 0 err no leader\n")
+	h.Closed(1, 0, errors.New("bad request"), t0)
+	expect(t, h, "created 1 start 0 err bad request\n")
 	if h.Len() != 0 {
 		t.Fatalf("failed watch kept: %d watches", h.Len())
 	}
+	h.Create(Request{Key: []byte("a")}, t0)
+	h.Ready()
+	unavailable := status.Error(codes.Unavailable, "leader changed")
+	h.Closed(2, 0, unavailable, t0.Add(time.Second))
+	expect(t, h, "close ref 3 range 7 deadline +6s\n")
+	h.Closed(3, 0, unavailable, t0)
+	expect(t, h, "close ref 4 range 7 deadline +5s\n")
+	h.Closed(4, 0, unavailable, t0)
+	expect(t, h, "created 2 start 0 err rpc error: code = Unavailable desc = leader changed\n")
 	f.err = errors.New("no replica here")
 	h.Create(Request{Key: []byte("a"), Start: 1}, t0)
-	expect(t, h, "created 2 start 0 err no replica here\n")
+	expect(t, h, "created 3 start 0 err no replica here\n")
 }
 
 // etcd refuses only a start below the compacted revision; a start at it
