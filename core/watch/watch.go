@@ -32,7 +32,8 @@ const (
 	// maxStartCloses bounds the CLOSE requests behind one watch's start: a
 	// CLOSE that failed with Unavailable (the range's leader changed under
 	// it, no leader yet) did nothing and is retried, as etcd's watches do
-	// not fail on a leader change.
+	// not fail on a leader change; all of them share the first one's
+	// deadline, so a creation takes at most CloseTimeout.
 	maxStartCloses = 3
 )
 
@@ -145,7 +146,8 @@ type watcher struct {
 	span     core.Span
 	prevKV   bool
 	rangeID  uint64
-	closes   int // CLOSE requests sent for its start
+	closes   int       // CLOSE requests sent for its start
+	startBy  time.Time // their common deadline
 	started  bool
 	next     int64 // next revision to deliver, once started
 	// wantProgress: a progress notification is owed once the range has
@@ -267,7 +269,7 @@ func (h *Hub) Closed(ref uint64, rev int64, err error, now time.Time) {
 		return
 	}
 	if cr.start {
-		if err != nil && status.Code(err) == codes.Unavailable && w.closes < maxStartCloses {
+		if err != nil && status.Code(err) == codes.Unavailable && w.closes < maxStartCloses && h.now.Before(w.startBy) {
 			h.close(w, true)
 			return
 		}
@@ -381,12 +383,17 @@ func (h *Hub) close(w *watcher, start bool) {
 	h.nextRef++
 	ref := h.nextRef
 	h.refs[ref] = closeRef{watch: w.id, start: start}
+	deadline := h.now.Add(h.cfg.CloseTimeout)
 	if start {
+		if w.closes == 0 {
+			w.startBy = deadline
+		}
 		w.closes++
+		deadline = w.startBy
 	} else {
 		w.progressRef = ref
 	}
-	h.out.Closes = append(h.out.Closes, Close{Ref: ref, RangeID: w.rangeID, Deadline: h.now.Add(h.cfg.CloseTimeout)})
+	h.out.Closes = append(h.out.Closes, Close{Ref: ref, RangeID: w.rangeID, Deadline: deadline})
 }
 
 // maybeProgress sends an owed progress notification once the range has

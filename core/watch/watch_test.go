@@ -139,14 +139,19 @@ func TestWatchCreateErrors(t *testing.T) {
 	h.Ready()
 	unavailable := status.Error(codes.Unavailable, "leader changed")
 	h.Closed(2, 0, unavailable, t0.Add(time.Second))
-	expect(t, h, "close ref 3 range 7 deadline +6s\n")
-	h.Closed(3, 0, unavailable, t0)
+	expect(t, h, "close ref 3 range 7 deadline +5s\n") // the first one's deadline
+	h.Closed(3, 0, unavailable, t0.Add(2*time.Second))
 	expect(t, h, "close ref 4 range 7 deadline +5s\n")
-	h.Closed(4, 0, unavailable, t0)
+	h.Closed(4, 0, unavailable, t0.Add(3*time.Second))
 	expect(t, h, "created 2 start 0 err rpc error: code = Unavailable desc = leader changed\n")
+	// Past the deadline (a timeout is Unavailable too): no retry.
+	h.Create(Request{Key: []byte("a")}, t0)
+	h.Ready()
+	h.Closed(5, 0, unavailable, t0.Add(5*time.Second))
+	expect(t, h, "created 3 start 0 err rpc error: code = Unavailable desc = leader changed\n")
 	f.err = errors.New("no replica here")
 	h.Create(Request{Key: []byte("a"), Start: 1}, t0)
-	expect(t, h, "created 3 start 0 err no replica here\n")
+	expect(t, h, "created 4 start 0 err no replica here\n")
 }
 
 // etcd refuses only a start below the compacted revision; a start at it
