@@ -115,6 +115,11 @@ type Bugs struct {
 	// entries whose log index is a multiple of 5 (when it is a put), so its
 	// state diverges from the other replicas' (S5).
 	DivergentApply bool
+	// StaleWatchStart makes the watch hub (core/watch) start a watch
+	// without a start revision right after the local replica's resolved
+	// revision, which may be below writes already acknowledged (S6 for
+	// watches: a watch from now must not deliver them).
+	StaleWatchStart bool
 }
 
 func (c *Config) setDefaults() {

@@ -32,6 +32,8 @@ type Backend interface {
 
 	// Watch starts one watch. The returned Watch delivers batches until
 	// Close, or until it ends with an error (e.g. compacted start revision).
+	// A request without a start revision (0) watches from now: the backend
+	// settles the start (Watch.Start) before it returns.
 	Watch(ctx context.Context, r *pb.WatchCreateRequest) (Watch, error)
 
 	Status(ctx context.Context, r *pb.StatusRequest) (*pb.StatusResponse, error)
@@ -54,6 +56,11 @@ type WatchBatch struct {
 
 // Watch is one running watch.
 type Watch interface {
+	// Start is the first revision the watch delivers: the request's start
+	// revision, or, for a watch without one, one past a revision at or
+	// above every write acknowledged before the watch was created (etcd's
+	// store revision at creation), which the created response reports.
+	Start() int64
 	// Batches delivers batches in order; it is closed when the watch ends.
 	Batches() <-chan WatchBatch
 	// Err says why the watch ended (nil after Close).

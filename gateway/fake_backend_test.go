@@ -29,6 +29,7 @@ type fakeBackend struct {
 
 	// Injected faults and counters for tests.
 	watchErr      error // Watch fails with it when set
+	headerLag     int64 // Header reports a revision this far behind (a stale view)
 	watchesOpened int
 	watchesClosed int
 	lastWatchReq  *pb.WatchCreateRequest
@@ -493,7 +494,9 @@ func (b *fakeBackend) MemberList(_ context.Context, _ *pb.MemberListRequest) (*p
 func (b *fakeBackend) Header(_ context.Context) (*pb.ResponseHeader, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.headerLocked(), nil
+	h := b.headerLocked()
+	h.Revision -= b.headerLag
+	return h, nil
 }
 
 // Watch replays history from the start revision, then follows new writes.
@@ -514,13 +517,17 @@ func (b *fakeBackend) Watch(_ context.Context, r *pb.WatchCreateRequest) (Watch,
 		stop:   make(chan struct{}),
 	}
 	b.watchesOpened++
+	w.start = r.StartRevision
+	if w.start == 0 {
+		w.start = b.rev + 1 // the fake's writes are acknowledged under its lock
+	}
 	go w.pump()
-	if r.StartRevision < b.compacted {
+	if w.start < b.compacted {
 		w.push(WatchBatch{CompactRevision: b.compacted, Revision: b.rev}, true)
 		return w, nil
 	}
 	for _, e := range b.log {
-		if e.rev >= r.StartRevision {
+		if e.rev >= w.start {
 			w.deliver(e.rev, e.events)
 		}
 	}
@@ -565,6 +572,7 @@ type fakeWatch struct {
 	key    []byte
 	end    []byte
 	prevKV bool
+	start  int64
 	out    chan WatchBatch
 	wake   chan struct{}
 	stop   chan struct{}
@@ -610,6 +618,8 @@ func (w *fakeWatch) deliver(rev int64, events []*mvccpb.Event) {
 		w.push(WatchBatch{Events: evs, Revision: rev}, false)
 	}
 }
+
+func (w *fakeWatch) Start() int64 { return w.start }
 
 func (w *fakeWatch) pump() {
 	defer close(w.out)

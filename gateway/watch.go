@@ -39,7 +39,10 @@ import (
 //   - RequestProgress does not block on delivery, and it and Close are safe
 //     to call concurrently and after the watch has ended;
 //   - a progress batch carries the revision in Revision (clients ignore a
-//     progress notification at revision 0).
+//     progress notification at revision 0);
+//   - for a request without a start revision, Watch settles "now" itself
+//     (at or above every acknowledged write) and Start reports it: the
+//     gateway's Header may be a stale local view, so it does not pin it.
 
 // Errors etcd's mvcc watch stream gives for bad create requests; clients
 // see their text as the cancel reason.
@@ -194,8 +197,8 @@ func (ws *watchStream) recvLoop() error {
 // created-and-canceled one (watch ID -1 and a reason) when it cannot. It
 // fails only when the stream has ended.
 func (ws *watchStream) create(creq *pb.WatchCreateRequest) error {
-	// The created response carries the store revision the watch starts
-	// after, so it is read before the watch starts, as etcd does.
+	// The header's cluster, member and term; for a watch from now its
+	// revision is replaced by the one the watch starts after.
 	hdr, err := ws.b.Header(ws.ctx)
 	if err != nil {
 		return ws.createFailed(&pb.ResponseHeader{}, err)
@@ -225,17 +228,20 @@ func (ws *watchStream) create(creq *pb.WatchCreateRequest) error {
 	ws.mu.Unlock()
 
 	creq.WatchId = id
-	if creq.StartRevision == 0 {
-		// Pin "from now" to the revision in the created response, so that
-		// what the client is told and what the backend does agree.
-		creq.StartRevision = hdr.GetRevision() + 1
-	}
+	fromNow := creq.StartRevision == 0
 	w, err := ws.b.Watch(ws.ctx, creq)
 	if err == nil && w == nil {
 		err = errWatchNil
 	}
 	if err != nil {
 		return ws.createFailed(hdr, err)
+	}
+	if fromNow {
+		// The backend chose "now" (at or above every acknowledged write);
+		// the created response reports it, as etcd reports the store
+		// revision the watch starts after.
+		hdr = copyHeader(hdr)
+		hdr.Revision = w.Start() - 1
 	}
 
 	sw := &streamWatch{

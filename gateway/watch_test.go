@@ -203,8 +203,10 @@ func TestWatchCreateIDsAndErrors(t *testing.T) {
 	if r := rw.created(); r.WatchId != 0 || r.Header.Revision != hdr.Revision || r.Header.ClusterId != 1 {
 		t.Fatalf("first automatic watch: %v", r)
 	}
-	if got := b.lastWatchReq.StartRevision; got != hdr.Revision+1 {
-		t.Fatalf("backend start revision %d, want the created revision + 1 = %d", got, hdr.Revision+1)
+	// A watch from now reaches the backend without a start revision: the
+	// backend settles "now" (the gateway's own idea of it may be stale).
+	if got := b.lastWatchReq.StartRevision; got != 0 {
+		t.Fatalf("backend start revision %d, want 0 (from now)", got)
 	}
 	rw.create(&pb.WatchCreateRequest{Key: []byte("a"), WatchId: 7})
 	if r := rw.created(); r.WatchId != 7 {
@@ -248,6 +250,39 @@ func TestWatchCreateIDsAndErrors(t *testing.T) {
 	rw.create(&pb.WatchCreateRequest{Key: []byte("a")})
 	if r := rw.next(); !r.Canceled || r.WatchId != invalidWatchID || rpctypes.Error(fmt.Errorf("%s", r.CancelReason)) != rpctypes.ErrNoLeader {
 		t.Fatalf("backend create error: %v", r)
+	}
+}
+
+// TestWatchFromNowReportsBackendStart: a watch from now is created at the
+// revision the backend started it after, not at the gateway's Header, which
+// may lag behind acknowledged writes; the watch delivers none of them.
+func TestWatchFromNowReportsBackendStart(t *testing.T) {
+	b := newFakeBackend()
+	addr := startServer(t, b, Config{})
+	cli := newClient(t, addr)
+	rw := newRawWatch(t, addr)
+	ctx := testContext(t)
+	var last int64
+	for i := range 3 {
+		p, err := cli.Put(ctx, "k", fmt.Sprint(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = p.Header.Revision
+	}
+	b.mu.Lock()
+	b.headerLag = 2
+	b.mu.Unlock()
+	rw.create(&pb.WatchCreateRequest{Key: []byte("k")})
+	if r := rw.created(); r.Header.Revision != last {
+		t.Fatalf("created at revision %d, want %d (the last acknowledged write)", r.Header.Revision, last)
+	}
+	p, err := cli.Put(ctx, "k", "after")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := rw.next(); len(r.Events) != 1 || r.Events[0].Kv.ModRevision != p.Header.Revision {
+		t.Fatalf("first event %v, want only the put at %d", r.Events, p.Header.Revision)
 	}
 }
 

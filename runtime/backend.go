@@ -180,14 +180,25 @@ func (b *backend) Watch(ctx context.Context, r *pb.WatchCreateRequest) (gateway.
 	return b.n.hub.create(ctx, r)
 }
 
-// Header is the revision a new watch starts after. It is the lowest closed
-// revision of the node's data replicas, so that a watch on any of them
-// starting at Header+1 misses no event that was not yet applied here.
+// Header is the header of watch responses that carry no revision of their
+// own (cancels, a progress answer with no watches, created responses of
+// watches with a start revision): the lowest resolved revision of the
+// node's data replicas, read from the core now (every event at or below it
+// has been applied here). It is a local view, so it may lag behind
+// acknowledged writes; a watch from now does not start from it (the watch
+// hub settles its start with a CLOSE through the core).
 func (b *backend) Header(ctx context.Context) (*pb.ResponseHeader, error) {
-	s := b.n.Status()
 	h := &pb.ResponseHeader{ClusterId: core.ClusterID, MemberId: b.n.cfg.NodeID}
-	if s != nil {
-		h.Revision = s.MinClosed
+	err := b.n.do(ctx, func() {
+		first := true
+		for _, rs := range b.n.core.RangeStatuses() {
+			if rs.Kind == tenfoldpb.RangeKind_DATA && (first || rs.Closed < h.Revision) {
+				h.Revision, first = rs.Closed, false
+			}
+		}
+	})
+	if err != nil {
+		return nil, toStatus(err)
 	}
 	return h, nil
 }

@@ -333,11 +333,14 @@ func (n *Node) loop() {
 			if ch, ok := n.waiters[r.ID]; ok {
 				delete(n.waiters, r.ID)
 				ch <- r
+			} else {
+				n.hub.result(r)
 			}
 		}
 		if len(out.Applied) > 0 {
 			n.hub.applied(out.Applied)
 		}
+		n.hub.flush()
 	}
 }
 

@@ -6,149 +6,165 @@ import (
 	"time"
 
 	"github.com/tenfold/tenfold/core"
+	"github.com/tenfold/tenfold/core/watch"
 	"github.com/tenfold/tenfold/gateway"
-	"github.com/tenfold/tenfold/mvcc"
 	"github.com/tenfold/tenfold/tenfoldpb"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
-	"go.etcd.io/etcd/api/v3/mvccpb"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
 
-// Watch limits.
-const (
-	// watchBuffer bounds batches queued to one watcher; a watcher that falls
-	// this far behind is ended (it can resume from its last revision).
-	watchBuffer = 1024
-	// catchupPage bounds events read from history per step.
-	catchupPage = 1000
-)
+// watchBuffer bounds batches queued to one watcher; a watcher that falls
+// this far behind is ended (it can resume from its last revision).
+const watchBuffer = 1024
 
-// watchHub serves watches from this node's replicas. It lives on the loop
-// goroutine, so catch-up from history and live events never interleave
-// wrongly: a watch is registered in the same step that reads its history.
+// watchHub drives the node's watch.Hub (all decisions are there) from the
+// loop goroutine: it submits the hub's CLOSE requests to the core, hands
+// their answers and the core's applied events back, and moves the hub's
+// batches onto each watch's channel.
 type watchHub struct {
-	n       *Node
-	watches map[*watch]bool
+	n   *Node
+	hub *watch.Hub
+	// watches are the open watches by hub ID, created ones and those
+	// waiting for their start.
+	watches map[watch.ID]*watchStream
+	// closes maps a core request ID to the hub's reference for it.
+	closes map[uint64]uint64
 }
 
-type watch struct {
+// watchStream is one watch as the gateway sees it.
+type watchStream struct {
 	hub     *watchHub
-	rangeID uint64
-	span    core.Span
-	prevKV  bool
-	next    int64 // next revision to deliver
-	// wantProgress: a progress notification is owed once the local replica
-	// has resolved this revision (loop-owned).
-	wantProgress int64
-	ch           chan gateway.WatchBatch
-	mu           sync.Mutex
-	err          error
-	ended        bool
+	id      watch.ID
+	start   int64
+	created chan error // gets the creation's outcome, once (buffered)
+	ch      chan gateway.WatchBatch
+	mu      sync.Mutex
+	err     error
+	ended   bool
 }
 
-func newWatchHub(n *Node) *watchHub { return &watchHub{n: n, watches: map[*watch]bool{}} }
+func newWatchHub(n *Node) *watchHub {
+	return &watchHub{n: n, hub: watch.New(watch.Config{Engine: n.eng, Ranges: n.core}),
+		watches: map[watch.ID]*watchStream{}, closes: map[uint64]uint64{}}
+}
 
+// create starts a watch and waits until its start is settled (for a watch
+// from now, a CLOSE of its range through the core).
 func (h *watchHub) create(ctx context.Context, r *pb.WatchCreateRequest) (gateway.Watch, error) {
-	var w *watch
-	var err error
-	if derr := h.n.do(ctx, func() { w, err = h.createLocked(r) }); derr != nil {
-		return nil, derr
+	w := &watchStream{hub: h, created: make(chan error, 1), ch: make(chan gateway.WatchBatch, watchBuffer)}
+	req := watch.Request{Key: r.Key, End: r.RangeEnd, Start: r.StartRevision, PrevKV: r.PrevKv}
+	if err := h.n.do(ctx, func() {
+		w.id = h.hub.Create(req, time.Now())
+		h.watches[w.id] = w
+		h.flush()
+	}); err != nil {
+		return nil, toStatus(err)
 	}
-	return w, err
-}
-
-func (h *watchHub) createLocked(r *pb.WatchCreateRequest) (*watch, error) {
-	rangeID, resolved, compacted, err := h.n.core.WatchTarget(r.Key, r.RangeEnd)
-	if err != nil {
-		return nil, err
-	}
-	w := &watch{hub: h, rangeID: rangeID, span: core.EtcdSpan(r.Key, r.RangeEnd), prevKV: r.PrevKv, ch: make(chan gateway.WatchBatch, watchBuffer)}
-	start := r.StartRevision
-	if start <= 0 {
-		start = resolved + 1
-	}
-	if start <= compacted && compacted > 0 {
-		w.ch <- gateway.WatchBatch{CompactRevision: compacted}
-		w.end(nil)
-		return w, nil
-	}
-	w.next = start
-	for w.next <= resolved {
-		evs, next, err := mvcc.Events(h.n.eng, mvcc.Span{Start: w.span.Start, End: w.span.End}, w.next, resolved, catchupPage, w.prevKV)
+	select {
+	case err := <-w.created:
 		if err != nil {
-			return nil, status.Errorf(codes.Internal, "tenfold: read watch history: %v", err)
+			return nil, err
 		}
-		if len(evs) > 0 {
-			if !w.push(gateway.WatchBatch{Events: evs, Revision: resolved}) {
-				return w, nil
-			}
-		}
-		if next <= w.next {
-			break
-		}
-		w.next = next
+		return w, nil
+	case <-ctx.Done():
+		w.Close()
+		return nil, toStatus(ctx.Err())
+	case <-h.n.stop:
+		return nil, errStopping
 	}
-	w.next = max(w.next, resolved+1)
-	h.watches[w] = true
-	return w, nil
 }
 
-// applied delivers newly applied events to the watches of each range.
-func (h *watchHub) applied(as []core.Applied) {
-	for _, a := range as {
-		for w := range h.watches {
-			if w.rangeID != a.RangeID {
-				continue
-			}
-			var evs []*mvccpb.Event
-			for _, ev := range a.Events {
-				if ev.Kv.ModRevision < w.next || !w.span.Contains(ev.Kv.Key) {
-					continue
-				}
-				if !w.prevKV && ev.PrevKv != nil {
-					ev = &mvccpb.Event{Type: ev.Type, Kv: ev.Kv}
-				}
-				evs = append(evs, ev)
-			}
-			if len(evs) > 0 {
-				if !w.push(gateway.WatchBatch{Events: evs, Revision: a.Resolved}) {
-					delete(h.watches, w)
-					continue
-				}
-				w.next = evs[len(evs)-1].Kv.ModRevision + 1
-			}
-			if w.wantProgress > 0 && a.Resolved >= w.wantProgress {
-				select {
-				case w.ch <- gateway.WatchBatch{Revision: a.Resolved}:
-					w.wantProgress = 0
-				default:
-				}
-			}
+// flush carries out what the hub decided (loop goroutine only).
+func (h *watchHub) flush() {
+	out := h.hub.Ready()
+	n := h.n
+	for _, c := range out.Closes {
+		id := n.nextID.Add(1)
+		h.closes[id] = c.Ref
+		n.core.Submit(core.ClientRequest{ID: id, Kind: tenfoldpb.RequestKind_CLOSE, RangeID: c.RangeID, Msg: &pb.RangeRequest{}, Deadline: c.Deadline})
+	}
+	for _, c := range out.Created {
+		w := h.watches[c.Watch]
+		if w == nil {
+			continue
+		}
+		if c.Err != nil {
+			delete(h.watches, c.Watch)
+		}
+		w.start = c.Start
+		w.created <- c.Err
+	}
+	for _, b := range out.Batches {
+		w := h.watches[b.Watch]
+		if w == nil {
+			continue
+		}
+		if !w.push(gateway.WatchBatch{Events: b.Events, Revision: b.Revision, CompactRevision: b.CompactRevision}) {
+			h.hub.Cancel(b.Watch)
+			delete(h.watches, b.Watch)
+			continue
+		}
+		if b.End {
+			delete(h.watches, b.Watch)
+			w.end(b.Err)
 		}
 	}
+	if len(out.Closes) > 0 {
+		// The core gets the new requests at the loop's next Ready; make
+		// sure there is one soon. (The loop itself sends: never block.)
+		select {
+		case n.calls <- func() {}:
+		default:
+		}
+	}
+}
+
+// result takes the answer to one of the hub's CLOSE requests, if r is one
+// (loop goroutine only).
+func (h *watchHub) result(r core.Result) {
+	ref, ok := h.closes[r.ID]
+	if !ok {
+		return
+	}
+	delete(h.closes, r.ID)
+	var rev int64
+	if resp, ok := r.Resp.(*pb.RangeResponse); ok && r.Err == nil {
+		rev = resp.GetHeader().GetRevision()
+	}
+	h.hub.Closed(ref, rev, r.Err, time.Now())
+}
+
+// applied hands the core's applied events to the hub.
+func (h *watchHub) applied(as []core.Applied) {
+	h.hub.Applied(as)
 }
 
 func (h *watchHub) closeAll() {
-	for w := range h.watches {
+	for id, w := range h.watches {
+		select {
+		case w.created <- errStopping:
+		default:
+		}
 		w.end(errStopping)
-		delete(h.watches, w)
+		h.hub.Cancel(id)
+		delete(h.watches, id)
 	}
 }
 
 // push queues a batch; a full buffer ends the watch.
-func (w *watch) push(b gateway.WatchBatch) bool {
+func (w *watchStream) push(b gateway.WatchBatch) bool {
 	select {
 	case w.ch <- b:
 		return true
 	default:
-		w.end(status.Errorf(codes.ResourceExhausted, "tenfold: watcher fell %d batches behind and was ended; re-watch from revision %d", watchBuffer, w.next))
+		w.end(status.Errorf(codes.ResourceExhausted, "tenfold: watcher fell %d batches behind and was ended; re-watch from the revision after its last event", watchBuffer))
 		return false
 	}
 }
 
 // end closes the watch's channel once (loop goroutine only).
-func (w *watch) end(err error) {
+func (w *watchStream) end(err error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.ended {
@@ -158,81 +174,43 @@ func (w *watch) end(err error) {
 	close(w.ch)
 }
 
+// Start implements gateway.Watch.
+func (w *watchStream) Start() int64 { return w.start }
+
 // Batches implements gateway.Watch.
-func (w *watch) Batches() <-chan gateway.WatchBatch { return w.ch }
+func (w *watchStream) Batches() <-chan gateway.WatchBatch { return w.ch }
 
 // Err implements gateway.Watch.
-func (w *watch) Err() error {
+func (w *watchStream) Err() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.err
 }
 
-// RequestProgress implements gateway.Watch. It asks the range's leader to
-// close the range up to the store's current revision (an empty write cycle,
-// which also wakes a quiesced range), and sends a progress notification
-// once the local replica has applied that far: every event at or below the
-// notified revision has then been delivered. It does not block.
-func (w *watch) RequestProgress() {
+// RequestProgress implements gateway.Watch: the hub closes the watched
+// range up to the store's current revision (an empty write cycle, which
+// also wakes a quiesced range) and sends a progress notification once the
+// local replica has resolved that far. It does not block.
+func (w *watchStream) RequestProgress() {
 	h := w.hub
-	n := h.n
 	go func() {
-		ch := make(chan core.Result, 1)
-		id := n.nextID.Add(1)
-		err := n.do(context.Background(), func() {
-			if !h.watches[w] {
-				return
+		_ = h.n.do(context.Background(), func() {
+			if h.watches[w.id] == w {
+				h.hub.RequestProgress(w.id, time.Now())
+				h.flush()
 			}
-			n.waiters[id] = ch
-			n.core.Submit(core.ClientRequest{ID: id, Kind: tenfoldpb.RequestKind_CLOSE, RangeID: w.rangeID, Msg: &pb.RangeRequest{}, Deadline: time.Now().Add(progressTimeout)})
-		})
-		if err != nil {
-			return
-		}
-		var rev int64
-		select {
-		case r := <-ch:
-			if resp, ok := r.Resp.(*pb.RangeResponse); ok && r.Err == nil && resp.Header != nil {
-				rev = resp.Header.Revision
-			}
-		case <-n.stop:
-			return
-		}
-		_ = n.do(context.Background(), func() {
-			if !h.watches[w] {
-				return
-			}
-			w.wantProgress = max(rev, 1)
-			h.deliverProgress(w)
 		})
 	}()
 }
 
-// progressTimeout bounds the close cycle behind one progress request.
-const progressTimeout = 5 * time.Second
-
-// deliverProgress sends an owed progress notification if the local replica
-// has resolved far enough (loop goroutine only).
-func (h *watchHub) deliverProgress(w *watch) {
-	if w.wantProgress == 0 {
-		return
-	}
-	for _, rs := range h.n.core.RangeStatuses() {
-		if rs.RangeID == w.rangeID && rs.Closed >= w.wantProgress && rs.Closed >= w.next-1 {
-			select {
-			case w.ch <- gateway.WatchBatch{Revision: rs.Closed}:
-				w.wantProgress = 0
-			default:
-			}
-		}
-	}
-}
-
 // Close implements gateway.Watch.
-func (w *watch) Close() {
+func (w *watchStream) Close() {
 	h := w.hub
 	_ = h.n.do(context.Background(), func() {
-		delete(h.watches, w)
+		if h.watches[w.id] == w {
+			h.hub.Cancel(w.id)
+			delete(h.watches, w.id)
+		}
 		w.end(nil)
 	})
 }

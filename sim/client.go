@@ -34,9 +34,9 @@ type client struct {
 
 // pendingOp is an operation waiting for its result.
 type pendingOp struct {
-	watch  *watcher // a watcher's progress request (not in the history)
-	client *client  // nil for a final read
-	final  int      // key index of a final read
+	hubRef uint64  // a watch hub's CLOSE request (not in the history)
+	client *client // nil for a final read
+	final  int     // key index of a final read
 	op     check.Op
 	node   uint64
 	inc    int
@@ -148,8 +148,8 @@ func (s *Sim) clientResult(n *node, r core.Result) {
 		return
 	}
 	delete(s.pending, r.ID)
-	if p.watch != nil {
-		s.progressAnswered(p, r.Resp, r.Err)
+	if p.hubRef != 0 {
+		s.closeAnswered(n, p, r.Resp, r.Err)
 		return
 	}
 	outcome := classify(r.Err)
@@ -221,9 +221,8 @@ func decodeOutput(kind check.OpKind, resp proto.Message) (check.Output, error) {
 
 // complete records an operation's end and schedules what comes next.
 func (s *Sim) complete(p *pendingOp, outcome check.Outcome, out check.Output) {
-	if p.watch != nil {
-		p.watch.progressAsked = false
-		return
+	if p.hubRef != 0 {
+		return // the node crashed: its hub went with it
 	}
 	p.op.Outcome, p.op.Return, p.op.Output = outcome, s.now, out
 	if outcome != check.Ok {

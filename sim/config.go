@@ -76,7 +76,7 @@ func ParseFaults(s string) (faults []FaultKind, random bool, err error) {
 
 // ParseBugs parses a --bugs value: a comma-separated list of
 // ack-before-sync, stale-reads, reuse-revision, drop-watch-event,
-// overlapping-ranges, divergent-apply.
+// overlapping-ranges, divergent-apply, no-reelection, stale-watch-start.
 func ParseBugs(s string) (core.Bugs, error) {
 	var b core.Bugs
 	s = strings.TrimSpace(s)
@@ -99,8 +99,10 @@ func ParseBugs(s string) (core.Bugs, error) {
 			b.DivergentApply = true
 		case "no-reelection":
 			b.NoReelection = true
+		case "stale-watch-start":
+			b.StaleWatchStart = true
 		default:
-			return b, fmt.Errorf("unknown bug %q: want ack-before-sync, stale-reads, reuse-revision, drop-watch-event, overlapping-ranges, divergent-apply or no-reelection", part)
+			return b, fmt.Errorf("unknown bug %q: want ack-before-sync, stale-reads, reuse-revision, drop-watch-event, overlapping-ranges, divergent-apply, no-reelection or stale-watch-start", part)
 		}
 	}
 	return b, nil
@@ -129,6 +131,9 @@ func BugsString(b core.Bugs) string {
 	}
 	if b.NoReelection {
 		s = append(s, "no-reelection")
+	}
+	if b.StaleWatchStart {
+		s = append(s, "stale-watch-start")
 	}
 	return strings.Join(s, ",")
 }

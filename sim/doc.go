@@ -17,8 +17,11 @@
 //  1. Warmup: the cluster bootstraps (control leader, registrations,
 //     system and data ranges).
 //  2. Active (Duration): clients run put, get, delete and CAS over a few
-//     keys; watchers follow the keys of one range each; faults start at
-//     FaultRate per second, each healing on its own after a bounded time.
+//     keys; watchers follow the keys of one range each, served by the
+//     watch hub of a node (core/watch, the hub the runtime runs), from
+//     revision 1 or from "now" (created at a random point of the first half
+//     of the phase); faults start at FaultRate per second, each healing on
+//     its own after a bounded time.
 //  3. Heal: every fault ends at once; the run waits until every range has a
 //     leader (recovery), then clients run for one more deadline.
 //  4. Final: every key is read once more, watchers ask for progress until
@@ -68,7 +71,9 @@
 //	                                 check.CheckRevisions: no revision acknowledged twice, per-key mod
 //	                                 revisions follow real time; fault-free runs: no revision gaps
 //	S6 watches ("S6-watch")          check.CheckWatches: order, no duplicates, no gaps, progress
-//	                                 notifications honest, every watcher reaches the last write
+//	                                 notifications honest, every watcher reaches the last write;
+//	                                 a watch from now starts above every write acknowledged
+//	                                 before it was created (sim/watch.go)
 //	S7 store revision monotonic      check.CheckRevisions: an op that starts after another returned
 //	                                 never reports a lower revision
 //	L1 leaders after healing         every range (control, system, data) has a leader within
@@ -82,7 +87,7 @@
 // deliberate core bug (core.Bugs, --bugs) and show it is caught within a
 // bounded number of seeds (TestCatches*): S1 ack-before-sync, stale-reads;
 // S4 overlapping-ranges; S5 divergent-apply; S6 reuse-revision,
-// drop-watch-event; S7 stale-reads. S3 is the exception: raft owns voting,
+// drop-watch-event, stale-watch-start; S7 stale-reads. S3 is the exception: raft owns voting,
 // and no core bug tried (a replica that forgets its vote on restart: no
 // S3 in 2,000 seeds of crash, partition and dup faults) gives a range two
 // leaders in one term, so TestS3Checker feeds the checker fabricated

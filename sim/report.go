@@ -99,7 +99,7 @@ func (s *Sim) finish(wall time.Duration) *Result {
 	for _, id := range sortedKeys(s.pending) {
 		p := s.pending[id]
 		delete(s.pending, id)
-		if p.watch != nil {
+		if p.hubRef != 0 {
 			continue
 		}
 		p.op.Outcome, p.op.Return, p.op.Output = check.Unknown, s.now, check.Output{}

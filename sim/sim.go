@@ -16,6 +16,7 @@ import (
 
 	"github.com/tenfold/tenfold/check"
 	"github.com/tenfold/tenfold/core"
+	"github.com/tenfold/tenfold/core/watch"
 	"github.com/tenfold/tenfold/engine/memengine"
 	"github.com/tenfold/tenfold/tenfoldpb"
 	"google.golang.org/protobuf/proto"
@@ -90,7 +91,8 @@ type node struct {
 	control bool
 	eng     *memengine.Engine
 	core    *core.Node
-	inc     int // incarnation: bumped by every crash
+	hub     *watch.Hub // the node's watch hub, restarted with its core
+	inc     int        // incarnation: bumped by every crash
 	down    bool
 	paused  bool
 	backlog []*event // inputs that arrived while paused
@@ -190,6 +192,7 @@ func (s *Sim) startCore(n *node) error {
 		return fmt.Errorf("sim: start node %d (incarnation %d): %w", n.id, n.inc, err)
 	}
 	n.core = c
+	s.newHub(n)
 	return nil
 }
 

@@ -1,109 +1,92 @@
 package sim
 
 import (
-	"strings"
 	"time"
 
 	"github.com/tenfold/tenfold/check"
 	"github.com/tenfold/tenfold/core"
-	"github.com/tenfold/tenfold/mvcc"
+	"github.com/tenfold/tenfold/core/watch"
 	"github.com/tenfold/tenfold/tenfoldpb"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"google.golang.org/protobuf/proto"
 )
 
-// Watch limits.
-const (
-	// watchCatchupPage bounds the events read from history per step, as the
-	// runtime's watch hub does.
-	watchCatchupPage = 1000
-	// progressEvery is how often a watcher asks for a progress
-	// notification, as a client's WatchProgressRequest would.
-	progressEvery = time.Second
-)
+// progressEvery is how often a watcher asks for a progress notification,
+// as a client's WatchProgressRequest would.
+const progressEvery = time.Second
 
-// watcher is one simulated watch on the keys of one range (a prefix), served
-// the way runtime/watch.go serves it: registered at a node with a replica of
-// the range, caught up from the engine's history, then fed the events of
-// that node's Ready outputs. When its node crashes the stream breaks and the
-// watcher resumes from its next revision on some replica, as a real client
-// would.
+// watcher is one simulated watch client on the keys of one range (a
+// prefix). Its watch is served by the watch hub (core/watch) of a node with
+// a replica of the range, the hub the runtime runs: the simulator only
+// carries the hub's CLOSE requests to the node's core, feeds it the core's
+// applied events, and records what it delivers. When the serving node
+// crashes the stream breaks, and the watcher resumes from its next
+// revision on some replica, as a real client would.
 type watcher struct {
 	idx       int
 	group     int
 	prefix    string
 	fromStart bool // start at revision 1 (history catch-up) rather than now
+	// createAt is when a watcher from now first creates its watch: at some
+	// point of the active phase, so that writes were acknowledged before.
+	createAt int64
 
 	log     check.WatchLog
-	started bool
-	active  bool
+	started bool // its first watch was created: log.StartRevision is set
+	active  bool // a watch is open, or being created, on node/inc
+	created bool // that watch's start is settled
 	node    uint64
 	inc     int
-	rangeID uint64
-	next    int64 // next revision to deliver
+	id      watch.ID // in the node's hub
+	next    int64    // revision to resume from
 
-	lastProgress int64
-	// wantProgress is the revision of an answered progress request: a
-	// notification is owed once the replica has resolved that far.
-	wantProgress   int64
-	progressAsked  bool  // a progress request is in flight
+	// ackedAtCreate is the highest acknowledged write revision when the
+	// watch from now was asked for: its start must be above it.
+	ackedAtCreate  int64
+	lastProgress   int64
 	lastProgressAt int64 // when the last progress request was made
 }
 
 func (s *Sim) newWatcher(i int) *watcher {
 	groups := min(s.cfg.Ranges, s.cfg.Keys)
 	g := i % groups
-	return &watcher{idx: i, group: g, prefix: groupPrefix(g), fromStart: s.rng.IntN(2) == 0,
+	w := &watcher{idx: i, group: g, prefix: groupPrefix(g), fromStart: s.rng.IntN(2) == 0,
 		log: check.WatchLog{Key: groupPrefix(g), Prefix: true}}
+	w.createAt = s.activeAt
+	if !w.fromStart {
+		w.createAt += s.rng.Int64N(int64(s.cfg.Duration)/2 + 1)
+	}
+	return w
+}
+
+// newHub gives a (re)started node its watch hub.
+func (s *Sim) newHub(n *node) {
+	n.hub = watch.New(watch.Config{Engine: n.eng, Ranges: n.core, CloseTimeout: s.cfg.OpTimeout, Bugs: s.cfg.Bugs})
 }
 
 // startWatches (re)creates every watch that is not running, and has the
 // running ones ask for progress now and then.
 func (s *Sim) startWatches() {
 	for _, w := range s.watchers {
-		if !w.active {
+		if !w.active && s.now >= w.createAt {
 			s.startWatch(w)
 		}
-		if w.active && !w.progressAsked && s.now-w.lastProgressAt >= int64(progressEvery) {
+		if w.active && w.created && s.now-w.lastProgressAt >= int64(progressEvery) {
 			s.requestProgress(w)
 		}
 	}
 }
 
-// requestProgress does what the runtime's RequestProgress does: a CLOSE
-// request for the watched range (an empty write cycle that advances the
-// range's closed revision and wakes it if quiesced) through the watch's
-// node; its answer's revision is owed as a progress notification.
+// requestProgress asks the watch's hub for a progress notification.
 func (s *Sim) requestProgress(w *watcher) {
 	n := s.nodes[w.node]
-	if n.down || n.inc != w.inc {
+	if n.down || n.paused || n.inc != w.inc {
 		return
 	}
-	w.progressAsked, w.lastProgressAt = true, s.now
-	s.nextReq++
-	id := s.nextReq
-	s.pending[id] = &pendingOp{watch: w, final: -1, node: n.id, inc: n.inc}
-	req := &core.ClientRequest{ID: id, Kind: tenfoldpb.RequestKind_CLOSE, RangeID: w.rangeID, Msg: &pb.RangeRequest{}, Deadline: s.clock(n).Add(s.cfg.OpTimeout)}
-	s.schedule(s.now, &event{kind: evSubmit, node: n.id, inc: n.inc, req: req, reqID: id})
-	s.schedule(s.now+int64(s.cfg.OpTimeout+giveUpGrace), &event{kind: evClientGiveUp, reqID: id})
-}
-
-// progressAnswered receives the answer to a progress request.
-func (s *Sim) progressAnswered(p *pendingOp, resp proto.Message, err error) {
-	w := p.watch
-	w.progressAsked = false
-	r, ok := resp.(*pb.RangeResponse)
-	if err != nil || !ok || r.Header == nil || !w.active || w.inc != p.inc || w.node != p.node {
-		return
-	}
-	w.wantProgress = max(w.wantProgress, r.Header.Revision, 1)
-	for _, st := range s.nodes[w.node].core.RangeStatuses() {
-		if st.RangeID == w.rangeID {
-			s.watchProgress(w, st.Closed)
-		}
-	}
-	s.maybeEnd()
+	w.lastProgressAt = s.now
+	n.hub.RequestProgress(w.id, s.clock(n))
+	s.flushHub(n)
 }
 
 func (s *Sim) startWatch(w *watcher) {
@@ -136,98 +119,126 @@ func (s *Sim) startWatch(w *watcher) {
 	n := s.nodes[up[s.rng.IntN(len(up))]]
 	end := []byte(w.prefix)
 	end[len(end)-1]++
-	rangeID, resolved, compacted, err := n.core.WatchTarget([]byte(w.prefix), end)
-	if err != nil {
-		return // no range or replica known there yet: retry later
-	}
+	start := w.next
 	if !w.started {
-		w.next = resolved + 1
+		start = 0 // from now
 		if w.fromStart {
-			w.next = 1
+			start = 1
 		}
-		w.log.StartRevision = w.next
-		w.started = true
 	}
-	if w.next <= compacted {
-		s.violate("harness", "watcher %d: history compacted at %d, above its next revision %d (the simulator does not compact)", w.idx, compacted, w.next)
-		return
-	}
-	w.active, w.node, w.inc, w.rangeID = true, n.id, n.inc, rangeID
-	span := mvcc.Span{Start: []byte(w.prefix), End: end}
-	for w.next <= resolved {
-		evs, next, err := mvcc.Events(n.eng, span, w.next, resolved, watchCatchupPage, false)
-		if err != nil {
-			s.violate("harness", "watcher %d: read history on node %d: %v", w.idx, n.id, err)
-			return
-		}
-		s.deliverEvents(w, evs)
-		if next <= w.next {
-			break
-		}
-		w.next = next
-	}
-	w.next = max(w.next, resolved+1)
-	w.progressAsked, w.wantProgress = false, 0
-	s.requestProgress(w)
-	s.hashNote("watch %d on node %d range %d from %d", w.idx, n.id, rangeID, w.next)
+	w.active, w.created, w.node, w.inc = true, false, n.id, n.inc
+	w.ackedAtCreate = s.inv.maxAckedWrite
+	w.id = n.hub.Create(watch.Request{Key: []byte(w.prefix), End: end, Start: start}, s.clock(n))
+	s.hashNote("watch %d on node %d from %d", w.idx, n.id, start)
+	s.flushHub(n)
 }
 
-func (s *Sim) deliverEvents(w *watcher, evs []*mvccpb.Event) {
-	for _, ev := range evs {
+// flushHub carries out what node n's hub decided: its CLOSE requests go to
+// the node's core (as client requests of the node itself), its creations
+// and batches to the watchers' logs.
+func (s *Sim) flushHub(n *node) {
+	out := n.hub.Ready()
+	for _, c := range out.Closes {
+		s.nextReq++
+		id := s.nextReq
+		s.pending[id] = &pendingOp{hubRef: c.Ref, final: -1, node: n.id, inc: n.inc}
+		req := &core.ClientRequest{ID: id, Kind: tenfoldpb.RequestKind_CLOSE, RangeID: c.RangeID, Msg: &pb.RangeRequest{}, Deadline: c.Deadline}
+		// No give-up: the core answers every request by its deadline (a
+		// paused node when it resumes), and a crash takes the hub along.
+		s.schedule(s.now, &event{kind: evSubmit, node: n.id, inc: n.inc, req: req, reqID: id})
+	}
+	for _, c := range out.Created {
+		if w := s.watcherOf(n, c.Watch); w != nil {
+			s.watchCreated(w, c)
+		}
+	}
+	for _, b := range out.Batches {
+		if w := s.watcherOf(n, b.Watch); w != nil {
+			s.watchBatch(w, b)
+		}
+	}
+	s.maybeEnd()
+}
+
+// watcherOf is the watcher whose open watch on n is id.
+func (s *Sim) watcherOf(n *node, id watch.ID) *watcher {
+	for _, w := range s.watchers {
+		if w.active && w.node == n.id && w.inc == n.inc && w.id == id {
+			return w
+		}
+	}
+	return nil
+}
+
+func (s *Sim) watchCreated(w *watcher, c watch.Created) {
+	if c.Err != nil {
+		w.active = false // no leader, no range known yet...: retry later
+		return
+	}
+	if !w.started {
+		w.started, w.log.StartRevision = true, c.Start
+		if !w.fromStart && c.Start-1 < w.ackedAtCreate {
+			s.violate("S6-watch", "watcher %d: a watch from now started at revision %d, so it would deliver the write at %d acknowledged before it was created",
+				w.idx, c.Start, w.ackedAtCreate)
+		}
+	}
+	w.created, w.next = true, max(w.next, c.Start)
+	s.hashNote("watch %d created on node %d at %d", w.idx, w.node, c.Start)
+	s.requestProgress(w)
+}
+
+func (s *Sim) watchBatch(w *watcher, b watch.Batch) {
+	if b.CompactRevision != 0 {
+		s.violate("harness", "watcher %d: history compacted at %d, above its start %d (the simulator does not compact)", w.idx, b.CompactRevision, w.next)
+	}
+	if b.End {
+		if b.Err != nil {
+			s.violate("harness", "watcher %d: watch on node %d ended: %v", w.idx, w.node, b.Err)
+		}
+		w.active = false
+		return
+	}
+	if len(b.Events) == 0 {
+		w.log.AddProgress(b.Revision)
+		w.lastProgress = max(w.lastProgress, b.Revision)
+		w.next = max(w.next, b.Revision+1)
+		return
+	}
+	for _, ev := range b.Events {
 		typ := check.EventPut
 		if ev.Type == mvccpb.DELETE {
 			typ = check.EventDelete
 		}
 		w.log.AddEvent(ev.Kv.ModRevision, string(ev.Kv.Key), typ, string(ev.Kv.Value))
 	}
+	w.next = max(w.next, b.Events[len(b.Events)-1].Kv.ModRevision+1)
 }
 
-// watchProgress delivers an owed progress notification once the watch's
-// replica has resolved up to it, as the runtime's hub does: at the
-// replica's resolved revision, which promises every event at or below it
-// has been delivered.
-func (s *Sim) watchProgress(w *watcher, resolved int64) {
-	if w.wantProgress == 0 || resolved < w.wantProgress || resolved < w.next-1 {
+// closeAnswered hands a node's answer to its hub's CLOSE request back.
+func (s *Sim) closeAnswered(n *node, p *pendingOp, resp proto.Message, err error) {
+	if n.down || n.inc != p.inc {
 		return
 	}
-	w.wantProgress = 0
-	if resolved > w.lastProgress {
-		w.log.AddProgress(resolved)
-		w.lastProgress = resolved
+	var rev int64
+	if r, ok := resp.(*pb.RangeResponse); ok && err == nil {
+		rev = r.GetHeader().GetRevision()
 	}
+	n.hub.Closed(p.hubRef, rev, err, s.clock(n))
+	s.flushHub(n)
 }
 
-// watchApplied feeds a node's applied events to the watches it serves.
+// watchApplied feeds a node's applied events to its hub.
 func (s *Sim) watchApplied(n *node, applied []core.Applied) {
-	for _, w := range s.watchers {
-		if !w.active || w.node != n.id || w.inc != n.inc {
-			continue
-		}
-		for _, a := range applied {
-			if a.RangeID != w.rangeID {
-				continue
-			}
-			var evs []*mvccpb.Event
-			for _, ev := range a.Events {
-				if ev.Kv.ModRevision >= w.next && strings.HasPrefix(string(ev.Kv.Key), w.prefix) {
-					evs = append(evs, ev)
-				}
-			}
-			if len(evs) > 0 {
-				s.deliverEvents(w, evs)
-				w.next = evs[len(evs)-1].Kv.ModRevision + 1
-			}
-			s.watchProgress(w, a.Resolved)
-		}
-	}
-	s.maybeEnd()
+	n.hub.Applied(applied)
+	s.flushHub(n)
 }
 
 // stopWatches breaks the streams of the watches a crashed node served.
 func (s *Sim) stopWatches(n *node) {
+	n.hub = nil
 	for _, w := range s.watchers {
 		if w.active && w.node == n.id {
-			w.active, w.progressAsked, w.wantProgress = false, false, 0
+			w.active = false
 		}
 	}
 }
