@@ -536,7 +536,15 @@ func setHeaderMeta(resp proto.Message, member, term uint64) {
 func (n *Node) handleLeaseRevoked(from uint64, m *tenfoldpb.LeaseRevoked) {
 	r, ok := n.replicas[m.GetRangeId()]
 	if !ok || r.data == nil || !r.isLeader() {
-		return // the system leader retries until the range leader acks
+		// Say so, with the leader we know: the system leader may host no
+		// replica of this range and learn its leader only from us.
+		var hint uint64
+		if ok {
+			hint = r.leader
+		}
+		n.send(from, &tenfoldpb.Message{Body: &tenfoldpb.Message_LeaseRevokedAck{LeaseRevokedAck: &tenfoldpb.LeaseRevokedAck{
+			Lease: m.GetLease(), RangeId: m.GetRangeId(), NotLeader: true, LeaderHint: hint}}})
+		return
 	}
 	r.unquiesce()
 	for _, q := range r.data.queue {

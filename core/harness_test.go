@@ -26,7 +26,7 @@ import (
 //
 // Commands (node IDs: control node 1, data nodes 2..data+1):
 //
-//	cluster data=3 [splits=(m,...)] [max-pending=K] [window=W] [seed=S] [bugs=(stale-reads,...)]
+//	cluster data=3 [initial-data=K] [splits=(m,...)] [max-pending=K] [window=W] [seed=S] [bugs=(stale-reads,...)]
 //	tick [node=N] [count=K] [deliver]   advance the shared clock K ticks, ticking N (or all)
 //	tick-all [count=K] [deliver]        with deliver, every message is delivered after each tick
 //	time                                virtual time since the start
@@ -152,6 +152,8 @@ func newHarness(t *testing.T, d *datadriven.TestData) *harness {
 			d.ScanArgs(t, "max-pending", &h.cfg.MaxPendingRequests)
 		case "window":
 			d.ScanArgs(t, "window", &h.cfg.SequencerWindow)
+		case "initial-data":
+			d.ScanArgs(t, "initial-data", &h.cfg.InitialDataNodes)
 		case "bugs":
 			for _, b := range a.Vals {
 				switch b {
@@ -947,7 +949,11 @@ func describeMsg(m *tenfoldpb.Message) string {
 	case *tenfoldpb.Message_LeaseRevoked:
 		return fmt.Sprintf("LeaseRevoked lease=%d r%d", b.LeaseRevoked.GetLease(), b.LeaseRevoked.GetRangeId())
 	case *tenfoldpb.Message_LeaseRevokedAck:
-		return fmt.Sprintf("LeaseRevokedAck lease=%d r%d", b.LeaseRevokedAck.GetLease(), b.LeaseRevokedAck.GetRangeId())
+		a := b.LeaseRevokedAck
+		if a.GetNotLeader() {
+			return fmt.Sprintf("LeaseRevokedAck lease=%d r%d not-leader hint=%d", a.GetLease(), a.GetRangeId(), a.GetLeaderHint())
+		}
+		return fmt.Sprintf("LeaseRevokedAck lease=%d r%d", a.GetLease(), a.GetRangeId())
 	}
 	return fmt.Sprintf("%T", m.GetBody())
 }

@@ -112,6 +112,10 @@ type Bugs struct {
 	// entries whose log index is a multiple of 5 (when it is a put), so its
 	// state diverges from the other replicas' (S5).
 	DivergentApply bool
+	// RevokeSkipsRange makes the system leader count the last data range
+	// as having deleted a revoked lease's keys without telling it, so the
+	// keys survive the revoke (the lease invariant).
+	RevokeSkipsRange bool
 }
 
 func (c *Config) setDefaults() {
@@ -410,7 +414,7 @@ func (n *Node) Step(m *tenfoldpb.Message) {
 	case *tenfoldpb.Message_LeaseRevoked:
 		n.handleLeaseRevoked(m.GetFrom(), b.LeaseRevoked)
 	case *tenfoldpb.Message_LeaseRevokedAck:
-		n.handleLeaseRevokedAck(b.LeaseRevokedAck)
+		n.handleLeaseRevokedAck(m.GetFrom(), b.LeaseRevokedAck)
 	case *tenfoldpb.Message_Quiesce:
 		if r, ok := n.replicas[b.Quiesce.GetRangeId()]; ok {
 			r.quiesce(m.GetFrom(), b.Quiesce)

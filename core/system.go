@@ -3,6 +3,7 @@ package core
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/tenfold/tenfold/engine"
@@ -54,6 +55,11 @@ type systemState struct {
 	nextProposal uint64
 	revokeAcks   map[int64]map[uint64]bool
 	revokeWait   map[int64][]*tenfoldpb.Request
+	// revokeMisses counts, per data range, retry rounds with a revoke
+	// still unacknowledged (the next send rotates to another replica);
+	// revokeRedirects counts the hints followed in the current round.
+	revokeMisses    map[uint64]int
+	revokeRedirects map[uint64]int
 	lastRevoke   time.Time
 	expiring     map[int64]bool
 	leaseWaiter  []*tenfoldpb.Request // lease requests waiting for the fence
@@ -70,7 +76,8 @@ const minLeaseTTL = 2
 func newSystemState(r *replica) (*systemState, error) {
 	s := &systemState{r: r, leases: map[int64]int64{}, revoking: map[int64]bool{}, nextLeaseID: 1,
 		expiry: map[int64]time.Time{}, proposals: map[uint64]leaseProposal{}, revokeAcks: map[int64]map[uint64]bool{},
-		revokeWait: map[int64][]*tenfoldpb.Request{}, expiring: map[int64]bool{}}
+		revokeWait: map[int64][]*tenfoldpb.Request{}, expiring: map[int64]bool{},
+		revokeMisses: map[uint64]int{}, revokeRedirects: map[uint64]int{}}
 	eng := r.n.eng
 	if v, ok, err := eng.Get(keySysWindow); err != nil {
 		return nil, err
@@ -210,8 +217,9 @@ func (s *systemState) tick() {
 			s.proposeCmd(&tenfoldpb.SystemCommand{Revoke: id})
 		}
 	}
-	if len(s.revoking) > 0 && n.now.Sub(s.lastRevoke) >= 500*time.Millisecond {
+	if len(s.revoking) > 0 && n.now.Sub(s.lastRevoke) >= revokeRetry {
 		s.lastRevoke = n.now
+		s.countRevokeMisses()
 		for _, id := range sortedKeys(s.revoking) {
 			s.sendRevoke(id)
 		}
@@ -220,6 +228,28 @@ func (s *systemState) tick() {
 		// A lost ReadIndex round: raft retries with the next heartbeat.
 		return
 	}
+}
+
+// revokeRetry is how often the system leader resends LeaseRevoked to the
+// ranges that have not acknowledged it.
+const revokeRetry = 500 * time.Millisecond
+
+// countRevokeMisses notes, before a retry round, every range that has not
+// acknowledged a pending revoke since the last round: its next LeaseRevoked
+// goes to the next replica rather than to the same silent node.
+func (s *systemState) countRevokeMisses() {
+	pending := map[uint64]bool{}
+	for id := range s.revoking {
+		for _, d := range s.n().dir.dataRanges() {
+			if !s.revokeAcks[id][d.GetRangeId()] {
+				pending[d.GetRangeId()] = true
+			}
+		}
+	}
+	for rid := range pending {
+		s.revokeMisses[rid]++
+	}
+	s.revokeRedirects = map[uint64]int{}
 }
 
 // pump runs the leader's sequencer and lease work.
@@ -535,32 +565,71 @@ func (s *systemState) sendRevoke(id int64) {
 			continue
 		}
 		pending++
-		target := n.leaderHint[d.GetRangeId()]
-		if target == 0 && len(d.GetReplicas()) > 0 {
-			target = d.GetReplicas()[0]
-		}
-		n.send(target, &tenfoldpb.Message{Body: &tenfoldpb.Message_LeaseRevoked{LeaseRevoked: &tenfoldpb.LeaseRevoked{Lease: id, RangeId: d.GetRangeId()}}})
+		s.sendRevokeTo(id, d)
 	}
 	if pending == 0 && len(n.dir.dataRanges()) > 0 {
 		s.proposeCmd(&tenfoldpb.SystemCommand{RevokeDone: id})
 	}
 }
 
-func (n *Node) handleLeaseRevokedAck(m *tenfoldpb.LeaseRevokedAck) {
+// sendRevokeTo sends one range its LeaseRevoked, routed as client requests
+// are: to the range's last known leader while it answers, otherwise round
+// the replicas (revokeMisses counts the retry rounds without an answer).
+// The system leader often hosts no replica of the range and so learns its
+// leader only from the not-leader answers of its followers.
+func (s *systemState) sendRevokeTo(id int64, d *tenfoldpb.RangeDescriptor) {
+	n := s.n()
+	reps := d.GetReplicas()
+	if len(reps) == 0 {
+		return
+	}
+	rid := d.GetRangeId()
+	target := n.leaderHint[rid]
+	if misses := s.revokeMisses[rid]; target == 0 || misses > 0 || !slices.Contains(reps, target) {
+		target = reps[misses%len(reps)]
+	}
+	if n.cfg.Bugs.RevokeSkipsRange && rid == n.dir.dataRanges()[len(n.dir.dataRanges())-1].GetRangeId() {
+		// Deliberate defect: claim the last range acknowledged without
+		// asking it, so its keys of the lease survive the revoke.
+		s.revokeAcks[id][rid] = true
+		return
+	}
+	n.send(target, &tenfoldpb.Message{Body: &tenfoldpb.Message_LeaseRevoked{LeaseRevoked: &tenfoldpb.LeaseRevoked{Lease: id, RangeId: rid}}})
+}
+
+// maxRevokeRedirects bounds how many not-leader hints one retry round
+// follows at once, so two stale hints cannot ping-pong; the next round
+// rotates over the replicas instead.
+const maxRevokeRedirects = 3
+
+func (n *Node) handleLeaseRevokedAck(from uint64, m *tenfoldpb.LeaseRevokedAck) {
 	r, ok := n.replicas[systemRangeID]
 	if !ok || !r.isLeader() || !r.sys.revoking[m.GetLease()] {
 		return
 	}
-	acks := r.sys.revokeAcks[m.GetLease()]
+	s, rid := r.sys, m.GetRangeId()
+	acks := s.revokeAcks[m.GetLease()]
 	if acks == nil {
 		acks = map[uint64]bool{}
-		r.sys.revokeAcks[m.GetLease()] = acks
+		s.revokeAcks[m.GetLease()] = acks
 	}
-	acks[m.GetRangeId()] = true
+	if m.GetNotLeader() {
+		h := m.GetLeaderHint()
+		d := n.dir.byID[rid]
+		if h == 0 || h == from || d == nil || acks[rid] || s.revokeRedirects[rid] >= maxRevokeRedirects {
+			return // the next retry round asks the next replica
+		}
+		s.revokeRedirects[rid]++
+		n.leaderHint[rid], s.revokeMisses[rid] = h, 0
+		s.sendRevokeTo(m.GetLease(), d)
+		return
+	}
+	acks[rid] = true
+	s.revokeMisses[rid] = 0
 	for _, d := range n.dir.dataRanges() {
 		if !acks[d.GetRangeId()] {
 			return
 		}
 	}
-	r.sys.proposeCmd(&tenfoldpb.SystemCommand{RevokeDone: m.GetLease()})
+	s.proposeCmd(&tenfoldpb.SystemCommand{RevokeDone: m.GetLease()})
 }

@@ -1446,11 +1446,15 @@ func (x *LeaseRevoked) GetRangeId() uint64 {
 	return 0
 }
 
-// LeaseRevokedAck confirms the keys of a lease are gone from a range.
+// LeaseRevokedAck confirms the keys of a lease are gone from a range, or,
+// with not_leader, says the receiver does not lead the range (leader_hint:
+// the leader it knows, 0 if none) and did nothing.
 type LeaseRevokedAck struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Lease         int64                  `protobuf:"varint,1,opt,name=lease,proto3" json:"lease,omitempty"`
 	RangeId       uint64                 `protobuf:"varint,2,opt,name=range_id,json=rangeId,proto3" json:"range_id,omitempty"`
+	NotLeader     bool                   `protobuf:"varint,200,opt,name=not_leader,json=notLeader,proto3" json:"not_leader,omitempty"`
+	LeaderHint    uint64                 `protobuf:"varint,201,opt,name=leader_hint,json=leaderHint,proto3" json:"leader_hint,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1495,6 +1499,20 @@ func (x *LeaseRevokedAck) GetLease() int64 {
 func (x *LeaseRevokedAck) GetRangeId() uint64 {
 	if x != nil {
 		return x.RangeId
+	}
+	return 0
+}
+
+func (x *LeaseRevokedAck) GetNotLeader() bool {
+	if x != nil {
+		return x.NotLeader
+	}
+	return false
+}
+
+func (x *LeaseRevokedAck) GetLeaderHint() uint64 {
+	if x != nil {
+		return x.LeaderHint
 	}
 	return 0
 }
@@ -2416,10 +2434,14 @@ const file_tenfold_proto_rawDesc = "" +
 	"\x05range\x18\x01 \x01(\v2\x1a.tenfoldpb.RangeDescriptorR\x05range\"?\n" +
 	"\fLeaseRevoked\x12\x14\n" +
 	"\x05lease\x18\x01 \x01(\x03R\x05lease\x12\x19\n" +
-	"\brange_id\x18\x02 \x01(\x04R\arangeId\"B\n" +
+	"\brange_id\x18\x02 \x01(\x04R\arangeId\"\x84\x01\n" +
 	"\x0fLeaseRevokedAck\x12\x14\n" +
 	"\x05lease\x18\x01 \x01(\x03R\x05lease\x12\x19\n" +
-	"\brange_id\x18\x02 \x01(\x04R\arangeId\"\xd3\x01\n" +
+	"\brange_id\x18\x02 \x01(\x04R\arangeId\x12\x1e\n" +
+	"\n" +
+	"not_leader\x18\xc8\x01 \x01(\bR\tnotLeader\x12 \n" +
+	"\vleader_hint\x18\xc9\x01 \x01(\x04R\n" +
+	"leaderHint\"\xd3\x01\n" +
 	"\x05Write\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12\x16\n" +
 	"\x06delete\x18\x02 \x01(\bR\x06delete\x12\x14\n" +
