@@ -60,9 +60,9 @@ type systemState struct {
 	// revokeRedirects counts the hints followed in the current round.
 	revokeMisses    map[uint64]int
 	revokeRedirects map[uint64]int
-	lastRevoke   time.Time
-	expiring     map[int64]bool
-	leaseWaiter  []*tenfoldpb.Request // lease requests waiting for the fence
+	lastRevoke      time.Time
+	expiring        map[int64]bool
+	leaseWaiter     []*tenfoldpb.Request // lease requests waiting for the fence
 }
 
 type seqWaiter struct {
