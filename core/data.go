@@ -44,6 +44,12 @@ type dataState struct {
 	nextBatchID uint64
 	nextSeqID   uint64
 	applies     uint64
+
+	// revoked holds the leases whose keys this range deleted for a revoke
+	// (applied state, persisted under suffixRevoked): a put with one of
+	// them fails at evaluation, in log order with the deletion, so a put
+	// racing a revoke either is deleted by it or fails.
+	revoked map[int64]bool
 }
 
 type queued struct {
@@ -77,8 +83,54 @@ type cycle struct {
 	readIndexD bool
 }
 
-func newDataState(r *replica) *dataState {
-	return &dataState{r: r, span: mvcc.Span{Start: r.desc.GetStartKey(), End: r.desc.GetEndKey()}}
+func newDataState(r *replica) (*dataState, error) {
+	d := &dataState{r: r, span: mvcc.Span{Start: r.desc.GetStartKey(), End: r.desc.GetEndKey()}, revoked: map[int64]bool{}}
+	p := rangeKey(r.id(), suffixRevoked)
+	it, err := r.n.eng.NewIter(engine.IterOptions{LowerBound: p, UpperBound: prefixEnd(p)})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	for ok := it.First(); ok; ok = it.Next() {
+		if len(it.Key()) != len(p)+8 {
+			return nil, fmt.Errorf("range %d: malformed revoked-lease key %x", r.id(), it.Key())
+		}
+		d.revoked[int64(binary.BigEndian.Uint64(it.Key()[len(p):]))] = true
+	}
+	return d, nil
+}
+
+// revokedLease returns the first lease a write request attaches a key to
+// that is revoked here or by an earlier request of the batch (clearing);
+// 0 if none. A Txn is checked in both branches, as etcd's gateway checks
+// lease existence for every put it could run.
+func (d *dataState) revokedLease(msg proto.Message, clearing map[int64]bool) int64 {
+	bad := func(l int64) bool { return l != 0 && (d.revoked[l] || clearing[l]) }
+	var inTxn func(t *pb.TxnRequest) int64
+	inTxn = func(t *pb.TxnRequest) int64 {
+		for _, ops := range [][]*pb.RequestOp{t.Success, t.Failure} {
+			for _, op := range ops {
+				if p := op.GetRequestPut(); p != nil && bad(p.Lease) {
+					return p.Lease
+				}
+				if nt := op.GetRequestTxn(); nt != nil {
+					if l := inTxn(nt); l != 0 {
+						return l
+					}
+				}
+			}
+		}
+		return 0
+	}
+	switch m := msg.(type) {
+	case *pb.PutRequest:
+		if bad(m.Lease) {
+			return m.Lease
+		}
+	case *pb.TxnRequest:
+		return inTxn(m)
+	}
+	return 0
 }
 
 func (d *dataState) n() *Node { return d.r.n }
@@ -250,6 +302,7 @@ func (d *dataState) startCycle() {
 	var rest []*queued
 	var compact int64
 	var cleared []int64
+	clearing := map[int64]bool{} // leases whose keys this batch deletes
 	for i, q := range d.queue {
 		if len(c.items) >= n.cfg.MaxBatchRequests {
 			rest = append(rest, d.queue[i:]...)
@@ -259,6 +312,12 @@ func (d *dataState) startCycle() {
 		var ok, wrote bool
 		var err error
 		slot := int32(ev.Slots())
+		if l := d.revokedLease(q.msg, clearing); l != 0 && !n.cfg.Bugs.PutIgnoresRevoke {
+			// The lease's revoke reached this range first: etcd's answer
+			// for a put with a lease that does not exist.
+			d.refuse(q, rpctypes.ErrGRPCLeaseNotFound)
+			continue
+		}
 		switch m := q.msg.(type) {
 		case *pb.RangeRequest: // CLOSE
 			ok, resp = true, &pb.RangeResponse{}
@@ -283,6 +342,7 @@ func (d *dataState) startCycle() {
 			wrote, ok, err = ev.DeleteLeaseKeys(q.lease, d.span)
 			if ok && err == nil {
 				cleared = append(cleared, q.lease)
+				clearing[q.lease] = true
 			}
 		default:
 			err = errUnknownLeaseOps
@@ -432,6 +492,12 @@ func (d *dataState) apply(b engine.Batch, e *raftpb.Entry) ([]func(), error) {
 	events, err := mvcc.Apply(n.eng, b, wb.GetWrites(), wb.GetBaseRevision())
 	if err != nil {
 		return nil, fmt.Errorf("range %d: apply entry %d: %w", d.r.id(), e.GetIndex(), err)
+	}
+	for _, l := range wb.GetLeaseCleared() {
+		if err := b.Set(binary.BigEndian.AppendUint64(rangeKey(d.r.id(), suffixRevoked), uint64(l)), nil); err != nil {
+			return nil, err
+		}
+		d.revoked[l] = true
 	}
 	if wb.GetCompact() > d.r.applied.compacted {
 		if _, err := mvcc.Compact(n.eng, b, d.span, wb.GetCompact()); err != nil {

@@ -163,6 +163,10 @@ func newHarness(t *testing.T, d *datadriven.TestData) *harness {
 					h.cfg.Bugs.ReuseRevision = true
 				case "ack-before-sync":
 					h.cfg.Bugs.AckBeforeSync = true
+				case "put-ignores-revoke":
+					h.cfg.Bugs.PutIgnoresRevoke = true
+				case "revoke-skips-range":
+					h.cfg.Bugs.RevokeSkipsRange = true
 				default:
 					d.Fatalf(t, "cluster: unknown bug %q", b)
 				}

@@ -116,6 +116,9 @@ type Bugs struct {
 	// as having deleted a revoked lease's keys without telling it, so the
 	// keys survive the revoke (the lease invariant).
 	RevokeSkipsRange bool
+	// PutIgnoresRevoke makes data ranges accept puts with a lease whose
+	// keys they already deleted for its revoke (the lease invariant).
+	PutIgnoresRevoke bool
 }
 
 func (c *Config) setDefaults() {

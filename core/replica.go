@@ -81,7 +81,11 @@ func (n *Node) openReplica(d *tenfoldpb.RangeDescriptor) (*replica, error) {
 	r.resetElectionTimer()
 	switch d.GetKind() {
 	case tenfoldpb.RangeKind_DATA:
-		r.data = newDataState(r)
+		ds, err := newDataState(r)
+		if err != nil {
+			return nil, err
+		}
+		r.data = ds
 	case tenfoldpb.RangeKind_SYSTEM:
 		s, err := newSystemState(r)
 		if err != nil {

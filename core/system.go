@@ -29,9 +29,12 @@ type systemState struct {
 	r *replica
 
 	// Applied state.
-	windowEnd   int64
-	leases      map[int64]int64 // id -> granted TTL (seconds)
-	revoking    map[int64]bool  // revoked leases whose keys are being deleted
+	windowEnd int64
+	leases    map[int64]int64 // id -> granted TTL (seconds)
+	revoking  map[int64]bool  // revoked leases whose keys are being deleted
+	// revoked are the leases whose revoke finished: every data range
+	// refuses puts with them, so their IDs are never granted again.
+	revoked     map[int64]bool
 	nextLeaseID int64
 
 	// Leader state.
@@ -74,7 +77,7 @@ type seqWaiter struct {
 const minLeaseTTL = 2
 
 func newSystemState(r *replica) (*systemState, error) {
-	s := &systemState{r: r, leases: map[int64]int64{}, revoking: map[int64]bool{}, nextLeaseID: 1,
+	s := &systemState{r: r, leases: map[int64]int64{}, revoking: map[int64]bool{}, revoked: map[int64]bool{}, nextLeaseID: 1,
 		expiry: map[int64]time.Time{}, proposals: map[uint64]leaseProposal{}, revokeAcks: map[int64]map[uint64]bool{},
 		revokeWait: map[int64][]*tenfoldpb.Request{}, expiring: map[int64]bool{},
 		revokeMisses: map[uint64]int{}, revokeRedirects: map[uint64]int{}}
@@ -104,6 +107,7 @@ func newSystemState(r *replica) (*systemState, error) {
 			return nil
 		}},
 		{prefixSysRevok, func(id int64, _ []byte) error { s.revoking[id] = true; return nil }},
+		{prefixSysDone, func(id int64, _ []byte) error { s.revoked[id] = true; return nil }},
 	} {
 		it, err := eng.NewIter(engine.IterOptions{LowerBound: p.prefix, UpperBound: prefixEnd(p.prefix)})
 		if err != nil {
@@ -406,7 +410,7 @@ func (s *systemState) handle(req *tenfoldpb.Request) {
 		id := m.ID
 		ttl := max(m.TTL, minLeaseTTL)
 		if id != 0 {
-			if _, ok := s.leases[id]; ok {
+			if _, ok := s.leases[id]; ok || s.revoking[id] || s.revoked[id] {
 				n.reply(req, nil, rpctypes.ErrGRPCLeaseExist)
 				return
 			}
@@ -417,6 +421,12 @@ func (s *systemState) handle(req *tenfoldpb.Request) {
 			n.reply(req, nil, errNotLeader)
 		}
 	case *pb.LeaseRevokeRequest:
+		if s.revoking[m.ID] {
+			// Already revoked, its keys not yet all deleted: answer with
+			// the first revoke, once they are.
+			s.revokeWait[m.ID] = append(s.revokeWait[m.ID], req)
+			return
+		}
 		if _, ok := s.leases[m.ID]; !ok {
 			n.reply(req, nil, rpctypes.ErrGRPCLeaseNotFound)
 			return
@@ -436,6 +446,12 @@ func (s *systemState) handle(req *tenfoldpb.Request) {
 		n.reply(req, &pb.LeaseKeepAliveResponse{Header: hdr, ID: m.ID, TTL: ttl}, nil)
 	case *pb.LeaseTimeToLiveRequest:
 		ttl, ok := s.leases[m.ID]
+		if !ok && s.revoking[m.ID] {
+			// Revoked, keys still being deleted: expired, but not gone
+			// yet. -1 (not found) only once every range has deleted them.
+			n.reply(req, &pb.LeaseTimeToLiveResponse{Header: hdr, ID: m.ID, TTL: 0}, nil)
+			return
+		}
 		if !ok {
 			n.reply(req, &pb.LeaseTimeToLiveResponse{Header: hdr, ID: m.ID, TTL: -1}, nil)
 			return
@@ -485,7 +501,7 @@ func (s *systemState) apply(b engine.Batch, e *raftpb.Entry) ([]func(), error) {
 		if id == 0 {
 			id = s.nextLeaseID
 		}
-		if _, ok := s.leases[id]; ok || s.revoking[id] {
+		if _, ok := s.leases[id]; ok || s.revoking[id] || s.revoked[id] {
 			if waiting != nil {
 				after = append(after, func() { n.reply(waiting, nil, rpctypes.ErrGRPCLeaseExist) })
 			}
@@ -537,7 +553,11 @@ func (s *systemState) apply(b engine.Batch, e *raftpb.Entry) ([]func(), error) {
 	if id := c.GetRevokeDone(); id != 0 && s.revoking[id] {
 		delete(s.revoking, id)
 		delete(s.revokeAcks, id)
+		s.revoked[id] = true
 		if err := b.Delete(sysLeaseKey(prefixSysRevok, id)); err != nil {
+			return nil, err
+		}
+		if err := b.Set(sysLeaseKey(prefixSysDone, id), nil); err != nil {
 			return nil, err
 		}
 		waiters := s.revokeWait[id]
