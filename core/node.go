@@ -119,6 +119,14 @@ type Bugs struct {
 	// PutIgnoresRevoke makes data ranges accept puts with a lease whose
 	// keys they already deleted for its revoke (the lease invariant).
 	PutIgnoresRevoke bool
+	// LeaseReadsFromMemory makes the system leader answer keepalives and
+	// lease reads from memory, without a ReadIndex round: a deposed leader
+	// that does not know it keeps leases alive.
+	LeaseReadsFromMemory bool
+	// NoCheckQuorum turns raft's CheckQuorum off: a partitioned leader
+	// keeps its role, and a node rejoining with a higher term can unseat a
+	// healthy leader.
+	NoCheckQuorum bool
 }
 
 func (c *Config) setDefaults() {

@@ -66,6 +66,15 @@ type systemState struct {
 	lastRevoke      time.Time
 	expiring        map[int64]bool
 	leaseWaiter     []*tenfoldpb.Request // lease requests waiting for the fence
+	// Lease reads and keepalives wait for a ReadIndex round, so a leader
+	// that was deposed without knowing it (partitioned) cannot answer from
+	// its memory: leaseReads wait for the next round, leaseRound is in
+	// flight under leaseCtx.
+	leaseReads []*tenfoldpb.Request
+	leaseRound []*tenfoldpb.Request
+	leaseCtx   []byte
+	leaseIndex uint64
+	leaseDone  bool
 }
 
 type seqWaiter struct {
@@ -183,10 +192,10 @@ func (s *systemState) lostLeadership() {
 	// entry of a later term applies first (failStaleProposals). Revokes
 	// waiting for their keys' deletion stay too: the next leader finishes
 	// the deletion and RevokeDone applies here as well.
-	for _, req := range s.leaseWaiter {
+	for _, req := range append(append(s.leaseWaiter, s.leaseRound...), s.leaseReads...) {
 		n.reply(req, nil, errNotLeader)
 	}
-	s.leaseWaiter = nil
+	s.leaseWaiter, s.leaseRound, s.leaseReads, s.leaseCtx = nil, nil, nil, nil
 	s.expiry, s.expiring = map[int64]time.Time{}, map[int64]bool{}
 }
 
@@ -194,12 +203,16 @@ func (s *systemState) lostLeadership() {
 // requests in flight and no leases (their expiry is checked on ticks).
 func (s *systemState) idle() bool {
 	return len(s.queue) == 0 && len(s.granting) == 0 && len(s.fast) == 0 && s.readCtx == nil && !s.extending &&
-		len(s.leases) == 0 && len(s.revoking) == 0 && len(s.proposals) == 0 && len(s.leaseWaiter) == 0
+		len(s.leases) == 0 && len(s.revoking) == 0 && len(s.proposals) == 0 && len(s.leaseWaiter) == 0 &&
+		len(s.leaseReads) == 0 && s.leaseCtx == nil
 }
 
 func (s *systemState) readState(rs raft.ReadState) {
 	if s.readCtx != nil && string(rs.RequestCtx) == string(s.readCtx) {
 		s.readIndex, s.readDone = rs.Index, true
+	}
+	if s.leaseCtx != nil && string(rs.RequestCtx) == string(s.leaseCtx) {
+		s.leaseIndex, s.leaseDone = rs.Index, true
 	}
 }
 
@@ -276,6 +289,7 @@ func (s *systemState) pump() {
 		}
 		s.leaseWaiter = nil
 	}
+	s.pumpLeaseReads()
 	// Pure write batches are granted at once: uniqueness comes from the
 	// window, and their "current" only bounds the asking range's own future
 	// writes, which any later leader's grants exceed anyway.
@@ -404,7 +418,6 @@ func (s *systemState) handle(req *tenfoldpb.Request) {
 		n.reply(req, nil, err)
 		return
 	}
-	hdr := &pb.ResponseHeader{ClusterId: ClusterID, MemberId: n.id, Revision: s.counter, RaftTerm: s.r.term}
 	switch m := msg.(type) {
 	case *pb.LeaseGrantRequest:
 		id := m.ID
@@ -436,6 +449,57 @@ func (s *systemState) handle(req *tenfoldpb.Request) {
 		} else {
 			n.reply(req, nil, errNotLeader)
 		}
+	case *pb.LeaseKeepAliveRequest, *pb.LeaseTimeToLiveRequest, *pb.LeaseLeasesRequest:
+		if n.cfg.Bugs.LeaseReadsFromMemory {
+			s.serveLeaseRead(req, msg)
+			return
+		}
+		s.leaseReads = append(s.leaseReads, req)
+		s.pumpLeaseReads()
+	default:
+		n.reply(req, nil, errUnknownLeaseOps)
+	}
+}
+
+// pumpLeaseReads runs the ReadIndex rounds of lease reads and keepalives:
+// a round confirms with a quorum that this node still leads (raft's
+// ReadOnlySafe) and waits until the read index is applied; only then are
+// its requests answered from the lease table. A partitioned old leader's
+// rounds never complete: its requests end at their deadline, or with "not
+// leader" once CheckQuorum makes it step down.
+func (s *systemState) pumpLeaseReads() {
+	if s.leaseCtx != nil {
+		if !s.leaseDone || s.r.applied.index < s.leaseIndex {
+			return
+		}
+		round := s.leaseRound
+		s.leaseRound, s.leaseCtx = nil, nil
+		for _, req := range round {
+			msg, err := decodeRequest(req.GetKind(), req.GetPayload())
+			if err != nil {
+				s.n().reply(req, nil, err)
+				continue
+			}
+			s.serveLeaseRead(req, msg)
+		}
+	}
+	if len(s.leaseReads) == 0 || !s.r.fenced() {
+		return
+	}
+	s.leaseRound, s.leaseReads = s.leaseReads, nil
+	s.nextCtx++
+	s.leaseCtx = binary.BigEndian.AppendUint64([]byte("lease"), s.nextCtx)
+	s.leaseDone = false
+	s.r.rn.ReadIndex(s.leaseCtx)
+	s.r.touch()
+}
+
+// serveLeaseRead answers a keepalive, TimeToLive or Leases request from
+// the lease table; the caller made sure this node leads (a ReadIndex round).
+func (s *systemState) serveLeaseRead(req *tenfoldpb.Request, msg proto.Message) {
+	n := s.n()
+	hdr := &pb.ResponseHeader{ClusterId: ClusterID, MemberId: n.id, Revision: s.counter, RaftTerm: s.r.term}
+	switch m := msg.(type) {
 	case *pb.LeaseKeepAliveRequest:
 		ttl, ok := s.leases[m.ID]
 		if !ok || s.revoking[m.ID] || s.expiring[m.ID] {
@@ -464,8 +528,6 @@ func (s *systemState) handle(req *tenfoldpb.Request) {
 			resp.Leases = append(resp.Leases, &pb.LeaseStatus{ID: id})
 		}
 		n.reply(req, resp, nil)
-	default:
-		n.reply(req, nil, errUnknownLeaseOps)
 	}
 }
 
