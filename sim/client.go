@@ -35,6 +35,7 @@ type client struct {
 // pendingOp is an operation waiting for its result.
 type pendingOp struct {
 	watch  *watcher // a watcher's progress request (not in the history)
+	lease  *leaseOp // a lease client's operation (not in the history)
 	client *client  // nil for a final read
 	final  int      // key index of a final read
 	op     check.Op
@@ -152,6 +153,10 @@ func (s *Sim) clientResult(n *node, r core.Result) {
 		s.progressAnswered(p, r.Resp, r.Err)
 		return
 	}
+	if p.lease != nil {
+		s.leaseResult(p, r)
+		return
+	}
 	outcome := classify(r.Err)
 	var out check.Output
 	if outcome == check.Ok {
@@ -223,6 +228,10 @@ func decodeOutput(kind check.OpKind, resp proto.Message) (check.Output, error) {
 func (s *Sim) complete(p *pendingOp, outcome check.Outcome, out check.Output) {
 	if p.watch != nil {
 		p.watch.progressAsked = false
+		return
+	}
+	if p.lease != nil {
+		s.leaseCompleted(p, outcome)
 		return
 	}
 	p.op.Outcome, p.op.Return, p.op.Output = outcome, s.now, out
