@@ -105,6 +105,9 @@ func (c *clientState) submit(req ClientRequest) {
 	case tenfoldpb.RequestKind_COMPACT:
 		c.startCompact(op)
 		return
+	case tenfoldpb.RequestKind_LEASE_KEYS:
+		c.startLeaseKeys(op)
+		return
 	case tenfoldpb.RequestKind_CLOSE:
 		// Closing writes nothing, so it is safe to resend like a read.
 		op.rangeID = req.RangeID
@@ -147,6 +150,23 @@ func (c *clientState) startCompact(op *clientOp) {
 	}
 }
 
+// startLeaseKeys asks every data range for the keys attached to a lease
+// (a linearizable read in each); partDone merges the answers in key order.
+func (c *clientState) startLeaseKeys(op *clientOp) {
+	op.parts = map[uint64]bool{}
+	for _, d := range c.n.dir.dataRanges() {
+		c.nextID++
+		part := &clientOp{req: ClientRequest{ID: c.nextID, Kind: op.req.Kind, Msg: op.req.Msg, Deadline: op.req.Deadline}, payload: op.payload, rangeID: d.GetRangeId()}
+		op.parts[part.req.ID] = true
+		c.subs[part.req.ID] = op.req.ID
+		c.ops[part.req.ID] = part
+		c.dispatch(part)
+	}
+	if len(op.parts) == 0 {
+		c.finish(op.req.ID, nil, status.Error(codes.Unavailable, "tenfold: no data ranges known yet, retry"))
+	}
+}
+
 func (c *clientState) partDone(partID uint64, resp proto.Message, err error) bool {
 	parent, ok := c.subs[partID]
 	if !ok {
@@ -167,6 +187,12 @@ func (c *clientState) partDone(partID uint64, resp proto.Message, err error) boo
 		return true
 	}
 	delete(op.parts, partID)
+	if cur, ok := resp.(*pb.LeaseTimeToLiveResponse); ok {
+		if prev, ok := op.partRes.(*pb.LeaseTimeToLiveResponse); ok {
+			cur.Keys = append(prev.Keys, cur.Keys...)
+		}
+		slices.SortFunc(cur.Keys, bytes.Compare)
+	}
 	op.partRes = resp
 	if len(op.parts) == 0 {
 		c.finish(parent, op.partRes, nil)
@@ -349,7 +375,7 @@ func decodeResponse(kind tenfoldpb.RequestKind, b []byte) (proto.Message, error)
 		m = &pb.LeaseRevokeResponse{}
 	case tenfoldpb.RequestKind_LEASE_KEEPALIVE:
 		m = &pb.LeaseKeepAliveResponse{}
-	case tenfoldpb.RequestKind_LEASE_TTL:
+	case tenfoldpb.RequestKind_LEASE_TTL, tenfoldpb.RequestKind_LEASE_KEYS:
 		m = &pb.LeaseTimeToLiveResponse{}
 	case tenfoldpb.RequestKind_LEASE_LEASES:
 		m = &pb.LeaseLeasesResponse{}
@@ -381,7 +407,7 @@ func decodeRequest(kind tenfoldpb.RequestKind, b []byte) (proto.Message, error) 
 		m = &pb.LeaseRevokeRequest{}
 	case tenfoldpb.RequestKind_LEASE_KEEPALIVE:
 		m = &pb.LeaseKeepAliveRequest{}
-	case tenfoldpb.RequestKind_LEASE_TTL:
+	case tenfoldpb.RequestKind_LEASE_TTL, tenfoldpb.RequestKind_LEASE_KEYS:
 		m = &pb.LeaseTimeToLiveRequest{}
 	case tenfoldpb.RequestKind_LEASE_LEASES:
 		m = &pb.LeaseLeasesRequest{}

@@ -154,7 +154,7 @@ func (d *dataState) handle(req *tenfoldpb.Request) {
 		n.reply(req, nil, errOverloaded)
 		return
 	}
-	if req.GetKind() == tenfoldpb.RequestKind_RANGE {
+	if req.GetKind() == tenfoldpb.RequestKind_RANGE || req.GetKind() == tenfoldpb.RequestKind_LEASE_KEYS {
 		d.reads = append(d.reads, req)
 		d.pump()
 		return
@@ -190,6 +190,16 @@ func (d *dataState) read(rr *pb.RangeRequest, current int64) (*pb.RangeResponse,
 	}
 	resp.Header = d.header(current)
 	return resp, nil
+}
+
+// leaseKeys lists this range's keys attached to a lease, at the applied
+// state (the caller waited for its ReadIndex).
+func (d *dataState) leaseKeys(m *pb.LeaseTimeToLiveRequest, current int64) (*pb.LeaseTimeToLiveResponse, error) {
+	keys, err := mvcc.KeysWithLease(d.n().eng, m.ID, d.span)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.LeaseTimeToLiveResponse{Header: d.header(current), ID: m.ID, Keys: keys}, nil
 }
 
 func (d *dataState) header(rev int64) *pb.ResponseHeader {
@@ -280,7 +290,13 @@ func (d *dataState) step() bool {
 				n.reply(rq, nil, err)
 				continue
 			}
-			resp, err := d.read(msg.(*pb.RangeRequest), c.current)
+			var resp proto.Message
+			switch m := msg.(type) {
+			case *pb.RangeRequest:
+				resp, err = d.read(m, c.current)
+			case *pb.LeaseTimeToLiveRequest:
+				resp, err = d.leaseKeys(m, c.current)
+			}
 			n.reply(rq, resp, err)
 		}
 		c.reads = nil

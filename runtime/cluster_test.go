@@ -269,9 +269,12 @@ func TestClusterWatchAndLease(t *testing.T) {
 	if _, err := cli.Put(ctx, "/lease/k2", "v", clientv3.WithLease(clientv3.LeaseID(987654321))); err != rpctypes.ErrLeaseNotFound {
 		t.Fatalf("put with unknown lease: %v", err)
 	}
-	ttl, err := cli.TimeToLive(ctx, lease.ID)
+	ttl, err := cli.TimeToLive(ctx, lease.ID, clientv3.WithAttachedKeys())
 	if err != nil || ttl.TTL <= 0 {
 		t.Fatalf("ttl: %v %v", ttl, err)
+	}
+	if len(ttl.Keys) != 1 || string(ttl.Keys[0]) != "/lease/k" {
+		t.Fatalf("TimeToLive with keys: got keys %q, want [/lease/k]", ttl.Keys)
 	}
 	deadline := time.Now().Add(20 * time.Second)
 	for {

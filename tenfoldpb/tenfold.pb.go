@@ -89,25 +89,27 @@ const (
 	RequestKind_LEASE_KEEPALIVE   RequestKind = 7
 	RequestKind_LEASE_TTL         RequestKind = 8
 	RequestKind_LEASE_LEASES      RequestKind = 9
-	RequestKind_DELETE_LEASE_KEYS RequestKind = 10 // internal: delete keys attached to a revoked lease
-	RequestKind_CLOSE             RequestKind = 11 // advance a range's closed revision (no writes)
+	RequestKind_DELETE_LEASE_KEYS RequestKind = 10  // internal: delete keys attached to a revoked lease
+	RequestKind_CLOSE             RequestKind = 11  // advance a range's closed revision (no writes)
+	RequestKind_LEASE_KEYS        RequestKind = 200 // the keys attached to a lease (LeaseTimeToLive keys=true), from every data range
 )
 
 // Enum value maps for RequestKind.
 var (
 	RequestKind_name = map[int32]string{
-		0:  "RANGE",
-		1:  "PUT",
-		2:  "DELETE_RANGE",
-		3:  "TXN",
-		4:  "COMPACT",
-		5:  "LEASE_GRANT",
-		6:  "LEASE_REVOKE",
-		7:  "LEASE_KEEPALIVE",
-		8:  "LEASE_TTL",
-		9:  "LEASE_LEASES",
-		10: "DELETE_LEASE_KEYS",
-		11: "CLOSE",
+		0:   "RANGE",
+		1:   "PUT",
+		2:   "DELETE_RANGE",
+		3:   "TXN",
+		4:   "COMPACT",
+		5:   "LEASE_GRANT",
+		6:   "LEASE_REVOKE",
+		7:   "LEASE_KEEPALIVE",
+		8:   "LEASE_TTL",
+		9:   "LEASE_LEASES",
+		10:  "DELETE_LEASE_KEYS",
+		11:  "CLOSE",
+		200: "LEASE_KEYS",
 	}
 	RequestKind_value = map[string]int32{
 		"RANGE":             0,
@@ -122,6 +124,7 @@ var (
 		"LEASE_LEASES":      9,
 		"DELETE_LEASE_KEYS": 10,
 		"CLOSE":             11,
+		"LEASE_KEYS":        200,
 	}
 )
 
@@ -2517,7 +2520,7 @@ const file_tenfold_proto_rawDesc = "" +
 	"\x04DATA\x10\x00\x12\n" +
 	"\n" +
 	"\x06SYSTEM\x10\x01\x12\v\n" +
-	"\aCONTROL\x10\x02*\xc4\x01\n" +
+	"\aCONTROL\x10\x02*\xd5\x01\n" +
 	"\vRequestKind\x12\t\n" +
 	"\x05RANGE\x10\x00\x12\a\n" +
 	"\x03PUT\x10\x01\x12\x10\n" +
@@ -2531,7 +2534,9 @@ const file_tenfold_proto_rawDesc = "" +
 	"\fLEASE_LEASES\x10\t\x12\x15\n" +
 	"\x11DELETE_LEASE_KEYS\x10\n" +
 	"\x12\t\n" +
-	"\x05CLOSE\x10\v2j\n" +
+	"\x05CLOSE\x10\v\x12\x0f\n" +
+	"\n" +
+	"LEASE_KEYS\x10\xc8\x012j\n" +
 	"\bInternal\x12/\n" +
 	"\x06Urgent\x12\x13.tenfoldpb.Envelope\x1a\x0e.tenfoldpb.Ack(\x01\x12-\n" +
 	"\x04Bulk\x12\x13.tenfoldpb.Envelope\x1a\x0e.tenfoldpb.Ack(\x012[\n" +
