@@ -59,7 +59,8 @@ core relies on that.
 
 Deliberate bugs, to watch the checkers catch them: --bugs takes
 ack-before-sync, stale-reads, reuse-revision, drop-watch-event,
-overlapping-ranges, divergent-apply.`,
+overlapping-ranges, divergent-apply, no-reelection, revoke-skips-range,
+put-ignores-revoke, lease-reads-from-memory, no-check-quorum.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runSim(cmd, cfg, f)
