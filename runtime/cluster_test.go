@@ -290,6 +290,32 @@ func TestClusterWatchAndLease(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	// The expired lease's revoke finishes after its keys are gone; then it
+	// is not found, and a put or txn with it fails with etcd's error and
+	// writes nothing.
+	for {
+		ttl, err := cli.TimeToLive(ctx, lease.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ttl.TTL == -1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("expired lease still reports TTL %d", ttl.TTL)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if _, err := cli.Put(ctx, "/lease/k3", "v", clientv3.WithLease(lease.ID)); err != rpctypes.ErrLeaseNotFound {
+		t.Fatalf("put with an expired lease: %v, want %v", err, rpctypes.ErrLeaseNotFound)
+	}
+	txn := cli.Txn(ctx).Then(clientv3.OpPut("/lease/k4", "v", clientv3.WithLease(lease.ID)))
+	if _, err := txn.Commit(); err != rpctypes.ErrLeaseNotFound {
+		t.Fatalf("txn put with an expired lease: %v, want %v", err, rpctypes.ErrLeaseNotFound)
+	}
+	if g, err := cli.Get(ctx, "/lease/", clientv3.WithPrefix()); err != nil || len(g.Kvs) != 0 {
+		t.Fatalf("keys under /lease/ after failed puts: %v %v", g, err)
+	}
 }
 
 func TestClusterRestartKeepsData(t *testing.T) {
