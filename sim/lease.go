@@ -55,7 +55,9 @@ type leaseClient struct {
 	dead    bool
 	verify  []string
 	deadPut bool
-	done    bool
+	// verifyFailed counts failed reads of verify[0].
+	verifyFailed int
+	done         bool
 }
 
 // leaseOpKind is what a lease client's operation does.
@@ -93,11 +95,10 @@ const (
 )
 
 // leaseState is the lease checker's memory: when each lease was first seen
-// dead (virtual ns), and how often the current verify read failed.
+// dead (virtual ns).
 type leaseState struct {
-	deadAt       map[int64]int64
-	verifyFailed int
-	ops          int // lease operations completed
+	deadAt map[int64]int64
+	ops    int // lease operations completed
 }
 
 func (s *Sim) newLeaseClients() {
@@ -262,12 +263,12 @@ func (s *Sim) leaseSeenDead(c *leaseClient, how string) {
 // leaseVerified checks the read of a key of a dead lease.
 func (s *Sim) leaseVerified(c *leaseClient, op *leaseOp, outcome check.Outcome, resp proto.Message) {
 	if outcome != check.Ok {
-		if s.lease.verifyFailed++; s.lease.verifyFailed >= maxVerifyAttempts {
-			c.verify, s.lease.verifyFailed = c.verify[1:], 0
+		if c.verifyFailed++; c.verifyFailed >= maxVerifyAttempts {
+			c.verify, c.verifyFailed = c.verify[1:], 0
 		}
 		return
 	}
-	s.lease.verifyFailed = 0
+	c.verifyFailed = 0
 	c.verify = c.verify[1:]
 	r := resp.(*pb.RangeResponse)
 	for _, kv := range r.Kvs {
