@@ -63,6 +63,9 @@ type clientOp struct {
 	// internal, if set, receives the end of a request the node made
 	// itself, instead of a Result.
 	internal func(proto.Message, error)
+	// fanout: the request is answered by internal parts (startLeaseKeys);
+	// it is never sent itself, only expired at its deadline.
+	fanout bool
 }
 
 type clientState struct {
@@ -112,6 +115,9 @@ func (c *clientState) submit(req ClientRequest) {
 		op.rangeID = systemRangeID
 		op.write = req.Kind == tenfoldpb.RequestKind_LEASE_GRANT || req.Kind == tenfoldpb.RequestKind_LEASE_REVOKE ||
 			req.Kind == tenfoldpb.RequestKind_COMPACT
+	case tenfoldpb.RequestKind_LEASE_KEYS:
+		c.startLeaseKeys(op)
+		return
 	case tenfoldpb.RequestKind_CLOSE:
 		// Closing writes nothing, so it is safe to resend like a read.
 		op.rangeID = req.RangeID
@@ -183,8 +189,8 @@ func (c *clientState) routeWaiting() {
 // submitInternal sends a request on behalf of the node itself (e.g. the
 // system leader asking a data range to compact): it is routed and retried
 // like a client's, to req.RangeID, and done is called with its end instead
-// of a Result.
-func (c *clientState) submitInternal(req ClientRequest, done func(proto.Message, error)) {
+// of a Result. Reads (write false) are resent when a replica is silent.
+func (c *clientState) submitInternal(req ClientRequest, write bool, done func(proto.Message, error)) {
 	c.nextID++
 	req.ID = c.nextID
 	payload, err := proto.Marshal(req.Msg)
@@ -192,9 +198,42 @@ func (c *clientState) submitInternal(req ClientRequest, done func(proto.Message,
 		done(nil, err)
 		return
 	}
-	op := &clientOp{req: req, payload: payload, rangeID: req.RangeID, write: true, internal: done}
+	op := &clientOp{req: req, payload: payload, rangeID: req.RangeID, write: write, internal: done}
 	c.ops[req.ID] = op
 	c.dispatch(op)
+}
+
+// startLeaseKeys asks every data range for the keys attached to a lease
+// (a linearizable read in each) and merges the answers in key order. It
+// needs the whole directory: a range it does not know of would be skipped.
+func (c *clientState) startLeaseKeys(op *clientOp) {
+	id := op.req.ID
+	if !c.n.dir.complete() {
+		c.finish(id, nil, status.Errorf(codes.Unavailable, "tenfold: node %d has not received the range directory yet, retry", c.n.id))
+		return
+	}
+	op.fanout = true
+	ranges := c.n.dir.dataRanges()
+	left, merged := len(ranges), &pb.LeaseTimeToLiveResponse{}
+	for _, d := range ranges {
+		c.submitInternal(ClientRequest{Kind: op.req.Kind, Msg: op.req.Msg, Deadline: op.req.Deadline, RangeID: d.GetRangeId()}, false, func(resp proto.Message, err error) {
+			if _, ok := c.ops[id]; !ok {
+				return // ended already (a part failed, or the deadline)
+			}
+			if err != nil {
+				c.finish(id, nil, err)
+				return
+			}
+			if r, ok := resp.(*pb.LeaseTimeToLiveResponse); ok {
+				merged.Header = r.Header
+				merged.Keys = append(merged.Keys, r.Keys...)
+			}
+			if left--; left == 0 {
+				slices.SortFunc(merged.Keys, bytes.Compare)
+				c.finish(id, merged, nil)
+			}
+		})
+	}
 }
 
 // dispatch sends op to the range's leader as best known.
@@ -290,6 +329,9 @@ func (c *clientState) tick() {
 			c.end(op, nil, errTimeout)
 			continue
 		}
+		if op.fanout {
+			continue
+		}
 		if !op.nextTry.IsZero() && !now.Before(op.nextTry) {
 			c.dispatch(op)
 			continue
@@ -360,7 +402,7 @@ func decodeResponse(kind tenfoldpb.RequestKind, b []byte) (proto.Message, error)
 		m = &pb.LeaseRevokeResponse{}
 	case tenfoldpb.RequestKind_LEASE_KEEPALIVE:
 		m = &pb.LeaseKeepAliveResponse{}
-	case tenfoldpb.RequestKind_LEASE_TTL:
+	case tenfoldpb.RequestKind_LEASE_TTL, tenfoldpb.RequestKind_LEASE_KEYS:
 		m = &pb.LeaseTimeToLiveResponse{}
 	case tenfoldpb.RequestKind_LEASE_LEASES:
 		m = &pb.LeaseLeasesResponse{}
@@ -392,7 +434,7 @@ func decodeRequest(kind tenfoldpb.RequestKind, b []byte) (proto.Message, error) 
 		m = &pb.LeaseRevokeRequest{}
 	case tenfoldpb.RequestKind_LEASE_KEEPALIVE:
 		m = &pb.LeaseKeepAliveRequest{}
-	case tenfoldpb.RequestKind_LEASE_TTL:
+	case tenfoldpb.RequestKind_LEASE_TTL, tenfoldpb.RequestKind_LEASE_KEYS:
 		m = &pb.LeaseTimeToLiveRequest{}
 	case tenfoldpb.RequestKind_LEASE_LEASES:
 		m = &pb.LeaseLeasesRequest{}

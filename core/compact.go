@@ -155,7 +155,7 @@ func (s *systemState) driveCompaction() {
 		}
 		c.inflight[id] = true
 		n.client.submitInternal(ClientRequest{Kind: tenfoldpb.RequestKind_COMPACT, Msg: &pb.CompactionRequest{Revision: rev},
-			Deadline: n.now.Add(compactPartTimeout), RangeID: id}, func(_ proto.Message, err error) {
+			Deadline: n.now.Add(compactPartTimeout), RangeID: id}, true, func(_ proto.Message, err error) {
 			if c.rev != rev || c.acked == nil {
 				return // a newer decision, or no longer the leader
 			}

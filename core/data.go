@@ -44,6 +44,12 @@ type dataState struct {
 	nextBatchID uint64
 	nextSeqID   uint64
 	applies     uint64
+
+	// revoked holds the leases whose keys this range deleted for a revoke
+	// (applied state, persisted under suffixRevoked): a put with one of
+	// them fails at evaluation, in log order with the deletion, so a put
+	// racing a revoke either is deleted by it or fails.
+	revoked map[int64]bool
 }
 
 type queued struct {
@@ -77,8 +83,54 @@ type cycle struct {
 	readIndexD bool
 }
 
-func newDataState(r *replica) *dataState {
-	return &dataState{r: r, span: mvcc.Span{Start: r.desc.GetStartKey(), End: r.desc.GetEndKey()}}
+func newDataState(r *replica) (*dataState, error) {
+	d := &dataState{r: r, span: mvcc.Span{Start: r.desc.GetStartKey(), End: r.desc.GetEndKey()}, revoked: map[int64]bool{}}
+	p := rangeKey(r.id(), suffixRevoked)
+	it, err := r.n.eng.NewIter(engine.IterOptions{LowerBound: p, UpperBound: prefixEnd(p)})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	for ok := it.First(); ok; ok = it.Next() {
+		if len(it.Key()) != len(p)+8 {
+			return nil, fmt.Errorf("range %d: malformed revoked-lease key %x", r.id(), it.Key())
+		}
+		d.revoked[int64(binary.BigEndian.Uint64(it.Key()[len(p):]))] = true
+	}
+	return d, nil
+}
+
+// revokedLease returns the first lease a write request attaches a key to
+// that is revoked here or by an earlier request of the batch (clearing);
+// 0 if none. A Txn is checked in both branches, as etcd's gateway checks
+// lease existence for every put it could run.
+func (d *dataState) revokedLease(msg proto.Message, clearing map[int64]bool) int64 {
+	bad := func(l int64) bool { return l != 0 && (d.revoked[l] || clearing[l]) }
+	var inTxn func(t *pb.TxnRequest) int64
+	inTxn = func(t *pb.TxnRequest) int64 {
+		for _, ops := range [][]*pb.RequestOp{t.Success, t.Failure} {
+			for _, op := range ops {
+				if p := op.GetRequestPut(); p != nil && bad(p.Lease) {
+					return p.Lease
+				}
+				if nt := op.GetRequestTxn(); nt != nil {
+					if l := inTxn(nt); l != 0 {
+						return l
+					}
+				}
+			}
+		}
+		return 0
+	}
+	switch m := msg.(type) {
+	case *pb.PutRequest:
+		if bad(m.Lease) {
+			return m.Lease
+		}
+	case *pb.TxnRequest:
+		return inTxn(m)
+	}
+	return 0
 }
 
 func (d *dataState) n() *Node { return d.r.n }
@@ -102,7 +154,7 @@ func (d *dataState) handle(req *tenfoldpb.Request) {
 		n.reply(req, nil, errOverloaded)
 		return
 	}
-	if req.GetKind() == tenfoldpb.RequestKind_RANGE {
+	if req.GetKind() == tenfoldpb.RequestKind_RANGE || req.GetKind() == tenfoldpb.RequestKind_LEASE_KEYS {
 		d.reads = append(d.reads, req)
 		d.pump()
 		return
@@ -138,6 +190,16 @@ func (d *dataState) read(rr *pb.RangeRequest, current int64) (*pb.RangeResponse,
 	}
 	resp.Header = d.header(current)
 	return resp, nil
+}
+
+// leaseKeys lists this range's keys attached to a lease, at the applied
+// state (the caller waited for its ReadIndex).
+func (d *dataState) leaseKeys(m *pb.LeaseTimeToLiveRequest, current int64) (*pb.LeaseTimeToLiveResponse, error) {
+	keys, err := mvcc.KeysWithLease(d.n().eng, m.ID, d.span)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.LeaseTimeToLiveResponse{Header: d.header(current), ID: m.ID, Keys: keys}, nil
 }
 
 func (d *dataState) header(rev int64) *pb.ResponseHeader {
@@ -228,7 +290,13 @@ func (d *dataState) step() bool {
 				n.reply(rq, nil, err)
 				continue
 			}
-			resp, err := d.read(msg.(*pb.RangeRequest), c.current)
+			var resp proto.Message
+			switch m := msg.(type) {
+			case *pb.RangeRequest:
+				resp, err = d.read(m, c.current)
+			case *pb.LeaseTimeToLiveRequest:
+				resp, err = d.leaseKeys(m, c.current)
+			}
 			n.reply(rq, resp, err)
 		}
 		c.reads = nil
@@ -250,6 +318,7 @@ func (d *dataState) startCycle() {
 	var rest []*queued
 	var compact int64
 	var cleared []int64
+	clearing := map[int64]bool{} // leases whose keys this batch deletes
 	for i, q := range d.queue {
 		if len(c.items) >= n.cfg.MaxBatchRequests {
 			rest = append(rest, d.queue[i:]...)
@@ -259,6 +328,12 @@ func (d *dataState) startCycle() {
 		var ok, wrote bool
 		var err error
 		slot := int32(ev.Slots())
+		if l := d.revokedLease(q.msg, clearing); l != 0 && !n.cfg.Bugs.PutIgnoresRevoke {
+			// The lease's revoke reached this range first: etcd's answer
+			// for a put with a lease that does not exist.
+			d.refuse(q, rpctypes.ErrGRPCLeaseNotFound)
+			continue
+		}
 		switch m := q.msg.(type) {
 		case *pb.RangeRequest: // CLOSE
 			ok, resp = true, &pb.RangeResponse{}
@@ -285,6 +360,7 @@ func (d *dataState) startCycle() {
 			wrote, ok, err = ev.DeleteLeaseKeys(q.lease, d.span)
 			if ok && err == nil {
 				cleared = append(cleared, q.lease)
+				clearing[q.lease] = true
 			}
 		default:
 			err = errUnknownLeaseOps
@@ -435,6 +511,12 @@ func (d *dataState) apply(b engine.Batch, e *raftpb.Entry) ([]func(), error) {
 	if err != nil {
 		return nil, fmt.Errorf("range %d: apply entry %d: %w", d.r.id(), e.GetIndex(), err)
 	}
+	for _, l := range wb.GetLeaseCleared() {
+		if err := b.Set(binary.BigEndian.AppendUint64(rangeKey(d.r.id(), suffixRevoked), uint64(l)), nil); err != nil {
+			return nil, err
+		}
+		d.revoked[l] = true
+	}
 	if wb.GetCompact() > d.r.applied.compacted {
 		if _, err := mvcc.Compact(n.eng, b, d.span, wb.GetCompact()); err != nil {
 			return nil, err
@@ -538,7 +620,15 @@ func setHeaderMeta(resp proto.Message, member, term uint64) {
 func (n *Node) handleLeaseRevoked(from uint64, m *tenfoldpb.LeaseRevoked) {
 	r, ok := n.replicas[m.GetRangeId()]
 	if !ok || r.data == nil || !r.isLeader() {
-		return // the system leader retries until the range leader acks
+		// Say so, with the leader we know: the system leader may host no
+		// replica of this range and learn its leader only from us.
+		var hint uint64
+		if ok {
+			hint = r.leader
+		}
+		n.send(from, &tenfoldpb.Message{Body: &tenfoldpb.Message_LeaseRevokedAck{LeaseRevokedAck: &tenfoldpb.LeaseRevokedAck{
+			Lease: m.GetLease(), RangeId: m.GetRangeId(), NotLeader: true, LeaderHint: hint}}})
+		return
 	}
 	r.unquiesce()
 	for _, q := range r.data.queue {

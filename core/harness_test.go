@@ -13,6 +13,7 @@ import (
 	"github.com/tenfold/tenfold/engine/memengine"
 	"github.com/tenfold/tenfold/tenfoldpb"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	raftpb "go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 )
@@ -26,7 +27,7 @@ import (
 //
 // Commands (node IDs: control node 1, data nodes 2..data+1):
 //
-//	cluster data=3 [splits=(m,...)] [max-pending=K] [window=W] [seed=S] [bugs=(stale-reads,...)]
+//	cluster data=3 [initial-data=K] [splits=(m,...)] [max-pending=K] [window=W] [seed=S] [bugs=(stale-reads,...)]
 //	tick [node=N] [count=K] [deliver]   advance the shared clock K ticks, ticking N (or all)
 //	tick-all [count=K] [deliver]        with deliver, every message is delivered after each tick
 //	time                                virtual time since the start
@@ -34,13 +35,17 @@ import (
 //	deliver [from=N] [to=N] [type=T] [range=R] [drop] [v]
 //	                                    deliver (or drop) the queued messages that match
 //	stabilize [max-ticks=K]             deliver everything and tick until no work is pending
-//	campaign node=N range=R             start an election (what the election timer does)
+//	campaign node=N range=R [timer]     start an election now, as a leadership transfer does
+//	                                    (no PreVote; voters ignore their CheckQuorum lease); with
+//	                                    timer, as the election timer does (PreVote; refused while
+//	                                    the voters hear from a leader)
 //	put node=N key=k value=v [lease=L]
 //	get node=N key=k [end=e] [rev=R] [serializable]
 //	delete node=N key=k [end=e]
 //	cas node=N key=k expect=v value=w   txn: if value(k)==v then put k=w else get k
 //	txn node=N put=(k=v, ...)           txn of puts, no compare
 //	lease-grant node=N ttl=T [id=I] | lease-revoke node=N id=I | lease-ttl node=N id=I
+//	lease-keepalive node=N id=I
 //	compact node=N rev=R
 //	                                    client requests take [timeout=10s] and [req-id=I] (default:
 //	                                    a counter shared by all nodes); each prints its #id
@@ -152,6 +157,8 @@ func newHarness(t *testing.T, d *datadriven.TestData) *harness {
 			d.ScanArgs(t, "max-pending", &h.cfg.MaxPendingRequests)
 		case "window":
 			d.ScanArgs(t, "window", &h.cfg.SequencerWindow)
+		case "initial-data":
+			d.ScanArgs(t, "initial-data", &h.cfg.InitialDataNodes)
 		case "bugs":
 			for _, b := range a.Vals {
 				switch b {
@@ -161,6 +168,14 @@ func newHarness(t *testing.T, d *datadriven.TestData) *harness {
 					h.cfg.Bugs.ReuseRevision = true
 				case "ack-before-sync":
 					h.cfg.Bugs.AckBeforeSync = true
+				case "put-ignores-revoke":
+					h.cfg.Bugs.PutIgnoresRevoke = true
+				case "revoke-skips-range":
+					h.cfg.Bugs.RevokeSkipsRange = true
+				case "no-check-quorum":
+					h.cfg.Bugs.NoCheckQuorum = true
+				case "lease-reads-from-memory":
+					h.cfg.Bugs.LeaseReadsFromMemory = true
 				default:
 					d.Fatalf(t, "cluster: unknown bug %q", b)
 				}
@@ -299,12 +314,20 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		if !ok {
 			d.Fatalf(t, "n%d has no replica of range %d", n.id, rangeID)
 		}
-		if err := r.rn.Campaign(); err != nil {
+		var err error
+		if d.HasArg("timer") {
+			err = r.rn.Campaign()
+		} else {
+			// As a leadership transfer does: skip PreVote and the voters'
+			// CheckQuorum lease (MsgTimeoutNow), so the election happens now.
+			err = r.rn.Step(&raftpb.Message{Type: raftpb.MessageType_MsgTimeoutNow.Enum(), From: proto.Uint64(r.leader), To: proto.Uint64(n.id)})
+		}
+		if err != nil {
 			out = fmt.Sprintf("campaign: %v", err)
 		}
 		r.touch()
 		h.ready(n)
-	case "put", "get", "delete", "cas", "txn", "lease-grant", "lease-revoke", "lease-ttl", "compact":
+	case "put", "get", "delete", "cas", "txn", "lease-grant", "lease-revoke", "lease-ttl", "lease-keepalive", "compact":
 		out = h.submit(t, d)
 	case "results":
 		out = strings.Join(h.results, "\n")
@@ -825,6 +848,10 @@ func (h *harness) submit(t *testing.T, d *datadriven.TestData) string {
 		kind = tenfoldpb.RequestKind_LEASE_TTL
 		msg = &pb.LeaseTimeToLiveRequest{ID: i64("id")}
 		label = fmt.Sprintf("lease-ttl %d", i64("id"))
+	case "lease-keepalive":
+		kind = tenfoldpb.RequestKind_LEASE_KEEPALIVE
+		msg = &pb.LeaseKeepAliveRequest{ID: i64("id")}
+		label = fmt.Sprintf("lease-keepalive %d", i64("id"))
 	case "compact":
 		kind = tenfoldpb.RequestKind_COMPACT
 		msg = &pb.CompactionRequest{Revision: i64("rev")}
@@ -886,6 +913,8 @@ func describeResult(r Result) string {
 		return "ok"
 	case *pb.LeaseTimeToLiveResponse:
 		return fmt.Sprintf("ok id=%d ttl=%d granted=%d", m.GetID(), m.GetTTL(), m.GetGrantedTTL())
+	case *pb.LeaseKeepAliveResponse:
+		return fmt.Sprintf("ok id=%d ttl=%d", m.GetID(), m.GetTTL())
 	}
 	return fmt.Sprintf("ok %T", r.Resp)
 }
@@ -952,7 +981,11 @@ func describeMsg(m *tenfoldpb.Message) string {
 	case *tenfoldpb.Message_LeaseRevoked:
 		return fmt.Sprintf("LeaseRevoked lease=%d r%d", b.LeaseRevoked.GetLease(), b.LeaseRevoked.GetRangeId())
 	case *tenfoldpb.Message_LeaseRevokedAck:
-		return fmt.Sprintf("LeaseRevokedAck lease=%d r%d", b.LeaseRevokedAck.GetLease(), b.LeaseRevokedAck.GetRangeId())
+		a := b.LeaseRevokedAck
+		if a.GetNotLeader() {
+			return fmt.Sprintf("LeaseRevokedAck lease=%d r%d not-leader hint=%d", a.GetLease(), a.GetRangeId(), a.GetLeaderHint())
+		}
+		return fmt.Sprintf("LeaseRevokedAck lease=%d r%d", a.GetLease(), a.GetRangeId())
 	case *tenfoldpb.Message_StoreMismatch:
 		return "StoreMismatch"
 	}

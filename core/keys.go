@@ -18,6 +18,7 @@ const (
 	suffixHard    = 'h' // raft HardState
 	suffixLog     = 'l' // raft log entries, by index
 	suffixApplied = 'a' // appliedState
+	suffixRevoked = 'v' // + be64(lease): a revoked lease whose keys the range deleted
 )
 
 // rangeKey is 'r' + be64(rangeID) + suffix.
@@ -40,12 +41,14 @@ func rangePrefix(rangeID uint64) (start, end []byte) {
 }
 
 // System range state: 's/w' window end, 's/l'+be64(id) lease records,
-// 's/v'+be64(id) leases being revoked, 's/n' next lease ID.
+// 's/v'+be64(id) leases being revoked, 's/t'+be64(id) leases revoked for
+// good, 's/n' next lease ID.
 var (
 	keySysWindow   = []byte("s/w")
 	keySysNextID   = []byte("s/n")
 	prefixSysLease = []byte("s/l")
 	prefixSysRevok = []byte("s/v")
+	prefixSysDone  = []byte("s/t")
 	// keySysCompact holds the last compaction decision: be64(revision) and
 	// a done byte (compact.go).
 	keySysCompact = []byte("s/c")

@@ -120,6 +120,21 @@ type Bugs struct {
 	// revision, which may be below writes already acknowledged (S6 for
 	// watches: a watch from now must not deliver them).
 	StaleWatchStart bool
+	// RevokeSkipsRange makes the system leader count the last data range
+	// as having deleted a revoked lease's keys without telling it, so the
+	// keys survive the revoke (the lease invariant).
+	RevokeSkipsRange bool
+	// PutIgnoresRevoke makes data ranges accept puts with a lease whose
+	// keys they already deleted for its revoke (the lease invariant).
+	PutIgnoresRevoke bool
+	// LeaseReadsFromMemory makes the system leader answer keepalives and
+	// lease reads from memory, without a ReadIndex round: a deposed leader
+	// that does not know it keeps leases alive.
+	LeaseReadsFromMemory bool
+	// NoCheckQuorum turns raft's CheckQuorum off: a partitioned leader
+	// keeps its role, and a node rejoining with a higher term can unseat a
+	// healthy leader.
+	NoCheckQuorum bool
 }
 
 func (c *Config) setDefaults() {
@@ -408,7 +423,7 @@ func (n *Node) Step(m *tenfoldpb.Message) {
 	case *tenfoldpb.Message_LeaseRevoked:
 		n.handleLeaseRevoked(m.GetFrom(), b.LeaseRevoked)
 	case *tenfoldpb.Message_LeaseRevokedAck:
-		n.handleLeaseRevokedAck(b.LeaseRevokedAck)
+		n.handleLeaseRevokedAck(m.GetFrom(), b.LeaseRevokedAck)
 	case *tenfoldpb.Message_Quiesce:
 		if r, ok := n.replicas[b.Quiesce.GetRangeId()]; ok {
 			r.quiesce(m.GetFrom(), b.Quiesce)

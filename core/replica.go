@@ -2,7 +2,6 @@ package core
 
 import (
 	"fmt"
-	"math"
 
 	"github.com/tenfold/tenfold/engine"
 	"github.com/tenfold/tenfold/tenfoldpb"
@@ -46,10 +45,6 @@ type replica struct {
 	sys  *systemState // the SYSTEM range
 }
 
-// raftElectionTicks is raft's own election timeout, set beyond reach: the
-// replica campaigns itself (see electionTimeout).
-const raftElectionTicks = math.MaxInt32 / 2
-
 func (n *Node) openReplica(d *tenfoldpb.RangeDescriptor) (*replica, error) {
 	st, err := newRaftStorage(n.eng, d.GetRangeId(), d.GetReplicas())
 	if err != nil {
@@ -65,13 +60,14 @@ func (n *Node) openReplica(d *tenfoldpb.RangeDescriptor) (*replica, error) {
 	}
 	rn, err := raft.NewRawNode(&raft.Config{
 		ID:              n.id,
-		ElectionTick:    raftElectionTicks,
+		ElectionTick:    n.cfg.ElectionTicks,
 		HeartbeatTick:   n.cfg.HeartbeatTicks,
 		Storage:         st,
 		Applied:         r.applied.index,
 		MaxSizePerMsg:   1 << 20,
 		MaxInflightMsgs: 256,
 		PreVote:         true,
+		CheckQuorum:     !n.cfg.Bugs.NoCheckQuorum,
 		Logger:          quietRaftLogger{},
 	})
 	if err != nil {
@@ -81,7 +77,11 @@ func (n *Node) openReplica(d *tenfoldpb.RangeDescriptor) (*replica, error) {
 	r.resetElectionTimer()
 	switch d.GetKind() {
 	case tenfoldpb.RangeKind_DATA:
-		r.data = newDataState(r)
+		ds, err := newDataState(r)
+		if err != nil {
+			return nil, err
+		}
+		r.data = ds
 	case tenfoldpb.RangeKind_SYSTEM:
 		s, err := newSystemState(r)
 		if err != nil {
@@ -133,7 +133,12 @@ func (r *replica) tick() {
 		// timer run.
 		r.unquiesce()
 	}
-	r.rn.Tick()
+	if r.rn.BasicStatus().RaftState == raft.StateLeader {
+		// Only a leader ticks raft (heartbeats, and CheckQuorum every
+		// election timeout): a follower's or candidate's raft timer would
+		// campaign on a timeout drawn from crypto/rand.
+		r.rn.Tick()
+	}
 	r.touch()
 	if r.isLeader() {
 		r.electionElapsed = 0
@@ -256,6 +261,16 @@ func (r *replica) step(m *raftpb.Message) {
 		if m.GetTerm() >= r.term {
 			r.electionElapsed = 0
 			r.poked = false
+		}
+	}
+	if m.GetTerm() > r.term && r.leader != 0 && !r.isLeader() && r.electionElapsed >= r.n.cfg.ElectionTicks {
+		switch m.GetType() {
+		case raftpb.MessageType_MsgPreVote, raftpb.MessageType_MsgVote:
+			// CheckQuorum's follower side: raft refuses votes while it
+			// knows a leader, since its own timer (not ticked here) never
+			// runs out. Our timer says the leader has been silent for an
+			// election timeout: forget it, so the vote is judged on logs.
+			r.rn.ForgetLeader()
 		}
 	}
 	_ = r.rn.Step(m)

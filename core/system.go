@@ -3,6 +3,7 @@ package core
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/tenfold/tenfold/engine"
@@ -28,9 +29,12 @@ type systemState struct {
 	r *replica
 
 	// Applied state.
-	windowEnd   int64
-	leases      map[int64]int64 // id -> granted TTL (seconds)
-	revoking    map[int64]bool  // revoked leases whose keys are being deleted
+	windowEnd int64
+	leases    map[int64]int64 // id -> granted TTL (seconds)
+	revoking  map[int64]bool  // revoked leases whose keys are being deleted
+	// revoked are the leases whose revoke finished: every data range
+	// refuses puts with them, so their IDs are never granted again.
+	revoked     map[int64]bool
 	nextLeaseID int64
 
 	// Leader state.
@@ -54,9 +58,23 @@ type systemState struct {
 	nextProposal uint64
 	revokeAcks   map[int64]map[uint64]bool
 	revokeWait   map[int64][]*tenfoldpb.Request
-	lastRevoke   time.Time
-	expiring     map[int64]bool
-	leaseWaiter  []*tenfoldpb.Request // lease requests waiting for the fence
+	// revokeMisses counts, per data range, retry rounds with a revoke
+	// still unacknowledged (the next send rotates to another replica);
+	// revokeRedirects counts the hints followed in the current round.
+	revokeMisses    map[uint64]int
+	revokeRedirects map[uint64]int
+	lastRevoke      time.Time
+	expiring        map[int64]bool
+	leaseWaiter     []*tenfoldpb.Request // lease requests waiting for the fence
+	// Lease reads and keepalives wait for a ReadIndex round, so a leader
+	// that was deposed without knowing it (partitioned) cannot answer from
+	// its memory: leaseReads wait for the next round, leaseRound is in
+	// flight under leaseCtx.
+	leaseReads []*tenfoldpb.Request
+	leaseRound []*tenfoldpb.Request
+	leaseCtx   []byte
+	leaseIndex uint64
+	leaseDone  bool
 
 	// compact is the cluster-wide compaction decision (compact.go).
 	compact compactState
@@ -71,9 +89,10 @@ type seqWaiter struct {
 const minLeaseTTL = 2
 
 func newSystemState(r *replica) (*systemState, error) {
-	s := &systemState{r: r, leases: map[int64]int64{}, revoking: map[int64]bool{}, nextLeaseID: 1,
+	s := &systemState{r: r, leases: map[int64]int64{}, revoking: map[int64]bool{}, revoked: map[int64]bool{}, nextLeaseID: 1,
 		expiry: map[int64]time.Time{}, proposals: map[uint64]leaseProposal{}, revokeAcks: map[int64]map[uint64]bool{},
-		revokeWait: map[int64][]*tenfoldpb.Request{}, expiring: map[int64]bool{}}
+		revokeWait: map[int64][]*tenfoldpb.Request{}, expiring: map[int64]bool{},
+		revokeMisses: map[uint64]int{}, revokeRedirects: map[uint64]int{}}
 	eng := r.n.eng
 	if err := s.compact.load(eng); err != nil {
 		return nil, err
@@ -103,6 +122,7 @@ func newSystemState(r *replica) (*systemState, error) {
 			return nil
 		}},
 		{prefixSysRevok, func(id int64, _ []byte) error { s.revoking[id] = true; return nil }},
+		{prefixSysDone, func(id int64, _ []byte) error { s.revoked[id] = true; return nil }},
 	} {
 		it, err := eng.NewIter(engine.IterOptions{LowerBound: p.prefix, UpperBound: prefixEnd(p.prefix)})
 		if err != nil {
@@ -178,10 +198,10 @@ func (s *systemState) lostLeadership() {
 	// entry of a later term applies first (failStaleProposals). Revokes
 	// waiting for their keys' deletion stay too: the next leader finishes
 	// the deletion and RevokeDone applies here as well.
-	for _, req := range s.leaseWaiter {
+	for _, req := range append(append(s.leaseWaiter, s.leaseRound...), s.leaseReads...) {
 		n.reply(req, nil, errNotLeader)
 	}
-	s.leaseWaiter = nil
+	s.leaseWaiter, s.leaseRound, s.leaseReads, s.leaseCtx = nil, nil, nil, nil
 	s.expiry, s.expiring = map[int64]time.Time{}, map[int64]bool{}
 	s.compact.lostLeadership()
 }
@@ -191,12 +211,16 @@ func (s *systemState) lostLeadership() {
 func (s *systemState) idle() bool {
 	return len(s.queue) == 0 && len(s.granting) == 0 && len(s.fast) == 0 && s.readCtx == nil && !s.extending &&
 		len(s.leases) == 0 && len(s.revoking) == 0 && len(s.proposals) == 0 && len(s.leaseWaiter) == 0 &&
+		len(s.leaseReads) == 0 && s.leaseCtx == nil &&
 		(s.compact.rev == 0 || s.compact.done) && len(s.compact.waiting) == 0
 }
 
 func (s *systemState) readState(rs raft.ReadState) {
 	if s.readCtx != nil && string(rs.RequestCtx) == string(s.readCtx) {
 		s.readIndex, s.readDone = rs.Index, true
+	}
+	if s.leaseCtx != nil && string(rs.RequestCtx) == string(s.leaseCtx) {
+		s.leaseIndex, s.leaseDone = rs.Index, true
 	}
 }
 
@@ -218,8 +242,9 @@ func (s *systemState) tick() {
 			s.proposeCmd(&tenfoldpb.SystemCommand{Revoke: id})
 		}
 	}
-	if len(s.revoking) > 0 && n.now.Sub(s.lastRevoke) >= 500*time.Millisecond {
+	if len(s.revoking) > 0 && n.now.Sub(s.lastRevoke) >= revokeRetry {
 		s.lastRevoke = n.now
+		s.countRevokeMisses()
 		for _, id := range sortedKeys(s.revoking) {
 			s.sendRevoke(id)
 		}
@@ -229,6 +254,28 @@ func (s *systemState) tick() {
 		// A lost ReadIndex round: raft retries with the next heartbeat.
 		return
 	}
+}
+
+// revokeRetry is how often the system leader resends LeaseRevoked to the
+// ranges that have not acknowledged it.
+const revokeRetry = 500 * time.Millisecond
+
+// countRevokeMisses notes, before a retry round, every range that has not
+// acknowledged a pending revoke since the last round: its next LeaseRevoked
+// goes to the next replica rather than to the same silent node.
+func (s *systemState) countRevokeMisses() {
+	pending := map[uint64]bool{}
+	for id := range s.revoking {
+		for _, d := range s.n().dir.dataRanges() {
+			if !s.revokeAcks[id][d.GetRangeId()] {
+				pending[d.GetRangeId()] = true
+			}
+		}
+	}
+	for rid := range pending {
+		s.revokeMisses[rid]++
+	}
+	s.revokeRedirects = map[uint64]int{}
 }
 
 // pump runs the leader's sequencer and lease work.
@@ -251,6 +298,7 @@ func (s *systemState) pump() {
 		}
 		s.leaseWaiter = nil
 	}
+	s.pumpLeaseReads()
 	// Pure write batches are granted at once: uniqueness comes from the
 	// window, and their "current" only bounds the asking range's own future
 	// writes, which any later leader's grants exceed anyway.
@@ -379,13 +427,12 @@ func (s *systemState) handle(req *tenfoldpb.Request) {
 		n.reply(req, nil, err)
 		return
 	}
-	hdr := &pb.ResponseHeader{ClusterId: ClusterID, MemberId: n.id, Revision: s.counter, RaftTerm: s.r.term}
 	switch m := msg.(type) {
 	case *pb.LeaseGrantRequest:
 		id := m.ID
 		ttl := max(m.TTL, minLeaseTTL)
 		if id != 0 {
-			if _, ok := s.leases[id]; ok {
+			if _, ok := s.leases[id]; ok || s.revoking[id] || s.revoked[id] {
 				n.reply(req, nil, rpctypes.ErrGRPCLeaseExist)
 				return
 			}
@@ -396,6 +443,12 @@ func (s *systemState) handle(req *tenfoldpb.Request) {
 			n.reply(req, nil, errNotLeader)
 		}
 	case *pb.LeaseRevokeRequest:
+		if s.revoking[m.ID] {
+			// Already revoked, its keys not yet all deleted: answer with
+			// the first revoke, once they are.
+			s.revokeWait[m.ID] = append(s.revokeWait[m.ID], req)
+			return
+		}
 		if _, ok := s.leases[m.ID]; !ok {
 			n.reply(req, nil, rpctypes.ErrGRPCLeaseNotFound)
 			return
@@ -405,6 +458,59 @@ func (s *systemState) handle(req *tenfoldpb.Request) {
 		} else {
 			n.reply(req, nil, errNotLeader)
 		}
+	case *pb.LeaseKeepAliveRequest, *pb.LeaseTimeToLiveRequest, *pb.LeaseLeasesRequest:
+		if n.cfg.Bugs.LeaseReadsFromMemory {
+			s.serveLeaseRead(req, msg)
+			return
+		}
+		s.leaseReads = append(s.leaseReads, req)
+		s.pumpLeaseReads()
+	case *pb.CompactionRequest:
+		s.handleCompact(req, m)
+	default:
+		n.reply(req, nil, errUnknownLeaseOps)
+	}
+}
+
+// pumpLeaseReads runs the ReadIndex rounds of lease reads and keepalives:
+// a round confirms with a quorum that this node still leads (raft's
+// ReadOnlySafe) and waits until the read index is applied; only then are
+// its requests answered from the lease table. A partitioned old leader's
+// rounds never complete: its requests end at their deadline, or with "not
+// leader" once CheckQuorum makes it step down.
+func (s *systemState) pumpLeaseReads() {
+	if s.leaseCtx != nil {
+		if !s.leaseDone || s.r.applied.index < s.leaseIndex {
+			return
+		}
+		round := s.leaseRound
+		s.leaseRound, s.leaseCtx = nil, nil
+		for _, req := range round {
+			msg, err := decodeRequest(req.GetKind(), req.GetPayload())
+			if err != nil {
+				s.n().reply(req, nil, err)
+				continue
+			}
+			s.serveLeaseRead(req, msg)
+		}
+	}
+	if len(s.leaseReads) == 0 || !s.r.fenced() {
+		return
+	}
+	s.leaseRound, s.leaseReads = s.leaseReads, nil
+	s.nextCtx++
+	s.leaseCtx = binary.BigEndian.AppendUint64([]byte("lease"), s.nextCtx)
+	s.leaseDone = false
+	s.r.rn.ReadIndex(s.leaseCtx)
+	s.r.touch()
+}
+
+// serveLeaseRead answers a keepalive, TimeToLive or Leases request from
+// the lease table; the caller made sure this node leads (a ReadIndex round).
+func (s *systemState) serveLeaseRead(req *tenfoldpb.Request, msg proto.Message) {
+	n := s.n()
+	hdr := &pb.ResponseHeader{ClusterId: ClusterID, MemberId: n.id, Revision: s.counter, RaftTerm: s.r.term}
+	switch m := msg.(type) {
 	case *pb.LeaseKeepAliveRequest:
 		ttl, ok := s.leases[m.ID]
 		if !ok || s.revoking[m.ID] || s.expiring[m.ID] {
@@ -415,6 +521,12 @@ func (s *systemState) handle(req *tenfoldpb.Request) {
 		n.reply(req, &pb.LeaseKeepAliveResponse{Header: hdr, ID: m.ID, TTL: ttl}, nil)
 	case *pb.LeaseTimeToLiveRequest:
 		ttl, ok := s.leases[m.ID]
+		if !ok && s.revoking[m.ID] {
+			// Revoked, keys still being deleted: expired, but not gone
+			// yet. -1 (not found) only once every range has deleted them.
+			n.reply(req, &pb.LeaseTimeToLiveResponse{Header: hdr, ID: m.ID, TTL: 0}, nil)
+			return
+		}
 		if !ok {
 			n.reply(req, &pb.LeaseTimeToLiveResponse{Header: hdr, ID: m.ID, TTL: -1}, nil)
 			return
@@ -429,8 +541,6 @@ func (s *systemState) handle(req *tenfoldpb.Request) {
 			resp.Leases = append(resp.Leases, &pb.LeaseStatus{ID: id})
 		}
 		n.reply(req, resp, nil)
-	default:
-		n.reply(req, nil, errUnknownLeaseOps)
 	}
 }
 
@@ -466,7 +576,7 @@ func (s *systemState) apply(b engine.Batch, e *raftpb.Entry) ([]func(), error) {
 		if id == 0 {
 			id = s.nextLeaseID
 		}
-		if _, ok := s.leases[id]; ok || s.revoking[id] {
+		if _, ok := s.leases[id]; ok || s.revoking[id] || s.revoked[id] {
 			if waiting != nil {
 				after = append(after, func() { n.reply(waiting, nil, rpctypes.ErrGRPCLeaseExist) })
 			}
@@ -523,7 +633,11 @@ func (s *systemState) apply(b engine.Batch, e *raftpb.Entry) ([]func(), error) {
 	if id := c.GetRevokeDone(); id != 0 && s.revoking[id] {
 		delete(s.revoking, id)
 		delete(s.revokeAcks, id)
+		s.revoked[id] = true
 		if err := b.Delete(sysLeaseKey(prefixSysRevok, id)); err != nil {
+			return nil, err
+		}
+		if err := b.Set(sysLeaseKey(prefixSysDone, id), nil); err != nil {
 			return nil, err
 		}
 		waiters := s.revokeWait[id]
@@ -551,32 +665,76 @@ func (s *systemState) sendRevoke(id int64) {
 			continue
 		}
 		pending++
-		target := n.leaderHint[d.GetRangeId()]
-		if target == 0 && len(d.GetReplicas()) > 0 {
-			target = d.GetReplicas()[0]
-		}
-		n.send(target, &tenfoldpb.Message{Body: &tenfoldpb.Message_LeaseRevoked{LeaseRevoked: &tenfoldpb.LeaseRevoked{Lease: id, RangeId: d.GetRangeId()}}})
+		s.sendRevokeTo(id, d)
 	}
-	if pending == 0 && len(n.dir.dataRanges()) > 0 {
+	// Done only with the whole directory known: a range missing from a
+	// partial cache (right after a start) would keep the lease's keys.
+	if pending == 0 && n.dir.complete() {
 		s.proposeCmd(&tenfoldpb.SystemCommand{RevokeDone: id})
 	}
 }
 
-func (n *Node) handleLeaseRevokedAck(m *tenfoldpb.LeaseRevokedAck) {
+// sendRevokeTo sends one range its LeaseRevoked, routed as client requests
+// are: to the range's last known leader while it answers, otherwise round
+// the replicas (revokeMisses counts the retry rounds without an answer).
+// The system leader often hosts no replica of the range and so learns its
+// leader only from the not-leader answers of its followers.
+func (s *systemState) sendRevokeTo(id int64, d *tenfoldpb.RangeDescriptor) {
+	n := s.n()
+	reps := d.GetReplicas()
+	if len(reps) == 0 {
+		return
+	}
+	rid := d.GetRangeId()
+	target := n.leaderHint[rid]
+	if misses := s.revokeMisses[rid]; target == 0 || misses > 0 || !slices.Contains(reps, target) {
+		target = reps[misses%len(reps)]
+	}
+	if n.cfg.Bugs.RevokeSkipsRange && rid == n.dir.dataRanges()[len(n.dir.dataRanges())-1].GetRangeId() {
+		// Deliberate defect: claim the last range acknowledged without
+		// asking it, so its keys of the lease survive the revoke.
+		s.revokeAcks[id][rid] = true
+		return
+	}
+	n.send(target, &tenfoldpb.Message{Body: &tenfoldpb.Message_LeaseRevoked{LeaseRevoked: &tenfoldpb.LeaseRevoked{Lease: id, RangeId: rid}}})
+}
+
+// maxRevokeRedirects bounds how many not-leader hints one retry round
+// follows at once, so two stale hints cannot ping-pong; the next round
+// rotates over the replicas instead.
+const maxRevokeRedirects = 3
+
+func (n *Node) handleLeaseRevokedAck(from uint64, m *tenfoldpb.LeaseRevokedAck) {
 	r, ok := n.replicas[systemRangeID]
 	if !ok || !r.isLeader() || !r.sys.revoking[m.GetLease()] {
 		return
 	}
-	acks := r.sys.revokeAcks[m.GetLease()]
+	s, rid := r.sys, m.GetRangeId()
+	acks := s.revokeAcks[m.GetLease()]
 	if acks == nil {
 		acks = map[uint64]bool{}
-		r.sys.revokeAcks[m.GetLease()] = acks
+		s.revokeAcks[m.GetLease()] = acks
 	}
-	acks[m.GetRangeId()] = true
+	if m.GetNotLeader() {
+		h := m.GetLeaderHint()
+		d := n.dir.byID[rid]
+		if h == 0 || h == from || d == nil || acks[rid] || s.revokeRedirects[rid] >= maxRevokeRedirects {
+			return // the next retry round asks the next replica
+		}
+		s.revokeRedirects[rid]++
+		n.leaderHint[rid], s.revokeMisses[rid] = h, 0
+		s.sendRevokeTo(m.GetLease(), d)
+		return
+	}
+	acks[rid] = true
+	s.revokeMisses[rid] = 0
+	if !n.dir.complete() {
+		return
+	}
 	for _, d := range n.dir.dataRanges() {
 		if !acks[d.GetRangeId()] {
 			return
 		}
 	}
-	r.sys.proposeCmd(&tenfoldpb.SystemCommand{RevokeDone: m.GetLease()})
+	s.proposeCmd(&tenfoldpb.SystemCommand{RevokeDone: m.GetLease()})
 }

@@ -81,10 +81,12 @@ func (b *backend) Put(ctx context.Context, r *pb.PutRequest) (*pb.PutResponse, e
 	return m.(*pb.PutResponse), nil
 }
 
-// checkLease refuses a put with a lease that does not exist, as etcd does.
-// It is a check before the write, not atomic with it: a lease revoked in
-// between leaves the key until the next revoke of that ID (documented in
-// docs/leases.md).
+// checkLease refuses a put with a lease that was never granted (or whose
+// revoke finished), as etcd does. Atomicity with a revoke does not rest on
+// this check: the data range refuses a put with a lease whose keys it
+// deleted for the revoke, and a put it applies before that deletion is
+// deleted by it (docs/leases.md). This check only answers "lease not found"
+// for IDs no data range has heard of.
 func (b *backend) checkLease(ctx context.Context, id int64) error {
 	if id == 0 {
 		return nil
@@ -161,11 +163,21 @@ func (b *backend) LeaseKeepAlive(ctx context.Context, r *pb.LeaseKeepAliveReques
 }
 
 func (b *backend) LeaseTimeToLive(ctx context.Context, r *pb.LeaseTimeToLiveRequest) (*pb.LeaseTimeToLiveResponse, error) {
-	m, err := b.call(ctx, tenfoldpb.RequestKind_LEASE_TTL, r)
+	m, err := b.call(ctx, tenfoldpb.RequestKind_LEASE_TTL, &pb.LeaseTimeToLiveRequest{ID: r.ID})
 	if err != nil {
 		return nil, err
 	}
-	return m.(*pb.LeaseTimeToLiveResponse), nil
+	resp := m.(*pb.LeaseTimeToLiveResponse)
+	if r.Keys && resp.TTL != -1 {
+		// The keys live in the data ranges: ask every one (a linearizable
+		// read each), after the lease was found.
+		k, err := b.call(ctx, tenfoldpb.RequestKind_LEASE_KEYS, &pb.LeaseTimeToLiveRequest{ID: r.ID})
+		if err != nil {
+			return nil, err
+		}
+		resp.Keys = k.(*pb.LeaseTimeToLiveResponse).Keys
+	}
+	return resp, nil
 }
 
 func (b *backend) LeaseLeases(ctx context.Context, r *pb.LeaseLeasesRequest) (*pb.LeaseLeasesResponse, error) {

@@ -273,9 +273,12 @@ func TestClusterWatchAndLease(t *testing.T) {
 	if _, err := cli.Put(ctx, "/lease/k2", "v", clientv3.WithLease(clientv3.LeaseID(987654321))); err != rpctypes.ErrLeaseNotFound {
 		t.Fatalf("put with unknown lease: %v", err)
 	}
-	ttl, err := cli.TimeToLive(ctx, lease.ID)
+	ttl, err := cli.TimeToLive(ctx, lease.ID, clientv3.WithAttachedKeys())
 	if err != nil || ttl.TTL <= 0 {
 		t.Fatalf("ttl: %v %v", ttl, err)
+	}
+	if len(ttl.Keys) != 1 || string(ttl.Keys[0]) != "/lease/k" {
+		t.Fatalf("TimeToLive with keys: got keys %q, want [/lease/k]", ttl.Keys)
 	}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -290,6 +293,32 @@ func TestClusterWatchAndLease(t *testing.T) {
 			t.Fatal("key attached to an expired lease still present")
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+	// The expired lease's revoke finishes after its keys are gone; then it
+	// is not found, and a put or txn with it fails with etcd's error and
+	// writes nothing.
+	for {
+		ttl, err := cli.TimeToLive(ctx, lease.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ttl.TTL == -1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("expired lease still reports TTL %d", ttl.TTL)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if _, err := cli.Put(ctx, "/lease/k3", "v", clientv3.WithLease(lease.ID)); err != rpctypes.ErrLeaseNotFound {
+		t.Fatalf("put with an expired lease: %v, want %v", err, rpctypes.ErrLeaseNotFound)
+	}
+	txn := cli.Txn(ctx).Then(clientv3.OpPut("/lease/k4", "v", clientv3.WithLease(lease.ID)))
+	if _, err := txn.Commit(); err != rpctypes.ErrLeaseNotFound {
+		t.Fatalf("txn put with an expired lease: %v, want %v", err, rpctypes.ErrLeaseNotFound)
+	}
+	if g, err := cli.Get(ctx, "/lease/", clientv3.WithPrefix()); err != nil || len(g.Kvs) != 0 {
+		t.Fatalf("keys under /lease/ after failed puts: %v %v", g, err)
 	}
 }
 

@@ -34,9 +34,10 @@ type client struct {
 
 // pendingOp is an operation waiting for its result.
 type pendingOp struct {
-	hubRef uint64  // a watch hub's CLOSE request (not in the history)
-	client *client // nil for a final read
-	final  int     // key index of a final read
+	hubRef uint64   // a watch hub's CLOSE request (not in the history)
+	lease  *leaseOp // a lease client's operation (not in the history)
+	client *client  // nil for a final read
+	final  int      // key index of a final read
 	op     check.Op
 	node   uint64
 	inc    int
@@ -152,6 +153,10 @@ func (s *Sim) clientResult(n *node, r core.Result) {
 		s.closeAnswered(n, p, r.Resp, r.Err)
 		return
 	}
+	if p.lease != nil {
+		s.leaseResult(p, r)
+		return
+	}
 	outcome := classify(r.Err)
 	var out check.Output
 	if outcome == check.Ok {
@@ -223,6 +228,10 @@ func decodeOutput(kind check.OpKind, resp proto.Message) (check.Output, error) {
 func (s *Sim) complete(p *pendingOp, outcome check.Outcome, out check.Output) {
 	if p.hubRef != 0 {
 		return // the node crashed: its hub went with it
+	}
+	if p.lease != nil {
+		s.leaseCompleted(p, outcome)
+		return
 	}
 	p.op.Outcome, p.op.Return, p.op.Output = outcome, s.now, out
 	if outcome != check.Ok {

@@ -101,8 +101,16 @@ func ParseBugs(s string) (core.Bugs, error) {
 			b.NoReelection = true
 		case "stale-watch-start":
 			b.StaleWatchStart = true
+		case "revoke-skips-range":
+			b.RevokeSkipsRange = true
+		case "put-ignores-revoke":
+			b.PutIgnoresRevoke = true
+		case "lease-reads-from-memory":
+			b.LeaseReadsFromMemory = true
+		case "no-check-quorum":
+			b.NoCheckQuorum = true
 		default:
-			return b, fmt.Errorf("unknown bug %q: want ack-before-sync, stale-reads, reuse-revision, drop-watch-event, overlapping-ranges, divergent-apply, no-reelection or stale-watch-start", part)
+			return b, fmt.Errorf("unknown bug %q: want ack-before-sync, stale-reads, reuse-revision, drop-watch-event, overlapping-ranges, divergent-apply, no-reelection, stale-watch-start, revoke-skips-range, put-ignores-revoke, lease-reads-from-memory or no-check-quorum", part)
 		}
 	}
 	return b, nil
@@ -135,6 +143,18 @@ func BugsString(b core.Bugs) string {
 	if b.StaleWatchStart {
 		s = append(s, "stale-watch-start")
 	}
+	if b.RevokeSkipsRange {
+		s = append(s, "revoke-skips-range")
+	}
+	if b.PutIgnoresRevoke {
+		s = append(s, "put-ignores-revoke")
+	}
+	if b.LeaseReadsFromMemory {
+		s = append(s, "lease-reads-from-memory")
+	}
+	if b.NoCheckQuorum {
+		s = append(s, "no-check-quorum")
+	}
 	return strings.Join(s, ",")
 }
 
@@ -151,8 +171,9 @@ type Config struct {
 	Ranges int
 	// InitialDataNodes is how many data nodes the control plane waits for
 	// before it bootstraps the ranges, which it spreads over the nodes
-	// registered by then (0: the core's default, 3). Scale runs set it to
-	// DataNodes so the ranges spread over every node.
+	// registered by then (0: all DataNodes, so that with more data nodes
+	// than replicas some ranges live on nodes without a replica of the
+	// system range, and some nodes host no replica of a given range).
 	InitialDataNodes int
 	// Keys is the size of the client key set; small, so conflicts are
 	// frequent.
@@ -161,6 +182,8 @@ type Config struct {
 	Clients int
 	// Watchers is the number of simulated watches.
 	Watchers int
+	// LeaseClients is the number of simulated lease clients (sim/lease.go).
+	LeaseClients int
 	// Duration is the virtual time during which clients run and faults may
 	// happen, after Warmup; the run then heals, waits for recovery and
 	// reads every key once more.
@@ -219,6 +242,7 @@ func DefaultConfig() Config {
 		Keys:                   5,
 		Clients:                5,
 		Watchers:               3,
+		LeaseClients:           2,
 		Duration:               10 * time.Second,
 		Warmup:                 4 * time.Second,
 		LivenessBound:          10 * time.Second,
@@ -289,12 +313,20 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("ranges: %d, want at least 1", c.Ranges)
 	case c.Keys < 1 || c.Keys > 1000:
 		return fmt.Errorf("keys: %d, want 1 to 1000", c.Keys)
-	case c.Clients < 0 || c.Watchers < 0:
-		return fmt.Errorf("clients (%d) and watchers (%d) must not be negative", c.Clients, c.Watchers)
+	case c.Clients < 0 || c.Watchers < 0 || c.LeaseClients < 0:
+		return fmt.Errorf("clients (%d), watchers (%d) and lease clients (%d) must not be negative", c.Clients, c.Watchers, c.LeaseClients)
 	case c.FaultRate < 0:
 		return fmt.Errorf("fault rate %v must not be negative", c.FaultRate)
 	}
 	return nil
+}
+
+// initialDataNodes is InitialDataNodes with its default (every data node).
+func (c *Config) initialDataNodes() int {
+	if c.InitialDataNodes == 0 {
+		return c.DataNodes
+	}
+	return c.InitialDataNodes
 }
 
 // resolveFaults fixes the fault set: when FaultsRandom, the seed picks a
@@ -368,6 +400,9 @@ func (c Config) Args() []string {
 	}
 	if c.Watchers != d.Watchers {
 		args = append(args, fmt.Sprintf("--watchers=%d", c.Watchers))
+	}
+	if c.LeaseClients != d.LeaseClients {
+		args = append(args, fmt.Sprintf("--lease-clients=%d", c.LeaseClients))
 	}
 	addDur("duration", c.Duration, d.Duration)
 	addDur("warmup", c.Warmup, d.Warmup)

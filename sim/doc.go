@@ -15,13 +15,18 @@
 // sampled fsync latency. The run goes through four phases:
 //
 //  1. Warmup: the cluster bootstraps (control leader, registrations,
-//     system and data ranges).
+//     system and data ranges). The control plane waits for every data node
+//     and spreads the data ranges over all of them (InitialDataNodes), so
+//     with more data nodes than replicas some nodes, the system range's
+//     leader among them, host no replica of some ranges.
 //  2. Active (Duration): clients run put, get, delete and CAS over a few
 //     keys; watchers follow the keys of one range each, served by the
 //     watch hub of a node (core/watch, the hub the runtime runs), from
 //     revision 1 or from "now" (created at a random point of the first half
-//     of the phase); faults start at FaultRate per second, each healing on
-//     its own after a bounded time.
+//     of the phase); lease clients grant, keep alive, revoke or abandon
+//     leases and put keys with them in every range (sim/lease.go); faults
+//     start at FaultRate per second, each healing on its own after a
+//     bounded time.
 //  3. Heal: every fault ends at once; the run waits until every range has a
 //     leader (recovery), then clients run for one more deadline.
 //  4. Final: every key is read once more, watchers ask for progress until
@@ -76,18 +81,23 @@
 //	                                 before it was created (sim/watch.go)
 //	S7 store revision monotonic      check.CheckRevisions: an op that starts after another returned
 //	                                 never reports a lower revision
+//	S10 leases                       once a client saw a lease dead (revoke acknowledged, or NotFound /
+//	                                 TimeToLive -1), no put with it issued later succeeds and a
+//	                                 linearizable read of each of its keys finds nothing
 //	L1 leaders after healing         every range (control, system, data) has a leader within
 //	                                 LivenessBound (default 10 virtual seconds) after the heal
 //	L2 definite answers              every operation issued after recovery ends Ok or with a definite
-//	                                 error within its deadline; final reads succeed; the run finishes
-//	                                 before its hard deadline
+//	                                 error within its deadline (lease operations too); a lease seen
+//	                                 expiring before recovery is gone by the end of the client phase;
+//	                                 final reads succeed; the run finishes before its hard deadline
 //
 // L3 (repair of under-replicated ranges) is not checked: the control plane
 // does not repair yet. The safety checkers have tests that switch on a
 // deliberate core bug (core.Bugs, --bugs) and show it is caught within a
 // bounded number of seeds (TestCatches*): S1 ack-before-sync, stale-reads;
 // S4 overlapping-ranges; S5 divergent-apply; S6 reuse-revision,
-// drop-watch-event, stale-watch-start; S7 stale-reads. S3 is the exception: raft owns voting,
+// drop-watch-event, stale-watch-start; S7 stale-reads; S10 revoke-skips-range,
+// put-ignores-revoke (sim/lease_test.go). S3 is the exception: raft owns voting,
 // and no core bug tried (a replica that forgets its vote on restart: no
 // S3 in 2,000 seeds of crash, partition and dup faults) gives a range two
 // leaders in one term, so TestS3Checker feeds the checker fabricated

@@ -16,6 +16,7 @@ const (
 	evSubmit                            // a client request reaches its node
 	evClientNext                        // a client starts its next operation
 	evClientGiveUp                      // a client stops waiting for an operation
+	evLeaseNext                         // a lease client starts its next operation
 	evFault                             // a fault starts or heals
 	evCheck                             // periodic invariant checks
 	evHash                              // periodic replica checksum comparison
@@ -37,6 +38,8 @@ func (k eventKind) String() string {
 		return "client-next"
 	case evClientGiveUp:
 		return "client-give-up"
+	case evLeaseNext:
+		return "lease-next"
 	case evFault:
 		return "fault"
 	case evCheck:
@@ -63,7 +66,7 @@ type event struct {
 
 	out    *core.Output // evEmit
 	req    *core.ClientRequest
-	client int     // evClientNext, evClientGiveUp
+	client int     // evClientNext, evClientGiveUp, evLeaseNext
 	reqID  uint64  // evClientGiveUp, evSubmit
 	action *action // evFault
 }

@@ -42,6 +42,9 @@ type Result struct {
 	Notes []string
 	// FaultLog lists the faults injected, in time order.
 	FaultLog []string
+	// LeaseOps counts the lease clients' completed operations, LeasesDead
+	// the leases they saw dead (revoked or expired, keys gone: S10).
+	LeaseOps, LeasesDead int
 	// Linearizability is porcupine's verdict on the history.
 	Linearizability check.Result
 	// History is every client operation; Watches every watcher's log.
@@ -99,7 +102,7 @@ func (s *Sim) finish(wall time.Duration) *Result {
 	for _, id := range sortedKeys(s.pending) {
 		p := s.pending[id]
 		delete(s.pending, id)
-		if p.hubRef != 0 {
+		if p.hubRef != 0 || p.lease != nil {
 			continue
 		}
 		p.op.Outcome, p.op.Return, p.op.Output = check.Unknown, s.now, check.Output{}
@@ -110,6 +113,7 @@ func (s *Sim) finish(wall time.Duration) *Result {
 		s.violate("L2", "the run ran out of events before finishing")
 	}
 	r := &Result{Config: s.cfg, Replay: s.replay, Steps: s.steps, VirtualTime: dur(s.now), FaultLog: s.faultLog,
+		LeaseOps: s.lease.ops, LeasesDead: len(s.lease.deadAt),
 		History: s.history, OpNodes: make([]uint64, len(s.opInfo)), OpErrors: make([]string, len(s.opInfo)), Errors: s.stats.errors, HashCompares: s.inv.hashCompares, Recovery: s.recoveryTime()}
 	for i, info := range s.opInfo {
 		r.OpNodes[i], r.OpErrors[i] = info.node, info.err
@@ -210,6 +214,9 @@ func (r *Result) Report() string {
 		fmt.Fprintf(&b, "  note: %s\n", n)
 	}
 	fmt.Fprintf(&b, "  %d faults injected, %d replica checksum comparisons\n", len(r.FaultLog), r.HashCompares)
+	if r.LeaseOps > 0 {
+		fmt.Fprintf(&b, "  %d lease operations, %d leases seen dead (revoked or expired) and checked (S10)\n", r.LeaseOps, r.LeasesDead)
+	}
 	if n := len(r.Failovers); n > 0 {
 		fmt.Fprintf(&b, "  %d leaderless periods of a range: p50 %v, p99 %v, max %v\n", n, r.Failovers[n/2], r.Failovers[n*99/100], r.Failovers[n-1])
 	}

@@ -66,6 +66,9 @@ type Sim struct {
 
 	watchers []*watcher
 
+	leaseClients []*leaseClient
+	lease        *leaseState
+
 	inv *invariants
 
 	// Phases of the run (virtual nanoseconds; math.MaxInt64 until known).
@@ -158,6 +161,7 @@ func New(cfg Config) (*Sim, error) {
 		s.clients = append(s.clients, &client{idx: i, pid: s.newPID(), lastValue: map[string]string{}})
 		s.schedule(s.activeAt+s.rng.Int64N(int64(cfg.ThinkTime)+1), &event{kind: evClientNext, client: i})
 	}
+	s.newLeaseClients()
 	for i := range cfg.Watchers {
 		s.watchers = append(s.watchers, s.newWatcher(i))
 	}
@@ -185,7 +189,7 @@ func (s *Sim) startCore(n *node) error {
 		Self:             &tenfoldpb.NodeInfo{NodeId: n.id, Addr: fmt.Sprintf("sim-%d", n.id), Control: n.control},
 		TickInterval:     s.cfg.TickInterval,
 		SplitKeys:        s.splits,
-		InitialDataNodes: s.cfg.InitialDataNodes,
+		InitialDataNodes: s.cfg.initialDataNodes(),
 		Bugs:             s.cfg.Bugs,
 	})
 	if err != nil {
@@ -235,6 +239,8 @@ func (s *Sim) dispatch(e *event) {
 		s.clientNext(s.clients[e.client])
 	case evClientGiveUp:
 		s.clientGiveUp(e.reqID)
+	case evLeaseNext:
+		s.leaseNext(s.leaseClients[e.client])
 	case evFault:
 		s.runFault(e.action)
 	case evCheck:

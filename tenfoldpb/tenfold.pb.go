@@ -89,25 +89,27 @@ const (
 	RequestKind_LEASE_KEEPALIVE   RequestKind = 7
 	RequestKind_LEASE_TTL         RequestKind = 8
 	RequestKind_LEASE_LEASES      RequestKind = 9
-	RequestKind_DELETE_LEASE_KEYS RequestKind = 10 // internal: delete keys attached to a revoked lease
-	RequestKind_CLOSE             RequestKind = 11 // advance a range's closed revision (no writes)
+	RequestKind_DELETE_LEASE_KEYS RequestKind = 10  // internal: delete keys attached to a revoked lease
+	RequestKind_CLOSE             RequestKind = 11  // advance a range's closed revision (no writes)
+	RequestKind_LEASE_KEYS        RequestKind = 200 // the keys attached to a lease (LeaseTimeToLive keys=true), from every data range
 )
 
 // Enum value maps for RequestKind.
 var (
 	RequestKind_name = map[int32]string{
-		0:  "RANGE",
-		1:  "PUT",
-		2:  "DELETE_RANGE",
-		3:  "TXN",
-		4:  "COMPACT",
-		5:  "LEASE_GRANT",
-		6:  "LEASE_REVOKE",
-		7:  "LEASE_KEEPALIVE",
-		8:  "LEASE_TTL",
-		9:  "LEASE_LEASES",
-		10: "DELETE_LEASE_KEYS",
-		11: "CLOSE",
+		0:   "RANGE",
+		1:   "PUT",
+		2:   "DELETE_RANGE",
+		3:   "TXN",
+		4:   "COMPACT",
+		5:   "LEASE_GRANT",
+		6:   "LEASE_REVOKE",
+		7:   "LEASE_KEEPALIVE",
+		8:   "LEASE_TTL",
+		9:   "LEASE_LEASES",
+		10:  "DELETE_LEASE_KEYS",
+		11:  "CLOSE",
+		200: "LEASE_KEYS",
 	}
 	RequestKind_value = map[string]int32{
 		"RANGE":             0,
@@ -122,6 +124,7 @@ var (
 		"LEASE_LEASES":      9,
 		"DELETE_LEASE_KEYS": 10,
 		"CLOSE":             11,
+		"LEASE_KEYS":        200,
 	}
 )
 
@@ -1537,11 +1540,15 @@ func (x *LeaseRevoked) GetRangeId() uint64 {
 	return 0
 }
 
-// LeaseRevokedAck confirms the keys of a lease are gone from a range.
+// LeaseRevokedAck confirms the keys of a lease are gone from a range, or,
+// with not_leader, says the receiver does not lead the range (leader_hint:
+// the leader it knows, 0 if none) and did nothing.
 type LeaseRevokedAck struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Lease         int64                  `protobuf:"varint,1,opt,name=lease,proto3" json:"lease,omitempty"`
 	RangeId       uint64                 `protobuf:"varint,2,opt,name=range_id,json=rangeId,proto3" json:"range_id,omitempty"`
+	NotLeader     bool                   `protobuf:"varint,200,opt,name=not_leader,json=notLeader,proto3" json:"not_leader,omitempty"`
+	LeaderHint    uint64                 `protobuf:"varint,201,opt,name=leader_hint,json=leaderHint,proto3" json:"leader_hint,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1586,6 +1593,20 @@ func (x *LeaseRevokedAck) GetLease() int64 {
 func (x *LeaseRevokedAck) GetRangeId() uint64 {
 	if x != nil {
 		return x.RangeId
+	}
+	return 0
+}
+
+func (x *LeaseRevokedAck) GetNotLeader() bool {
+	if x != nil {
+		return x.NotLeader
+	}
+	return false
+}
+
+func (x *LeaseRevokedAck) GetLeaderHint() uint64 {
+	if x != nil {
+		return x.LeaderHint
 	}
 	return 0
 }
@@ -2534,10 +2555,14 @@ const file_tenfold_proto_rawDesc = "" +
 	"seen_store\x18\x02 \x01(\x04R\tseenStore\"?\n" +
 	"\fLeaseRevoked\x12\x14\n" +
 	"\x05lease\x18\x01 \x01(\x03R\x05lease\x12\x19\n" +
-	"\brange_id\x18\x02 \x01(\x04R\arangeId\"B\n" +
+	"\brange_id\x18\x02 \x01(\x04R\arangeId\"\x84\x01\n" +
 	"\x0fLeaseRevokedAck\x12\x14\n" +
 	"\x05lease\x18\x01 \x01(\x03R\x05lease\x12\x19\n" +
-	"\brange_id\x18\x02 \x01(\x04R\arangeId\"\xd3\x01\n" +
+	"\brange_id\x18\x02 \x01(\x04R\arangeId\x12\x1e\n" +
+	"\n" +
+	"not_leader\x18\xc8\x01 \x01(\bR\tnotLeader\x12 \n" +
+	"\vleader_hint\x18\xc9\x01 \x01(\x04R\n" +
+	"leaderHint\"\xd3\x01\n" +
 	"\x05Write\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12\x16\n" +
 	"\x06delete\x18\x02 \x01(\bR\x06delete\x12\x14\n" +
@@ -2615,7 +2640,7 @@ const file_tenfold_proto_rawDesc = "" +
 	"\x04DATA\x10\x00\x12\n" +
 	"\n" +
 	"\x06SYSTEM\x10\x01\x12\v\n" +
-	"\aCONTROL\x10\x02*\xc4\x01\n" +
+	"\aCONTROL\x10\x02*\xd5\x01\n" +
 	"\vRequestKind\x12\t\n" +
 	"\x05RANGE\x10\x00\x12\a\n" +
 	"\x03PUT\x10\x01\x12\x10\n" +
@@ -2629,7 +2654,9 @@ const file_tenfold_proto_rawDesc = "" +
 	"\fLEASE_LEASES\x10\t\x12\x15\n" +
 	"\x11DELETE_LEASE_KEYS\x10\n" +
 	"\x12\t\n" +
-	"\x05CLOSE\x10\v2j\n" +
+	"\x05CLOSE\x10\v\x12\x0f\n" +
+	"\n" +
+	"LEASE_KEYS\x10\xc8\x012j\n" +
 	"\bInternal\x12/\n" +
 	"\x06Urgent\x12\x13.tenfoldpb.Envelope\x1a\x0e.tenfoldpb.Ack(\x01\x12-\n" +
 	"\x04Bulk\x12\x13.tenfoldpb.Envelope\x1a\x0e.tenfoldpb.Ack(\x012[\n" +

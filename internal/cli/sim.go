@@ -59,7 +59,8 @@ core relies on that.
 
 Deliberate bugs, to watch the checkers catch them: --bugs takes
 ack-before-sync, stale-reads, reuse-revision, drop-watch-event,
-overlapping-ranges, divergent-apply.`,
+overlapping-ranges, divergent-apply, no-reelection, revoke-skips-range,
+put-ignores-revoke, lease-reads-from-memory, no-check-quorum.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runSim(cmd, cfg, f)
@@ -71,10 +72,11 @@ overlapping-ranges, divergent-apply.`,
 	fs.IntVar(&cfg.DataNodes, "nodes", cfg.DataNodes, "number of data nodes")
 	fs.IntVar(&cfg.ControlNodes, "control-nodes", cfg.ControlNodes, "number of control nodes (1, 3 or 5)")
 	fs.IntVar(&cfg.Ranges, "ranges", cfg.Ranges, "number of data ranges, split at bootstrap")
-	fs.IntVar(&cfg.InitialDataNodes, "initial-nodes", cfg.InitialDataNodes, "data nodes the control plane waits for before it bootstraps (and spreads) the ranges (0: 3)")
+	fs.IntVar(&cfg.InitialDataNodes, "initial-nodes", cfg.InitialDataNodes, "data nodes the control plane waits for before it bootstraps (and spreads) the ranges (0: all)")
 	fs.IntVar(&cfg.Keys, "keys", cfg.Keys, "number of keys the clients use (few, so conflicts are frequent)")
 	fs.IntVar(&cfg.Clients, "clients", cfg.Clients, "number of simulated clients")
 	fs.IntVar(&cfg.Watchers, "watchers", cfg.Watchers, "number of simulated watches")
+	fs.IntVar(&cfg.LeaseClients, "lease-clients", cfg.LeaseClients, "number of simulated lease clients (grant, keepalive, put with lease, TimeToLive, revoke, expiry)")
 	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "virtual time of client load and faults (after --warmup; recovery and final checks follow)")
 	fs.DurationVar(&cfg.Warmup, "warmup", cfg.Warmup, "virtual time for the cluster to bootstrap before clients and faults start")
 	fs.DurationVar(&cfg.LivenessBound, "liveness-bound", cfg.LivenessBound, "after the faults heal, every range must have a leader within this virtual time")
