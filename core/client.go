@@ -18,7 +18,9 @@ import (
 // ClientRequest is an etcd request submitted at this node by the gateway
 // (or by a simulated client).
 type ClientRequest struct {
-	// ID is chosen by the caller, unique among its requests in flight.
+	// ID is chosen by the caller, unique among its requests in flight; it
+	// only names the Result. It never travels: the core gives every request
+	// its own wire ID, unique across restarts with the node's incarnation.
 	ID   uint64
 	Kind tenfoldpb.RequestKind
 	// Msg is the etcd request (e.g. *etcdserverpb.PutRequest).
@@ -50,30 +52,54 @@ var (
 
 // clientOp is a request this node originated and waits on.
 type clientOp struct {
-	req      ClientRequest
-	payload  []byte
-	rangeID  uint64
-	write    bool
-	serial   bool
-	target   uint64
+	req ClientRequest
+	// wireID names the op on the wire, with the node's incarnation; every
+	// attempt reuses it, so a range can deduplicate retries and copies.
+	wireID  uint64
+	payload []byte
+	rangeID uint64
+	write   bool
+	serial  bool
+	target  uint64
+	// sentTo are the nodes an attempt went to: only they may answer (the
+	// node a Request is sent to is the one that replies; nothing forwards).
+	sentTo   []uint64
 	sentAt   time.Time
 	nextTry  time.Time // zero: not waiting to retry
 	attempts int
-	// parts counts outstanding sub-requests of a fan-out (compaction).
+	// refusedHint is the range's leader hint when the last refusal came;
+	// a different hint later means a leader is known: retry at once.
+	refusedHint uint64
+	// parts counts outstanding sub-requests of a fan-out (compaction), by
+	// wire ID; parent is a part's fan-out op.
 	parts   map[uint64]bool
 	partRes proto.Message
+	parent  *clientOp
 }
 
 type clientState struct {
-	n   *Node
-	ops map[uint64]*clientOp // by request ID
-	// subs maps a fan-out part's wire ID to its parent request ID.
-	subs   map[uint64]uint64
-	nextID uint64
+	n *Node
+	// ops are the requests in flight (fan-out parts included), by wire ID.
+	ops        map[uint64]*clientOp
+	nextWireID uint64
+	// minPending is at or below the wire ID of every op in flight; it is
+	// recomputed on ticks and sent with every request (see Request).
+	minPending uint64
+	// dropped counts replies that matched no op by wire ID, incarnation,
+	// kind and sender.
+	dropped uint64
 }
 
 func newClientState(n *Node) *clientState {
-	return &clientState{n: n, ops: map[uint64]*clientOp{}, subs: map[uint64]uint64{}, nextID: 1 << 62}
+	return &clientState{n: n, ops: map[uint64]*clientOp{}, minPending: 1}
+}
+
+// newOp registers an op under a fresh wire ID.
+func (c *clientState) newOp(op *clientOp) *clientOp {
+	c.nextWireID++
+	op.wireID = c.nextWireID
+	c.ops[op.wireID] = op
+	return op
 }
 
 // Submit starts a client request. Its Result comes out of a later Ready.
@@ -81,12 +107,12 @@ func (n *Node) Submit(req ClientRequest) {
 	n.client.submit(req)
 }
 
-func (c *clientState) finish(id uint64, resp proto.Message, err error) {
-	if _, ok := c.ops[id]; !ok {
+func (c *clientState) finish(op *clientOp, resp proto.Message, err error) {
+	if c.ops[op.wireID] != op {
 		return
 	}
-	delete(c.ops, id)
-	c.n.out.Results = append(c.n.out.Results, Result{ID: id, Resp: resp, Err: err})
+	delete(c.ops, op.wireID)
+	c.n.out.Results = append(c.n.out.Results, Result{ID: op.req.ID, Resp: resp, Err: err})
 }
 
 func (c *clientState) submit(req ClientRequest) {
@@ -95,8 +121,7 @@ func (c *clientState) submit(req ClientRequest) {
 		c.n.out.Results = append(c.n.out.Results, Result{ID: req.ID, Err: status.Errorf(codes.InvalidArgument, "tenfold: cannot encode request: %v", err)})
 		return
 	}
-	op := &clientOp{req: req, payload: payload}
-	c.ops[req.ID] = op
+	op := c.newOp(&clientOp{req: req, payload: payload})
 	switch req.Kind {
 	case tenfoldpb.RequestKind_LEASE_GRANT, tenfoldpb.RequestKind_LEASE_REVOKE, tenfoldpb.RequestKind_LEASE_KEEPALIVE,
 		tenfoldpb.RequestKind_LEASE_TTL, tenfoldpb.RequestKind_LEASE_LEASES:
@@ -111,16 +136,16 @@ func (c *clientState) submit(req ClientRequest) {
 	default:
 		span, write, serial, err := requestSpan(req.Kind, req.Msg)
 		if err != nil {
-			c.finish(req.ID, nil, err)
+			c.finish(op, nil, err)
 			return
 		}
 		desc := c.n.dir.lookup(span.Start)
 		if desc == nil {
-			c.finish(req.ID, nil, status.Errorf(codes.Unavailable, "tenfold: no range known for key %q yet (cluster bootstrapping?), retry", span.Start))
+			c.finish(op, nil, status.Errorf(codes.Unavailable, "tenfold: no range known for key %q yet (cluster bootstrapping?), retry", span.Start))
 			return
 		}
 		if !covers(desc, span) {
-			c.finish(req.ID, nil, status.Errorf(codes.FailedPrecondition,
+			c.finish(op, nil, status.Errorf(codes.FailedPrecondition,
 				"tenfold: request spans more than one range (key %q to %q crosses range %d [%q, %q)); multi-range %s is not supported yet: split the request by range",
 				span.Start, span.End, desc.GetRangeId(), desc.GetStartKey(), desc.GetEndKey(), kindName(req.Kind)))
 			return
@@ -134,44 +159,50 @@ func (c *clientState) submit(req ClientRequest) {
 func (c *clientState) startCompact(op *clientOp) {
 	op.parts = map[uint64]bool{}
 	op.write = true
+	var parts []*clientOp
 	for _, d := range c.n.dir.dataRanges() {
-		c.nextID++
-		part := &clientOp{req: ClientRequest{ID: c.nextID, Kind: op.req.Kind, Msg: op.req.Msg, Deadline: op.req.Deadline}, payload: op.payload, rangeID: d.GetRangeId(), write: true}
-		op.parts[part.req.ID] = true
-		c.subs[part.req.ID] = op.req.ID
-		c.ops[part.req.ID] = part
-		c.dispatch(part)
+		part := c.newOp(&clientOp{req: ClientRequest{Kind: op.req.Kind, Msg: op.req.Msg, Deadline: op.req.Deadline}, payload: op.payload, rangeID: d.GetRangeId(), write: true, parent: op})
+		op.parts[part.wireID] = true
+		parts = append(parts, part)
 	}
 	if len(op.parts) == 0 {
-		c.finish(op.req.ID, nil, status.Error(codes.Unavailable, "tenfold: no data ranges known yet, retry"))
+		c.finish(op, nil, status.Error(codes.Unavailable, "tenfold: no data ranges known yet, retry"))
+		return
+	}
+	for _, part := range parts {
+		if c.ops[part.wireID] == part {
+			c.dispatch(part)
+		}
 	}
 }
 
-func (c *clientState) partDone(partID uint64, resp proto.Message, err error) bool {
-	parent, ok := c.subs[partID]
-	if !ok {
+// partDone ends a fan-out part; it reports whether op was one.
+func (c *clientState) partDone(part *clientOp, resp proto.Message, err error) bool {
+	op := part.parent
+	if op == nil {
 		return false
 	}
-	delete(c.subs, partID)
-	delete(c.ops, partID)
-	op, ok := c.ops[parent]
-	if !ok {
+	delete(c.ops, part.wireID)
+	if c.ops[op.wireID] != op {
 		return true
 	}
 	if err != nil {
-		for id := range op.parts {
-			delete(c.subs, id)
-			delete(c.ops, id)
-		}
-		c.finish(parent, nil, err)
+		c.dropParts(op)
+		c.finish(op, nil, err)
 		return true
 	}
-	delete(op.parts, partID)
+	delete(op.parts, part.wireID)
 	op.partRes = resp
 	if len(op.parts) == 0 {
-		c.finish(parent, op.partRes, nil)
+		c.finish(op, op.partRes, nil)
 	}
 	return true
+}
+
+func (c *clientState) dropParts(op *clientOp) {
+	for id := range op.parts {
+		delete(c.ops, id)
+	}
 }
 
 // dispatch sends op to the range's leader as best known.
@@ -197,20 +228,36 @@ func (c *clientState) dispatch(op *clientOp) {
 	}
 	op.attempts++
 	op.target, op.sentAt, op.nextTry = target, n.now, time.Time{}
-	req := &tenfoldpb.Request{Id: op.req.ID, Origin: n.id, RangeId: op.rangeID, Kind: op.req.Kind, Payload: op.payload, Serializable: op.serial}
+	if !slices.Contains(op.sentTo, target) {
+		op.sentTo = append(op.sentTo, target)
+	}
+	req := &tenfoldpb.Request{Id: op.wireID, Origin: n.id, OriginIncarnation: n.incarnation, MinPending: c.minPending,
+		RangeId: op.rangeID, Kind: op.req.Kind, Payload: op.payload, Serializable: op.serial}
 	n.send(target, &tenfoldpb.Message{Body: &tenfoldpb.Message_Request{Request: req}})
 }
 
 func (c *clientState) end(op *clientOp, resp proto.Message, err error) {
-	if c.partDone(op.req.ID, resp, err) {
+	if c.partDone(op, resp, err) {
 		return
 	}
-	c.finish(op.req.ID, resp, err)
+	c.finish(op, resp, err)
+}
+
+// match finds the op a reply answers: same wire ID and incarnation (IDs
+// restart with every incarnation), same kind, and sent by a node an attempt
+// of the op went to. Anything else is a stale or crossed reply.
+func (c *clientState) match(from uint64, r *tenfoldpb.Response) *clientOp {
+	op, ok := c.ops[r.GetId()]
+	if !ok || r.GetIncarnation() != c.n.incarnation || r.GetKind() != op.req.Kind || !slices.Contains(op.sentTo, from) {
+		c.dropped++
+		return nil
+	}
+	return op
 }
 
 func (c *clientState) handleResponse(from uint64, r *tenfoldpb.Response) {
-	op, ok := c.ops[r.GetId()]
-	if !ok {
+	op := c.match(from, r)
+	if op == nil {
 		return
 	}
 	if r.GetLeaderHint() != 0 {
@@ -262,8 +309,8 @@ func (c *clientState) tick() {
 	now := c.n.now
 	for _, id := range sortedKeys(c.ops) {
 		op := c.ops[id]
-		if op.parts != nil {
-			continue
+		if op == nil || op.parts != nil {
+			continue // ended by an earlier op of this loop (a fan-out's part)
 		}
 		if !op.req.Deadline.IsZero() && now.After(op.req.Deadline) {
 			c.end(op, nil, errTimeout)
@@ -281,19 +328,20 @@ func (c *clientState) tick() {
 	}
 	for _, id := range sortedKeys(c.ops) {
 		op := c.ops[id]
-		if op.parts != nil && !op.req.Deadline.IsZero() && now.After(op.req.Deadline) {
-			for pid := range op.parts {
-				delete(c.subs, pid)
-				delete(c.ops, pid)
-			}
-			c.finish(id, nil, errTimeout)
+		if op != nil && op.parts != nil && !op.req.Deadline.IsZero() && now.After(op.req.Deadline) {
+			c.dropParts(op)
+			c.finish(op, nil, errTimeout)
 		}
+	}
+	c.minPending = c.nextWireID + 1
+	for id := range c.ops {
+		c.minPending = min(c.minPending, id)
 	}
 }
 
 // reply sends a response for req back to its origin.
 func (n *Node) reply(req *tenfoldpb.Request, resp proto.Message, err error) {
-	r := &tenfoldpb.Response{Id: req.GetId()}
+	r := &tenfoldpb.Response{Id: req.GetId(), Incarnation: req.GetOriginIncarnation(), Kind: req.GetKind()}
 	if err != nil {
 		st, _ := status.FromError(err)
 		r.Code, r.Error = uint32(st.Code()), st.Message()

@@ -43,7 +43,8 @@ import (
 //	lease-grant node=N ttl=T [id=I] | lease-revoke node=N id=I | lease-ttl node=N id=I
 //	compact node=N rev=R
 //	                                    client requests take [timeout=10s] and [req-id=I] (default:
-//	                                    a counter shared by all nodes); each prints its #id
+//	                                    a counter shared by all nodes); each prints its #id. On the
+//	                                    wire a request is w<incarnation>.<wire ID>, both the node's.
 //	results                             client results since the last `results`
 //	status [range=R]                    every replica: leader, term, applied index, revisions
 //	crash node=N [down]                 power cut (unsynced writes lost); restart unless down
@@ -924,12 +925,12 @@ func describeMsg(m *tenfoldpb.Message) string {
 		}
 		return "Heartbeats " + strings.Join(rs, " ")
 	case *tenfoldpb.Message_Request:
-		return fmt.Sprintf("Request #%d r%d %s", b.Request.GetId(), b.Request.GetRangeId(), b.Request.GetKind())
+		return fmt.Sprintf("Request w%d.%d r%d %s", b.Request.GetOriginIncarnation(), b.Request.GetId(), b.Request.GetRangeId(), b.Request.GetKind())
 	case *tenfoldpb.Message_Response:
 		if b.Response.GetCode() != 0 {
-			return fmt.Sprintf("Response #%d error %q hint=%d", b.Response.GetId(), b.Response.GetError(), b.Response.GetLeaderHint())
+			return fmt.Sprintf("Response w%d.%d error %q hint=%d", b.Response.GetIncarnation(), b.Response.GetId(), b.Response.GetError(), b.Response.GetLeaderHint())
 		}
-		return fmt.Sprintf("Response #%d ok", b.Response.GetId())
+		return fmt.Sprintf("Response w%d.%d ok", b.Response.GetIncarnation(), b.Response.GetId())
 	case *tenfoldpb.Message_SeqRequest:
 		return fmt.Sprintf("SeqRequest r%d count=%d", b.SeqRequest.GetRangeId(), b.SeqRequest.GetCount())
 	case *tenfoldpb.Message_SeqResponse:

@@ -7,6 +7,10 @@ import "encoding/binary"
 // 's' (system range state) or 'c' (control plane state).
 var (
 	keyNodeIdent = []byte("n/ident")
+	// keyNodeIncarnation counts the node's starts (be64): every New bumps
+	// and syncs it, so IDs the node makes up (request, sequencer, batch and
+	// proposal IDs) never repeat across restarts when paired with it.
+	keyNodeIncarnation = []byte("n/inc")
 )
 
 const (
@@ -14,6 +18,11 @@ const (
 	suffixHard    = 'h' // raft HardState
 	suffixLog     = 'l' // raft log entries, by index
 	suffixApplied = 'a' // appliedState
+	// Data range session table (see session.go): 's' + be64(origin) +
+	// be64(incarnation) + be64(request ID) -> SessionEntry, and 'c' +
+	// be64(origin) -> SessionClient.
+	suffixSession       = 's'
+	suffixSessionClient = 'c'
 )
 
 // rangeKey is 'r' + be64(rangeID) + suffix.

@@ -14,6 +14,7 @@
 package core
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -184,8 +185,11 @@ type Applied struct {
 type Node struct {
 	cfg Config
 	id  uint64
-	eng engine.Engine
-	now time.Time
+	// incarnation is this start of the node (1 on a fresh engine, +1 on
+	// every New), persisted before the node sends anything.
+	incarnation uint64
+	eng         engine.Engine
+	now         time.Time
 	// lastTick is the time of the last raft tick; ticks happen every
 	// TickInterval of elapsed time however often Tick is called.
 	lastTick time.Time
@@ -243,6 +247,9 @@ func New(cfg Config) (*Node, error) {
 	if err := n.checkIdentity(); err != nil {
 		return nil, err
 	}
+	if err := n.bumpIncarnation(); err != nil {
+		return nil, err
+	}
 	if err := n.recoverReplicas(); err != nil {
 		return nil, err
 	}
@@ -285,6 +292,38 @@ func (n *Node) checkIdentity() error {
 	}
 	return b.Commit(true)
 }
+
+// bumpIncarnation counts this start in the engine and syncs it: a reply
+// or grant addressed to an earlier incarnation carries an older number and
+// can never complete a request of this one.
+func (n *Node) bumpIncarnation() error {
+	v, ok, err := n.eng.Get(keyNodeIncarnation)
+	if err != nil {
+		return err
+	}
+	var inc uint64
+	if ok {
+		if len(v) != 8 {
+			return fmt.Errorf("core: corrupt incarnation record (%d bytes, want 8)", len(v))
+		}
+		inc = binary.BigEndian.Uint64(v)
+	}
+	inc++
+	b := n.eng.NewBatch()
+	defer b.Close()
+	if err := b.Set(keyNodeIncarnation, binary.BigEndian.AppendUint64(nil, inc)); err != nil {
+		return err
+	}
+	if err := b.Commit(true); err != nil {
+		return err
+	}
+	n.incarnation = inc
+	return nil
+}
+
+// Incarnation returns the number of this start of the node (1 on a fresh
+// engine); it grows by one on every New over the same engine.
+func (n *Node) Incarnation() uint64 { return n.incarnation }
 
 func (n *Node) recoverReplicas() error {
 	it, err := n.eng.NewIter(engine.IterOptions{LowerBound: []byte{'r'}, UpperBound: []byte{'s'}})

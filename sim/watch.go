@@ -81,12 +81,7 @@ func (s *Sim) requestProgress(w *watcher) {
 		return
 	}
 	w.progressAsked, w.lastProgressAt = true, s.now
-	s.nextReq++
-	id := s.nextReq
-	s.pending[id] = &pendingOp{watch: w, final: -1, node: n.id, inc: n.inc}
-	req := &core.ClientRequest{ID: id, Kind: tenfoldpb.RequestKind_CLOSE, RangeID: w.rangeID, Msg: &pb.RangeRequest{}, Deadline: s.clock(n).Add(s.cfg.OpTimeout)}
-	s.schedule(s.now, &event{kind: evSubmit, node: n.id, inc: n.inc, req: req, reqID: id})
-	s.schedule(s.now+int64(s.cfg.OpTimeout+giveUpGrace), &event{kind: evClientGiveUp, reqID: id})
+	s.submitRequest(n, &pendingOp{watch: w, final: -1}, &core.ClientRequest{Kind: tenfoldpb.RequestKind_CLOSE, RangeID: w.rangeID, Msg: &pb.RangeRequest{}})
 }
 
 // progressAnswered receives the answer to a progress request.

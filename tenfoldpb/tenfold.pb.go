@@ -738,14 +738,22 @@ func (x *Quiesce) GetWake() bool {
 
 // Request is a client request on its way to a range leader.
 type Request struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`         // unique at the origin node
-	Origin        uint64                 `protobuf:"varint,2,opt,name=origin,proto3" json:"origin,omitempty"` // node that waits for the Response
-	RangeId       uint64                 `protobuf:"varint,3,opt,name=range_id,json=rangeId,proto3" json:"range_id,omitempty"`
-	Kind          RequestKind            `protobuf:"varint,4,opt,name=kind,proto3,enum=tenfoldpb.RequestKind" json:"kind,omitempty"`
-	Payload       []byte                 `protobuf:"bytes,5,opt,name=payload,proto3" json:"payload,omitempty"`            // marshalled etcd request
-	Serializable  bool                   `protobuf:"varint,6,opt,name=serializable,proto3" json:"serializable,omitempty"` // may be served by any replica
-	Hops          uint32                 `protobuf:"varint,7,opt,name=hops,proto3" json:"hops,omitempty"`                 // forwards so far; bounded
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Id           uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`         // unique at the origin node
+	Origin       uint64                 `protobuf:"varint,2,opt,name=origin,proto3" json:"origin,omitempty"` // node that waits for the Response
+	RangeId      uint64                 `protobuf:"varint,3,opt,name=range_id,json=rangeId,proto3" json:"range_id,omitempty"`
+	Kind         RequestKind            `protobuf:"varint,4,opt,name=kind,proto3,enum=tenfoldpb.RequestKind" json:"kind,omitempty"`
+	Payload      []byte                 `protobuf:"bytes,5,opt,name=payload,proto3" json:"payload,omitempty"`            // marshalled etcd request
+	Serializable bool                   `protobuf:"varint,6,opt,name=serializable,proto3" json:"serializable,omitempty"` // may be served by any replica
+	Hops         uint32                 `protobuf:"varint,7,opt,name=hops,proto3" json:"hops,omitempty"`                 // forwards so far; bounded
+	// origin_incarnation is the origin's incarnation (bumped on every
+	// restart): (origin, origin_incarnation, id) names a request uniquely,
+	// across restarts, for reply matching and for deduplication.
+	OriginIncarnation uint64 `protobuf:"varint,100,opt,name=origin_incarnation,json=originIncarnation,proto3" json:"origin_incarnation,omitempty"`
+	// min_pending: every request of this origin incarnation with a lower id
+	// has ended at the origin; a range drops its session entries below it,
+	// and drops (never executes) copies of such requests.
+	MinPending    uint64 `protobuf:"varint,101,opt,name=min_pending,json=minPending,proto3" json:"min_pending,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -829,6 +837,20 @@ func (x *Request) GetHops() uint32 {
 	return 0
 }
 
+func (x *Request) GetOriginIncarnation() uint64 {
+	if x != nil {
+		return x.OriginIncarnation
+	}
+	return 0
+}
+
+func (x *Request) GetMinPending() uint64 {
+	if x != nil {
+		return x.MinPending
+	}
+	return 0
+}
+
 // Response answers a Request.
 type Response struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -838,6 +860,8 @@ type Response struct {
 	Payload       []byte                 `protobuf:"bytes,4,opt,name=payload,proto3" json:"payload,omitempty"`                          // marshalled etcd response
 	LeaderHint    uint64                 `protobuf:"varint,5,opt,name=leader_hint,json=leaderHint,proto3" json:"leader_hint,omitempty"` // on NotLeader: the leader known to the replier
 	Range         *RangeDescriptor       `protobuf:"bytes,6,opt,name=range,proto3" json:"range,omitempty"`                              // on RangeMoved: the replier's descriptor
+	Incarnation   uint64                 `protobuf:"varint,102,opt,name=incarnation,proto3" json:"incarnation,omitempty"`               // the request's origin_incarnation, echoed
+	Kind          RequestKind            `protobuf:"varint,103,opt,name=kind,proto3,enum=tenfoldpb.RequestKind" json:"kind,omitempty"`  // the request's kind, echoed
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -914,6 +938,20 @@ func (x *Response) GetRange() *RangeDescriptor {
 	return nil
 }
 
+func (x *Response) GetIncarnation() uint64 {
+	if x != nil {
+		return x.Incarnation
+	}
+	return 0
+}
+
+func (x *Response) GetKind() RequestKind {
+	if x != nil {
+		return x.Kind
+	}
+	return RequestKind_RANGE
+}
+
 // SeqRequest asks the sequencer for count revisions (count may be 0: the
 // reply then only carries the current revision, for reads).
 type SeqRequest struct {
@@ -924,7 +962,8 @@ type SeqRequest struct {
 	// linearizable: current must not be behind any revision handed out
 	// before this request arrived (reads, no-op writes, compaction). Pure
 	// write batches skip the ReadIndex this costs.
-	Linearizable  bool `protobuf:"varint,4,opt,name=linearizable,proto3" json:"linearizable,omitempty"`
+	Linearizable  bool   `protobuf:"varint,4,opt,name=linearizable,proto3" json:"linearizable,omitempty"`
+	Incarnation   uint64 `protobuf:"varint,104,opt,name=incarnation,proto3" json:"incarnation,omitempty"` // the asking node's incarnation
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -987,6 +1026,13 @@ func (x *SeqRequest) GetLinearizable() bool {
 	return false
 }
 
+func (x *SeqRequest) GetIncarnation() uint64 {
+	if x != nil {
+		return x.Incarnation
+	}
+	return 0
+}
+
 // SeqResponse grants revisions [first, first+count) and reports the
 // sequencer's counter: every revision at or below current has been handed
 // out. Linearizable: the sequencer confirmed its leadership after the
@@ -1001,6 +1047,7 @@ type SeqResponse struct {
 	Error         string                 `protobuf:"bytes,6,opt,name=error,proto3" json:"error,omitempty"`
 	LeaderHint    uint64                 `protobuf:"varint,7,opt,name=leader_hint,json=leaderHint,proto3" json:"leader_hint,omitempty"`
 	RangeId       uint64                 `protobuf:"varint,8,opt,name=range_id,json=rangeId,proto3" json:"range_id,omitempty"`
+	Incarnation   uint64                 `protobuf:"varint,105,opt,name=incarnation,proto3" json:"incarnation,omitempty"` // the request's incarnation, echoed
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1087,6 +1134,13 @@ func (x *SeqResponse) GetLeaderHint() uint64 {
 func (x *SeqResponse) GetRangeId() uint64 {
 	if x != nil {
 		return x.RangeId
+	}
+	return 0
+}
+
+func (x *SeqResponse) GetIncarnation() uint64 {
+	if x != nil {
+		return x.Incarnation
 	}
 	return 0
 }
@@ -1603,11 +1657,20 @@ func (x *Write) GetPrevLease() int64 {
 
 // Completion ties a client request to its place in a batch.
 type Completion struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	RequestId     uint64                 `protobuf:"varint,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
-	Slot          int32                  `protobuf:"varint,2,opt,name=slot,proto3" json:"slot,omitempty"` // -1: the request wrote nothing
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	RequestId uint64                 `protobuf:"varint,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Slot      int32                  `protobuf:"varint,2,opt,name=slot,proto3" json:"slot,omitempty"` // -1: the request wrote nothing
+	// The request's origin, origin incarnation and kind, its evaluated
+	// (unstamped) response and the origin's min_pending: every replica records
+	// them in the range's session table, so a duplicate is answered from there
+	// instead of executing again, under any later leader.
+	Origin            uint64      `protobuf:"varint,108,opt,name=origin,proto3" json:"origin,omitempty"`
+	OriginIncarnation uint64      `protobuf:"varint,109,opt,name=origin_incarnation,json=originIncarnation,proto3" json:"origin_incarnation,omitempty"`
+	Response          []byte      `protobuf:"bytes,110,opt,name=response,proto3" json:"response,omitempty"`
+	Kind              RequestKind `protobuf:"varint,111,opt,name=kind,proto3,enum=tenfoldpb.RequestKind" json:"kind,omitempty"`
+	MinPending        uint64      `protobuf:"varint,112,opt,name=min_pending,json=minPending,proto3" json:"min_pending,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Completion) Reset() {
@@ -1654,21 +1717,57 @@ func (x *Completion) GetSlot() int32 {
 	return 0
 }
 
+func (x *Completion) GetOrigin() uint64 {
+	if x != nil {
+		return x.Origin
+	}
+	return 0
+}
+
+func (x *Completion) GetOriginIncarnation() uint64 {
+	if x != nil {
+		return x.OriginIncarnation
+	}
+	return 0
+}
+
+func (x *Completion) GetResponse() []byte {
+	if x != nil {
+		return x.Response
+	}
+	return nil
+}
+
+func (x *Completion) GetKind() RequestKind {
+	if x != nil {
+		return x.Kind
+	}
+	return RequestKind_RANGE
+}
+
+func (x *Completion) GetMinPending() uint64 {
+	if x != nil {
+		return x.MinPending
+	}
+	return 0
+}
+
 // WriteBatch is the log entry of a data range: evaluated writes, stamped
 // with revisions granted by the sequencer.
 type WriteBatch struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	BaseRevision  int64                  `protobuf:"varint,1,opt,name=base_revision,json=baseRevision,proto3" json:"base_revision,omitempty"`
-	Slots         uint64                 `protobuf:"varint,2,opt,name=slots,proto3" json:"slots,omitempty"`
-	Closed        int64                  `protobuf:"varint,3,opt,name=closed,proto3" json:"closed,omitempty"` // after this entry the range never writes at or below it
-	Writes        []*Write               `protobuf:"bytes,4,rep,name=writes,proto3" json:"writes,omitempty"`
-	Completions   []*Completion          `protobuf:"bytes,5,rep,name=completions,proto3" json:"completions,omitempty"`
-	Compact       int64                  `protobuf:"varint,6,opt,name=compact,proto3" json:"compact,omitempty"`                                      // compact history below this revision
-	Proposer      uint64                 `protobuf:"varint,7,opt,name=proposer,proto3" json:"proposer,omitempty"`                                    // node ID of the leader that evaluated the batch
-	LeaseCleared  []int64                `protobuf:"varint,8,rep,packed,name=lease_cleared,json=leaseCleared,proto3" json:"lease_cleared,omitempty"` // leases whose keys this batch deletes
-	BatchId       uint64                 `protobuf:"varint,9,opt,name=batch_id,json=batchId,proto3" json:"batch_id,omitempty"`                       // unique per proposer
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state               protoimpl.MessageState `protogen:"open.v1"`
+	BaseRevision        int64                  `protobuf:"varint,1,opt,name=base_revision,json=baseRevision,proto3" json:"base_revision,omitempty"`
+	Slots               uint64                 `protobuf:"varint,2,opt,name=slots,proto3" json:"slots,omitempty"`
+	Closed              int64                  `protobuf:"varint,3,opt,name=closed,proto3" json:"closed,omitempty"` // after this entry the range never writes at or below it
+	Writes              []*Write               `protobuf:"bytes,4,rep,name=writes,proto3" json:"writes,omitempty"`
+	Completions         []*Completion          `protobuf:"bytes,5,rep,name=completions,proto3" json:"completions,omitempty"`
+	Compact             int64                  `protobuf:"varint,6,opt,name=compact,proto3" json:"compact,omitempty"`                                      // compact history below this revision
+	Proposer            uint64                 `protobuf:"varint,7,opt,name=proposer,proto3" json:"proposer,omitempty"`                                    // node ID of the leader that evaluated the batch
+	LeaseCleared        []int64                `protobuf:"varint,8,rep,packed,name=lease_cleared,json=leaseCleared,proto3" json:"lease_cleared,omitempty"` // leases whose keys this batch deletes
+	BatchId             uint64                 `protobuf:"varint,9,opt,name=batch_id,json=batchId,proto3" json:"batch_id,omitempty"`                       // unique per proposer incarnation
+	ProposerIncarnation uint64                 `protobuf:"varint,106,opt,name=proposer_incarnation,json=proposerIncarnation,proto3" json:"proposer_incarnation,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *WriteBatch) Reset() {
@@ -1764,6 +1863,130 @@ func (x *WriteBatch) GetBatchId() uint64 {
 	return 0
 }
 
+func (x *WriteBatch) GetProposerIncarnation() uint64 {
+	if x != nil {
+		return x.ProposerIncarnation
+	}
+	return 0
+}
+
+// SessionEntry is a data range's record of one applied client request
+// (keyed by origin, origin incarnation and request ID).
+type SessionEntry struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Revision      int64                  `protobuf:"varint,100,opt,name=revision,proto3" json:"revision,omitempty"` // the revision its response is stamped with
+	Kind          RequestKind            `protobuf:"varint,101,opt,name=kind,proto3,enum=tenfoldpb.RequestKind" json:"kind,omitempty"`
+	Response      []byte                 `protobuf:"bytes,102,opt,name=response,proto3" json:"response,omitempty"` // the evaluated response, unstamped
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionEntry) Reset() {
+	*x = SessionEntry{}
+	mi := &file_tenfold_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionEntry) ProtoMessage() {}
+
+func (x *SessionEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_tenfold_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionEntry.ProtoReflect.Descriptor instead.
+func (*SessionEntry) Descriptor() ([]byte, []int) {
+	return file_tenfold_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *SessionEntry) GetRevision() int64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *SessionEntry) GetKind() RequestKind {
+	if x != nil {
+		return x.Kind
+	}
+	return RequestKind_RANGE
+}
+
+func (x *SessionEntry) GetResponse() []byte {
+	if x != nil {
+		return x.Response
+	}
+	return nil
+}
+
+// SessionClient is a data range's record of one origin node: its newest
+// incarnation seen, and the request ID below which every request of that
+// incarnation has ended at the origin (or was evicted from the table).
+type SessionClient struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Incarnation   uint64                 `protobuf:"varint,100,opt,name=incarnation,proto3" json:"incarnation,omitempty"`
+	Floor         uint64                 `protobuf:"varint,101,opt,name=floor,proto3" json:"floor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionClient) Reset() {
+	*x = SessionClient{}
+	mi := &file_tenfold_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionClient) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionClient) ProtoMessage() {}
+
+func (x *SessionClient) ProtoReflect() protoreflect.Message {
+	mi := &file_tenfold_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionClient.ProtoReflect.Descriptor instead.
+func (*SessionClient) Descriptor() ([]byte, []int) {
+	return file_tenfold_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *SessionClient) GetIncarnation() uint64 {
+	if x != nil {
+		return x.Incarnation
+	}
+	return 0
+}
+
+func (x *SessionClient) GetFloor() uint64 {
+	if x != nil {
+		return x.Floor
+	}
+	return 0
+}
+
 // LeaseRecord is a lease in the system range.
 type LeaseRecord struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1775,7 +1998,7 @@ type LeaseRecord struct {
 
 func (x *LeaseRecord) Reset() {
 	*x = LeaseRecord{}
-	mi := &file_tenfold_proto_msgTypes[19]
+	mi := &file_tenfold_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1787,7 +2010,7 @@ func (x *LeaseRecord) String() string {
 func (*LeaseRecord) ProtoMessage() {}
 
 func (x *LeaseRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_tenfold_proto_msgTypes[19]
+	mi := &file_tenfold_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1800,7 +2023,7 @@ func (x *LeaseRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseRecord.ProtoReflect.Descriptor instead.
 func (*LeaseRecord) Descriptor() ([]byte, []int) {
-	return file_tenfold_proto_rawDescGZIP(), []int{19}
+	return file_tenfold_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *LeaseRecord) GetId() int64 {
@@ -1819,20 +2042,21 @@ func (x *LeaseRecord) GetTtl() int64 {
 
 // SystemCommand is a log entry of the system range.
 type SystemCommand struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	WindowEnd     int64                  `protobuf:"varint,1,opt,name=window_end,json=windowEnd,proto3" json:"window_end,omitempty"` // sequencer: revisions below it may be granted
-	Grant         *LeaseRecord           `protobuf:"bytes,2,opt,name=grant,proto3" json:"grant,omitempty"`
-	Revoke        int64                  `protobuf:"varint,3,opt,name=revoke,proto3" json:"revoke,omitempty"`
-	RevokeDone    int64                  `protobuf:"varint,4,opt,name=revoke_done,json=revokeDone,proto3" json:"revoke_done,omitempty"` // all ranges dropped the lease's keys
-	Proposer      uint64                 `protobuf:"varint,5,opt,name=proposer,proto3" json:"proposer,omitempty"`
-	RequestId     uint64                 `protobuf:"varint,6,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state               protoimpl.MessageState `protogen:"open.v1"`
+	WindowEnd           int64                  `protobuf:"varint,1,opt,name=window_end,json=windowEnd,proto3" json:"window_end,omitempty"` // sequencer: revisions below it may be granted
+	Grant               *LeaseRecord           `protobuf:"bytes,2,opt,name=grant,proto3" json:"grant,omitempty"`
+	Revoke              int64                  `protobuf:"varint,3,opt,name=revoke,proto3" json:"revoke,omitempty"`
+	RevokeDone          int64                  `protobuf:"varint,4,opt,name=revoke_done,json=revokeDone,proto3" json:"revoke_done,omitempty"` // all ranges dropped the lease's keys
+	Proposer            uint64                 `protobuf:"varint,5,opt,name=proposer,proto3" json:"proposer,omitempty"`
+	RequestId           uint64                 `protobuf:"varint,6,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	ProposerIncarnation uint64                 `protobuf:"varint,107,opt,name=proposer_incarnation,json=proposerIncarnation,proto3" json:"proposer_incarnation,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *SystemCommand) Reset() {
 	*x = SystemCommand{}
-	mi := &file_tenfold_proto_msgTypes[20]
+	mi := &file_tenfold_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1844,7 +2068,7 @@ func (x *SystemCommand) String() string {
 func (*SystemCommand) ProtoMessage() {}
 
 func (x *SystemCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_tenfold_proto_msgTypes[20]
+	mi := &file_tenfold_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1857,7 +2081,7 @@ func (x *SystemCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SystemCommand.ProtoReflect.Descriptor instead.
 func (*SystemCommand) Descriptor() ([]byte, []int) {
-	return file_tenfold_proto_rawDescGZIP(), []int{20}
+	return file_tenfold_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *SystemCommand) GetWindowEnd() int64 {
@@ -1902,6 +2126,13 @@ func (x *SystemCommand) GetRequestId() uint64 {
 	return 0
 }
 
+func (x *SystemCommand) GetProposerIncarnation() uint64 {
+	if x != nil {
+		return x.ProposerIncarnation
+	}
+	return 0
+}
+
 // ControlCommand is a log entry of the control plane.
 type ControlCommand struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1916,7 +2147,7 @@ type ControlCommand struct {
 
 func (x *ControlCommand) Reset() {
 	*x = ControlCommand{}
-	mi := &file_tenfold_proto_msgTypes[21]
+	mi := &file_tenfold_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1928,7 +2159,7 @@ func (x *ControlCommand) String() string {
 func (*ControlCommand) ProtoMessage() {}
 
 func (x *ControlCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_tenfold_proto_msgTypes[21]
+	mi := &file_tenfold_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1941,7 +2172,7 @@ func (x *ControlCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ControlCommand.ProtoReflect.Descriptor instead.
 func (*ControlCommand) Descriptor() ([]byte, []int) {
-	return file_tenfold_proto_rawDescGZIP(), []int{21}
+	return file_tenfold_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ControlCommand) GetRegister() *NodeInfo {
@@ -1989,7 +2220,7 @@ type Envelope struct {
 
 func (x *Envelope) Reset() {
 	*x = Envelope{}
-	mi := &file_tenfold_proto_msgTypes[22]
+	mi := &file_tenfold_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2001,7 +2232,7 @@ func (x *Envelope) String() string {
 func (*Envelope) ProtoMessage() {}
 
 func (x *Envelope) ProtoReflect() protoreflect.Message {
-	mi := &file_tenfold_proto_msgTypes[22]
+	mi := &file_tenfold_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2014,7 +2245,7 @@ func (x *Envelope) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Envelope.ProtoReflect.Descriptor instead.
 func (*Envelope) Descriptor() ([]byte, []int) {
-	return file_tenfold_proto_rawDescGZIP(), []int{22}
+	return file_tenfold_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Envelope) GetMsgs() []*Message {
@@ -2033,7 +2264,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_tenfold_proto_msgTypes[23]
+	mi := &file_tenfold_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2045,7 +2276,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_tenfold_proto_msgTypes[23]
+	mi := &file_tenfold_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2058,7 +2289,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_tenfold_proto_rawDescGZIP(), []int{23}
+	return file_tenfold_proto_rawDescGZIP(), []int{25}
 }
 
 // ClusterStatusRequest asks a data node for its view of the cluster.
@@ -2070,7 +2301,7 @@ type ClusterStatusRequest struct {
 
 func (x *ClusterStatusRequest) Reset() {
 	*x = ClusterStatusRequest{}
-	mi := &file_tenfold_proto_msgTypes[24]
+	mi := &file_tenfold_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2082,7 +2313,7 @@ func (x *ClusterStatusRequest) String() string {
 func (*ClusterStatusRequest) ProtoMessage() {}
 
 func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tenfold_proto_msgTypes[24]
+	mi := &file_tenfold_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2095,7 +2326,7 @@ func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatusRequest.ProtoReflect.Descriptor instead.
 func (*ClusterStatusRequest) Descriptor() ([]byte, []int) {
-	return file_tenfold_proto_rawDescGZIP(), []int{24}
+	return file_tenfold_proto_rawDescGZIP(), []int{26}
 }
 
 // ReplicaStatus is one replica's state on the answering node.
@@ -2119,7 +2350,7 @@ type ReplicaStatus struct {
 
 func (x *ReplicaStatus) Reset() {
 	*x = ReplicaStatus{}
-	mi := &file_tenfold_proto_msgTypes[25]
+	mi := &file_tenfold_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2131,7 +2362,7 @@ func (x *ReplicaStatus) String() string {
 func (*ReplicaStatus) ProtoMessage() {}
 
 func (x *ReplicaStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tenfold_proto_msgTypes[25]
+	mi := &file_tenfold_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2144,7 +2375,7 @@ func (x *ReplicaStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicaStatus.ProtoReflect.Descriptor instead.
 func (*ReplicaStatus) Descriptor() ([]byte, []int) {
-	return file_tenfold_proto_rawDescGZIP(), []int{25}
+	return file_tenfold_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ReplicaStatus) GetRangeId() uint64 {
@@ -2246,7 +2477,7 @@ type ClusterStatusResponse struct {
 
 func (x *ClusterStatusResponse) Reset() {
 	*x = ClusterStatusResponse{}
-	mi := &file_tenfold_proto_msgTypes[26]
+	mi := &file_tenfold_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2258,7 +2489,7 @@ func (x *ClusterStatusResponse) String() string {
 func (*ClusterStatusResponse) ProtoMessage() {}
 
 func (x *ClusterStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tenfold_proto_msgTypes[26]
+	mi := &file_tenfold_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2271,7 +2502,7 @@ func (x *ClusterStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatusResponse.ProtoReflect.Descriptor instead.
 func (*ClusterStatusResponse) Descriptor() ([]byte, []int) {
-	return file_tenfold_proto_rawDescGZIP(), []int{26}
+	return file_tenfold_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ClusterStatusResponse) GetNodeId() uint64 {
@@ -2358,7 +2589,7 @@ const file_tenfold_proto_rawDesc = "" +
 	"\brange_id\x18\x01 \x01(\x04R\arangeId\x12\x12\n" +
 	"\x04term\x18\x02 \x01(\x04R\x04term\x12\x16\n" +
 	"\x06commit\x18\x03 \x01(\x04R\x06commit\x12\x12\n" +
-	"\x04wake\x18\x04 \x01(\bR\x04wake\"\xca\x01\n" +
+	"\x04wake\x18\x04 \x01(\bR\x04wake\"\x9a\x02\n" +
 	"\aRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x16\n" +
 	"\x06origin\x18\x02 \x01(\x04R\x06origin\x12\x19\n" +
@@ -2366,7 +2597,10 @@ const file_tenfold_proto_rawDesc = "" +
 	"\x04kind\x18\x04 \x01(\x0e2\x16.tenfoldpb.RequestKindR\x04kind\x12\x18\n" +
 	"\apayload\x18\x05 \x01(\fR\apayload\x12\"\n" +
 	"\fserializable\x18\x06 \x01(\bR\fserializable\x12\x12\n" +
-	"\x04hops\x18\a \x01(\rR\x04hops\"\xb1\x01\n" +
+	"\x04hops\x18\a \x01(\rR\x04hops\x12-\n" +
+	"\x12origin_incarnation\x18d \x01(\x04R\x11originIncarnation\x12\x1f\n" +
+	"\vmin_pending\x18e \x01(\x04R\n" +
+	"minPending\"\xff\x01\n" +
 	"\bResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
 	"\x04code\x18\x02 \x01(\rR\x04code\x12\x14\n" +
@@ -2374,13 +2608,16 @@ const file_tenfold_proto_rawDesc = "" +
 	"\apayload\x18\x04 \x01(\fR\apayload\x12\x1f\n" +
 	"\vleader_hint\x18\x05 \x01(\x04R\n" +
 	"leaderHint\x120\n" +
-	"\x05range\x18\x06 \x01(\v2\x1a.tenfoldpb.RangeDescriptorR\x05range\"q\n" +
+	"\x05range\x18\x06 \x01(\v2\x1a.tenfoldpb.RangeDescriptorR\x05range\x12 \n" +
+	"\vincarnation\x18f \x01(\x04R\vincarnation\x12*\n" +
+	"\x04kind\x18g \x01(\x0e2\x16.tenfoldpb.RequestKindR\x04kind\"\x93\x01\n" +
 	"\n" +
 	"SeqRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x19\n" +
 	"\brange_id\x18\x02 \x01(\x04R\arangeId\x12\x14\n" +
 	"\x05count\x18\x03 \x01(\x04R\x05count\x12\"\n" +
-	"\flinearizable\x18\x04 \x01(\bR\flinearizable\"\xc9\x01\n" +
+	"\flinearizable\x18\x04 \x01(\bR\flinearizable\x12 \n" +
+	"\vincarnation\x18h \x01(\x04R\vincarnation\"\xeb\x01\n" +
 	"\vSeqResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
 	"\x05first\x18\x02 \x01(\x03R\x05first\x12\x14\n" +
@@ -2390,7 +2627,8 @@ const file_tenfold_proto_rawDesc = "" +
 	"\x05error\x18\x06 \x01(\tR\x05error\x12\x1f\n" +
 	"\vleader_hint\x18\a \x01(\x04R\n" +
 	"leaderHint\x12\x19\n" +
-	"\brange_id\x18\b \x01(\x04R\arangeId\"\xb4\x01\n" +
+	"\brange_id\x18\b \x01(\x04R\arangeId\x12 \n" +
+	"\vincarnation\x18i \x01(\x04R\vincarnation\"\xb4\x01\n" +
 	"\tKeepalive\x12'\n" +
 	"\x04node\x18\x01 \x01(\v2\x13.tenfoldpb.NodeInfoR\x04node\x12+\n" +
 	"\x11directory_version\x18\x02 \x01(\x04R\x10directoryVersion\x12.\n" +
@@ -2429,12 +2667,18 @@ const file_tenfold_proto_rawDesc = "" +
 	"\x0fcreate_revision\x18\x06 \x01(\x03R\x0ecreateRevision\x12\x18\n" +
 	"\aversion\x18\a \x01(\x03R\aversion\x12\x1d\n" +
 	"\n" +
-	"prev_lease\x18\b \x01(\x03R\tprevLease\"?\n" +
+	"prev_lease\x18\b \x01(\x03R\tprevLease\"\xef\x01\n" +
 	"\n" +
 	"Completion\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\x04R\trequestId\x12\x12\n" +
-	"\x04slot\x18\x02 \x01(\x05R\x04slot\"\xb8\x02\n" +
+	"\x04slot\x18\x02 \x01(\x05R\x04slot\x12\x16\n" +
+	"\x06origin\x18l \x01(\x04R\x06origin\x12-\n" +
+	"\x12origin_incarnation\x18m \x01(\x04R\x11originIncarnation\x12\x1a\n" +
+	"\bresponse\x18n \x01(\fR\bresponse\x12*\n" +
+	"\x04kind\x18o \x01(\x0e2\x16.tenfoldpb.RequestKindR\x04kind\x12\x1f\n" +
+	"\vmin_pending\x18p \x01(\x04R\n" +
+	"minPending\"\xeb\x02\n" +
 	"\n" +
 	"WriteBatch\x12#\n" +
 	"\rbase_revision\x18\x01 \x01(\x03R\fbaseRevision\x12\x14\n" +
@@ -2445,10 +2689,18 @@ const file_tenfold_proto_rawDesc = "" +
 	"\acompact\x18\x06 \x01(\x03R\acompact\x12\x1a\n" +
 	"\bproposer\x18\a \x01(\x04R\bproposer\x12#\n" +
 	"\rlease_cleared\x18\b \x03(\x03R\fleaseCleared\x12\x19\n" +
-	"\bbatch_id\x18\t \x01(\x04R\abatchId\"/\n" +
+	"\bbatch_id\x18\t \x01(\x04R\abatchId\x121\n" +
+	"\x14proposer_incarnation\x18j \x01(\x04R\x13proposerIncarnation\"r\n" +
+	"\fSessionEntry\x12\x1a\n" +
+	"\brevision\x18d \x01(\x03R\brevision\x12*\n" +
+	"\x04kind\x18e \x01(\x0e2\x16.tenfoldpb.RequestKindR\x04kind\x12\x1a\n" +
+	"\bresponse\x18f \x01(\fR\bresponse\"G\n" +
+	"\rSessionClient\x12 \n" +
+	"\vincarnation\x18d \x01(\x04R\vincarnation\x12\x14\n" +
+	"\x05floor\x18e \x01(\x04R\x05floor\"/\n" +
 	"\vLeaseRecord\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x10\n" +
-	"\x03ttl\x18\x02 \x01(\x03R\x03ttl\"\xd0\x01\n" +
+	"\x03ttl\x18\x02 \x01(\x03R\x03ttl\"\x83\x02\n" +
 	"\rSystemCommand\x12\x1d\n" +
 	"\n" +
 	"window_end\x18\x01 \x01(\x03R\twindowEnd\x12,\n" +
@@ -2458,7 +2710,8 @@ const file_tenfold_proto_rawDesc = "" +
 	"revokeDone\x12\x1a\n" +
 	"\bproposer\x18\x05 \x01(\x04R\bproposer\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\x06 \x01(\x04R\trequestId\"\xdb\x01\n" +
+	"request_id\x18\x06 \x01(\x04R\trequestId\x121\n" +
+	"\x14proposer_incarnation\x18k \x01(\x04R\x13proposerIncarnation\"\xdb\x01\n" +
 	"\x0eControlCommand\x12/\n" +
 	"\bregister\x18\x01 \x01(\v2\x13.tenfoldpb.NodeInfoR\bregister\x129\n" +
 	"\n" +
@@ -2529,7 +2782,7 @@ func file_tenfold_proto_rawDescGZIP() []byte {
 }
 
 var file_tenfold_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_tenfold_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_tenfold_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_tenfold_proto_goTypes = []any{
 	(RangeKind)(0),                // 0: tenfoldpb.RangeKind
 	(RequestKind)(0),              // 1: tenfoldpb.RequestKind
@@ -2552,15 +2805,17 @@ var file_tenfold_proto_goTypes = []any{
 	(*Write)(nil),                 // 18: tenfoldpb.Write
 	(*Completion)(nil),            // 19: tenfoldpb.Completion
 	(*WriteBatch)(nil),            // 20: tenfoldpb.WriteBatch
-	(*LeaseRecord)(nil),           // 21: tenfoldpb.LeaseRecord
-	(*SystemCommand)(nil),         // 22: tenfoldpb.SystemCommand
-	(*ControlCommand)(nil),        // 23: tenfoldpb.ControlCommand
-	(*Envelope)(nil),              // 24: tenfoldpb.Envelope
-	(*Ack)(nil),                   // 25: tenfoldpb.Ack
-	(*ClusterStatusRequest)(nil),  // 26: tenfoldpb.ClusterStatusRequest
-	(*ReplicaStatus)(nil),         // 27: tenfoldpb.ReplicaStatus
-	(*ClusterStatusResponse)(nil), // 28: tenfoldpb.ClusterStatusResponse
-	(*raftpb.Message)(nil),        // 29: raftpb.Message
+	(*SessionEntry)(nil),          // 21: tenfoldpb.SessionEntry
+	(*SessionClient)(nil),         // 22: tenfoldpb.SessionClient
+	(*LeaseRecord)(nil),           // 23: tenfoldpb.LeaseRecord
+	(*SystemCommand)(nil),         // 24: tenfoldpb.SystemCommand
+	(*ControlCommand)(nil),        // 25: tenfoldpb.ControlCommand
+	(*Envelope)(nil),              // 26: tenfoldpb.Envelope
+	(*Ack)(nil),                   // 27: tenfoldpb.Ack
+	(*ClusterStatusRequest)(nil),  // 28: tenfoldpb.ClusterStatusRequest
+	(*ReplicaStatus)(nil),         // 29: tenfoldpb.ReplicaStatus
+	(*ClusterStatusResponse)(nil), // 30: tenfoldpb.ClusterStatusResponse
+	(*raftpb.Message)(nil),        // 31: raftpb.Message
 }
 var file_tenfold_proto_depIdxs = []int32{
 	0,  // 0: tenfoldpb.RangeDescriptor.kind:type_name -> tenfoldpb.RangeKind
@@ -2576,35 +2831,38 @@ var file_tenfold_proto_depIdxs = []int32{
 	17, // 10: tenfoldpb.Message.lease_revoked_ack:type_name -> tenfoldpb.LeaseRevokedAck
 	6,  // 11: tenfoldpb.Message.heartbeats:type_name -> tenfoldpb.Heartbeats
 	7,  // 12: tenfoldpb.Message.quiesce:type_name -> tenfoldpb.Quiesce
-	29, // 13: tenfoldpb.RaftMessage.msg:type_name -> raftpb.Message
+	31, // 13: tenfoldpb.RaftMessage.msg:type_name -> raftpb.Message
 	5,  // 14: tenfoldpb.Heartbeats.msgs:type_name -> tenfoldpb.RaftMessage
 	1,  // 15: tenfoldpb.Request.kind:type_name -> tenfoldpb.RequestKind
 	2,  // 16: tenfoldpb.Response.range:type_name -> tenfoldpb.RangeDescriptor
-	3,  // 17: tenfoldpb.Keepalive.node:type_name -> tenfoldpb.NodeInfo
-	13, // 18: tenfoldpb.Keepalive.ranges:type_name -> tenfoldpb.RangeReport
-	2,  // 19: tenfoldpb.KeepaliveResponse.ranges:type_name -> tenfoldpb.RangeDescriptor
-	3,  // 20: tenfoldpb.KeepaliveResponse.nodes:type_name -> tenfoldpb.NodeInfo
-	2,  // 21: tenfoldpb.CreateReplica.range:type_name -> tenfoldpb.RangeDescriptor
-	18, // 22: tenfoldpb.WriteBatch.writes:type_name -> tenfoldpb.Write
-	19, // 23: tenfoldpb.WriteBatch.completions:type_name -> tenfoldpb.Completion
-	21, // 24: tenfoldpb.SystemCommand.grant:type_name -> tenfoldpb.LeaseRecord
-	3,  // 25: tenfoldpb.ControlCommand.register:type_name -> tenfoldpb.NodeInfo
-	2,  // 26: tenfoldpb.ControlCommand.set_ranges:type_name -> tenfoldpb.RangeDescriptor
-	4,  // 27: tenfoldpb.Envelope.msgs:type_name -> tenfoldpb.Message
-	0,  // 28: tenfoldpb.ReplicaStatus.kind:type_name -> tenfoldpb.RangeKind
-	3,  // 29: tenfoldpb.ClusterStatusResponse.nodes:type_name -> tenfoldpb.NodeInfo
-	27, // 30: tenfoldpb.ClusterStatusResponse.replicas:type_name -> tenfoldpb.ReplicaStatus
-	24, // 31: tenfoldpb.Internal.Urgent:input_type -> tenfoldpb.Envelope
-	24, // 32: tenfoldpb.Internal.Bulk:input_type -> tenfoldpb.Envelope
-	26, // 33: tenfoldpb.Admin.ClusterStatus:input_type -> tenfoldpb.ClusterStatusRequest
-	25, // 34: tenfoldpb.Internal.Urgent:output_type -> tenfoldpb.Ack
-	25, // 35: tenfoldpb.Internal.Bulk:output_type -> tenfoldpb.Ack
-	28, // 36: tenfoldpb.Admin.ClusterStatus:output_type -> tenfoldpb.ClusterStatusResponse
-	34, // [34:37] is the sub-list for method output_type
-	31, // [31:34] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	1,  // 17: tenfoldpb.Response.kind:type_name -> tenfoldpb.RequestKind
+	3,  // 18: tenfoldpb.Keepalive.node:type_name -> tenfoldpb.NodeInfo
+	13, // 19: tenfoldpb.Keepalive.ranges:type_name -> tenfoldpb.RangeReport
+	2,  // 20: tenfoldpb.KeepaliveResponse.ranges:type_name -> tenfoldpb.RangeDescriptor
+	3,  // 21: tenfoldpb.KeepaliveResponse.nodes:type_name -> tenfoldpb.NodeInfo
+	2,  // 22: tenfoldpb.CreateReplica.range:type_name -> tenfoldpb.RangeDescriptor
+	1,  // 23: tenfoldpb.Completion.kind:type_name -> tenfoldpb.RequestKind
+	18, // 24: tenfoldpb.WriteBatch.writes:type_name -> tenfoldpb.Write
+	19, // 25: tenfoldpb.WriteBatch.completions:type_name -> tenfoldpb.Completion
+	1,  // 26: tenfoldpb.SessionEntry.kind:type_name -> tenfoldpb.RequestKind
+	23, // 27: tenfoldpb.SystemCommand.grant:type_name -> tenfoldpb.LeaseRecord
+	3,  // 28: tenfoldpb.ControlCommand.register:type_name -> tenfoldpb.NodeInfo
+	2,  // 29: tenfoldpb.ControlCommand.set_ranges:type_name -> tenfoldpb.RangeDescriptor
+	4,  // 30: tenfoldpb.Envelope.msgs:type_name -> tenfoldpb.Message
+	0,  // 31: tenfoldpb.ReplicaStatus.kind:type_name -> tenfoldpb.RangeKind
+	3,  // 32: tenfoldpb.ClusterStatusResponse.nodes:type_name -> tenfoldpb.NodeInfo
+	29, // 33: tenfoldpb.ClusterStatusResponse.replicas:type_name -> tenfoldpb.ReplicaStatus
+	26, // 34: tenfoldpb.Internal.Urgent:input_type -> tenfoldpb.Envelope
+	26, // 35: tenfoldpb.Internal.Bulk:input_type -> tenfoldpb.Envelope
+	28, // 36: tenfoldpb.Admin.ClusterStatus:input_type -> tenfoldpb.ClusterStatusRequest
+	27, // 37: tenfoldpb.Internal.Urgent:output_type -> tenfoldpb.Ack
+	27, // 38: tenfoldpb.Internal.Bulk:output_type -> tenfoldpb.Ack
+	30, // 39: tenfoldpb.Admin.ClusterStatus:output_type -> tenfoldpb.ClusterStatusResponse
+	37, // [37:40] is the sub-list for method output_type
+	34, // [34:37] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_tenfold_proto_init() }
@@ -2632,7 +2890,7 @@ func file_tenfold_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tenfold_proto_rawDesc), len(file_tenfold_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   27,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   2,
 		},
