@@ -67,9 +67,6 @@ type clientOp struct {
 	sentAt   time.Time
 	nextTry  time.Time // zero: not waiting to retry
 	attempts int
-	// refusedHint is the range's leader hint when the last refusal came;
-	// a different hint later means a leader is known: retry at once.
-	refusedHint uint64
 	// parts counts outstanding sub-requests of a fan-out (compaction), by
 	// wire ID; parent is a part's fan-out op.
 	parts   map[uint64]bool
@@ -260,8 +257,9 @@ func (c *clientState) handleResponse(from uint64, r *tenfoldpb.Response) {
 	if op == nil {
 		return
 	}
-	if r.GetLeaderHint() != 0 {
-		c.n.leaderHint[op.rangeID] = r.GetLeaderHint()
+	if h := r.GetLeaderHint(); h != 0 && h != c.n.leaderHint[op.rangeID] {
+		c.n.leaderHint[op.rangeID] = h
+		c.leaderKnown(op.rangeID)
 	}
 	if r.GetRange() != nil {
 		c.n.dir.update(r.GetRange())
@@ -299,6 +297,19 @@ func retryable(msg string) bool {
 	return false
 }
 
+// leaderKnown cuts short the backoff of every op of the range that waits
+// to retry after a refusal: a leader became known (elected here, or named
+// by a reply), and a backoff of up to 16 ticks could otherwise outlast the
+// op's deadline although the range serves again (issue 6, defect 10).
+// The ops go out on the next tick.
+func (c *clientState) leaderKnown(rangeID uint64) {
+	for _, op := range c.ops {
+		if op.rangeID == rangeID && !op.nextTry.IsZero() && c.n.now.Before(op.nextTry) {
+			op.nextTry = c.n.now
+		}
+	}
+}
+
 func (c *clientState) retryDelay(op *clientOp) time.Duration {
 	d := c.n.cfg.TickInterval * time.Duration(1<<min(op.attempts, 4))
 	return d
@@ -320,6 +331,7 @@ func (c *clientState) tick() {
 			c.dispatch(op)
 			continue
 		}
+
 		// Reads are idempotent: resend when a replica does not answer.
 		if !op.write && op.nextTry.IsZero() && now.Sub(op.sentAt) >= c.n.cfg.RequestRetry {
 			op.nextTry = now

@@ -278,6 +278,7 @@ func (r *replica) handleSoftState(ss *raft.SoftState) {
 	r.leader, r.state = ss.Lead, ss.RaftState
 	if ss.Lead != 0 {
 		r.n.leaderHint[r.id()] = ss.Lead
+		r.n.client.leaderKnown(r.id())
 	}
 	if wasLeader && r.state != raft.StateLeader {
 		r.lostLeadership()
