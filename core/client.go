@@ -74,6 +74,10 @@ type clientOp struct {
 	parent  *clientOp
 }
 
+// deduped reports whether op is a write that data ranges deduplicate
+// (session.go), hence safe to send again. Lease writes are not (yet).
+func (op *clientOp) deduped() bool { return op.write && dedupKind(op.req.Kind) }
+
 type clientState struct {
 	n *Node
 	// ops are the requests in flight (fan-out parts included), by wire ID.
@@ -270,10 +274,14 @@ func (c *clientState) handleResponse(from uint64, r *tenfoldpb.Response) {
 		c.end(op, resp, err)
 		return
 	}
-	// Refusals that did nothing (not leader, no replica) are retried: it is
-	// safe even for writes, since the replier did not act on the request.
+	// Refusals that did nothing (not leader, no replica, leader changed
+	// before applying) are retried. A write retries until its deadline: a
+	// copy of it may still be on the wire (networks duplicate and delay),
+	// so "not applied" is never certain; the range's session table makes
+	// every retry and copy execute at most once. (Lease writes, which the
+	// system range does not deduplicate, are not resent on silence.)
 	if retryable(r.GetError()) {
-		if op.attempts < 20 {
+		if op.attempts < 20 || op.deduped() {
 			op.nextTry = c.n.now.Add(c.retryDelay(op))
 			if r.GetLeaderHint() != 0 && r.GetLeaderHint() != op.target {
 				op.nextTry = c.n.now // a fresh hint: go now
@@ -289,7 +297,7 @@ func (c *clientState) handleResponse(from uint64, r *tenfoldpb.Response) {
 
 // retryable reports whether an error message is a refusal that did nothing.
 func retryable(msg string) bool {
-	for _, e := range []error{errNotLeader, errRangeNotHere, errNoLeader} {
+	for _, e := range []error{errNotLeader, errRangeNotHere, errNoLeader, errLeaderChanged} {
 		if msg == status.Convert(e).Message() {
 			return true
 		}
@@ -332,8 +340,9 @@ func (c *clientState) tick() {
 			continue
 		}
 
-		// Reads are idempotent: resend when a replica does not answer.
-		if !op.write && op.nextTry.IsZero() && now.Sub(op.sentAt) >= c.n.cfg.RequestRetry {
+		// Resend when no answer comes: reads are idempotent, and a range
+		// executes a write at most once (its session table).
+		if (!op.write || op.deduped()) && op.nextTry.IsZero() && now.Sub(op.sentAt) >= c.n.cfg.RequestRetry {
 			op.nextTry = now
 			c.dispatch(op)
 		}

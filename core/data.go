@@ -44,6 +44,10 @@ type dataState struct {
 	nextBatchID uint64
 	nextSeqID   uint64
 	applies     uint64
+
+	// sessions indexes the range's session table by origin node (applied
+	// state; see session.go).
+	sessions map[uint64]*sessionClient
 }
 
 type queued struct {
@@ -78,8 +82,12 @@ type cycle struct {
 	readIndexD bool
 }
 
-func newDataState(r *replica) *dataState {
-	return &dataState{r: r, span: mvcc.Span{Start: r.desc.GetStartKey(), End: r.desc.GetEndKey()}}
+func newDataState(r *replica) (*dataState, error) {
+	d := &dataState{r: r, span: mvcc.Span{Start: r.desc.GetStartKey(), End: r.desc.GetEndKey()}}
+	if err := d.loadSessions(); err != nil {
+		return nil, err
+	}
+	return d, nil
 }
 
 func (d *dataState) n() *Node { return d.r.n }
@@ -98,6 +106,9 @@ func (d *dataState) handle(req *tenfoldpb.Request) {
 	if !d.r.isLeader() {
 		n.reply(req, nil, errNotLeader)
 		return
+	}
+	if dedupKind(req.GetKind()) && d.pendingCopy(req) {
+		return // a copy (duplicate or retry) of a request waiting here: its answer will come
 	}
 	if len(d.queue)+len(d.reads) >= n.cfg.MaxPendingRequests {
 		n.reply(req, nil, errOverloaded)
@@ -256,6 +267,17 @@ func (d *dataState) startCycle() {
 			rest = append(rest, d.queue[i:]...)
 			break
 		}
+		if q.req != nil && dedupKind(q.req.GetKind()) {
+			switch d.sessionCheck(q.req) {
+			case sessionStale:
+				continue // ended at its origin: no one waits, never execute it
+			case sessionDone:
+				if err := d.sessionAnswer(q.req); err != nil {
+					n.fail(err)
+				}
+				continue
+			}
+		}
 		var resp proto.Message
 		var ok, wrote bool
 		var err error
@@ -305,6 +327,11 @@ func (d *dataState) startCycle() {
 		c.slots = append(c.slots, slot)
 	}
 	d.queue = rest
+	if len(c.items) == 0 && compact == 0 && len(d.reads) == 0 {
+		// Every queued request was answered (from the session table, or
+		// refused) or dropped: nothing to propose.
+		return
+	}
 	if len(c.items) > 0 || compact > 0 || len(d.reads) == 0 {
 		d.nextBatchID++
 		c.batch = &tenfoldpb.WriteBatch{
@@ -409,7 +436,18 @@ func (d *dataState) propose(c *cycle) {
 		if q.req == nil {
 			continue
 		}
-		c.batch.Completions = append(c.batch.Completions, &tenfoldpb.Completion{RequestId: q.req.GetId(), Slot: c.slots[i]})
+		comp := &tenfoldpb.Completion{RequestId: q.req.GetId(), Slot: c.slots[i]}
+		if dedupKind(q.req.GetKind()) {
+			// Unstamped: the session table stamps it when it answers a copy.
+			resp, err := proto.Marshal(c.resps[i])
+			if err != nil {
+				n.fail(err)
+				return
+			}
+			comp.Origin, comp.OriginIncarnation, comp.Kind, comp.MinPending, comp.Response =
+				q.req.GetOrigin(), q.req.GetOriginIncarnation(), q.req.GetKind(), q.req.GetMinPending(), resp
+		}
+		c.batch.Completions = append(c.batch.Completions, comp)
 	}
 	data, err := proto.Marshal(c.batch)
 	if err != nil {
@@ -454,6 +492,15 @@ func (d *dataState) apply(b engine.Batch, e *raftpb.Entry) ([]func(), error) {
 	events, err := mvcc.Apply(n.eng, b, wb.GetWrites(), wb.GetBaseRevision())
 	if err != nil {
 		return nil, fmt.Errorf("range %d: apply entry %d: %w", d.r.id(), e.GetIndex(), err)
+	}
+	stamped := func(c *tenfoldpb.Completion) int64 {
+		if c.GetSlot() >= 0 {
+			return wb.GetBaseRevision() + int64(c.GetSlot())
+		}
+		return wb.GetClosed()
+	}
+	if err := d.sessionRecord(b, e.GetIndex(), wb.GetCompletions(), stamped); err != nil {
+		return nil, err
 	}
 	if wb.GetCompact() > d.r.applied.compacted {
 		if _, err := mvcc.Compact(n.eng, b, d.span, wb.GetCompact()); err != nil {

@@ -31,8 +31,10 @@ import (
 //	tick-all [count=K] [deliver]        with deliver, every message is delivered after each tick
 //	time                                virtual time since the start
 //	msgs [from=N] [to=N] [type=T] [range=R]           list queued messages
-//	deliver [from=N] [to=N] [type=T] [range=R] [drop] [v]
-//	                                    deliver (or drop) the queued messages that match
+//	deliver [from=N] [to=N] [type=T] [range=R] [drop] [dup] [v]
+//	                                    deliver (or drop) the queued messages that match;
+//	                                    with dup, a copy of each delivered one is held back
+//	release                             queue the held copies (they arrive late)
 //	stabilize [max-ticks=K]             deliver everything and tick until no work is pending
 //	campaign node=N range=R             start an election (what the election timer does)
 //	put node=N key=k value=v [lease=L]
@@ -84,6 +86,7 @@ type harness struct {
 	nodes    map[uint64]*hnode
 	cfg      Config // template for every node
 	queue    []*hmsg
+	held     []*hmsg            // duplicates held back by `deliver dup`
 	cuts     map[[2]uint64]bool // ordered node pairs that cannot talk
 	nextReq  uint64
 	ops      map[opKey]*hop // submitted, not finished
@@ -327,6 +330,10 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		h.start(n)
 	case "partition":
 		out = h.partition(t, d)
+	case "release":
+		out = fmt.Sprintf("released %d", len(h.held))
+		h.queue = append(h.queue, h.held...)
+		h.held = nil
 	case "heal":
 		h.cuts = map[[2]uint64]bool{}
 	default:
@@ -487,6 +494,7 @@ func (h *harness) msgs(t *testing.T, d *datadriven.TestData) string {
 // With `v`, every message is listed.
 func (h *harness) deliver(t *testing.T, d *datadriven.TestData) string {
 	drop := d.HasArg("drop")
+	dup := d.HasArg("dup")
 	verbose := d.HasArg("v")
 	batch := h.queue
 	h.queue = nil
@@ -513,6 +521,11 @@ func (h *harness) deliver(t *testing.T, d *datadriven.TestData) string {
 			delivered++
 			if verbose {
 				lines = append(lines, fmt.Sprintf("%d->%d %s", m.from, m.to, m.desc))
+			}
+			if dup {
+				// The network duplicates the message: a copy is held back
+				// until `release`.
+				h.held = append(h.held, m)
 			}
 			h.step(m)
 		}

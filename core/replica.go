@@ -81,7 +81,9 @@ func (n *Node) openReplica(d *tenfoldpb.RangeDescriptor) (*replica, error) {
 	r.resetElectionTimer()
 	switch d.GetKind() {
 	case tenfoldpb.RangeKind_DATA:
-		r.data = newDataState(r)
+		if r.data, err = newDataState(r); err != nil {
+			return nil, fmt.Errorf("range %d: %w", d.GetRangeId(), err)
+		}
 	case tenfoldpb.RangeKind_SYSTEM:
 		s, err := newSystemState(r)
 		if err != nil {
