@@ -107,7 +107,7 @@ func (d *dataState) handle(req *tenfoldpb.Request) {
 		n.reply(req, nil, errNotLeader)
 		return
 	}
-	if dedupKind(req.GetKind()) && d.pendingCopy(req) {
+	if dedupKind(req.GetKind()) && !n.cfg.Bugs.NoDedup && d.pendingCopy(req) {
 		return // a copy (duplicate or retry) of a request waiting here: its answer will come
 	}
 	if len(d.queue)+len(d.reads) >= n.cfg.MaxPendingRequests {
@@ -267,7 +267,7 @@ func (d *dataState) startCycle() {
 			rest = append(rest, d.queue[i:]...)
 			break
 		}
-		if q.req != nil && dedupKind(q.req.GetKind()) {
+		if q.req != nil && dedupKind(q.req.GetKind()) && !n.cfg.Bugs.NoDedup {
 			switch d.sessionCheck(q.req) {
 			case sessionStale:
 				continue // ended at its origin: no one waits, never execute it

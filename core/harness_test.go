@@ -165,6 +165,8 @@ func newHarness(t *testing.T, d *datadriven.TestData) *harness {
 					h.cfg.Bugs.ReuseRevision = true
 				case "ack-before-sync":
 					h.cfg.Bugs.AckBeforeSync = true
+				case "no-dedup":
+					h.cfg.Bugs.NoDedup = true
 				default:
 					d.Fatalf(t, "cluster: unknown bug %q", b)
 				}

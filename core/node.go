@@ -108,6 +108,10 @@ type Bugs struct {
 	// election: once a range has had a leader, losing it leaves the range
 	// leaderless for good (L1).
 	NoReelection bool
+	// NoDedup makes range leaders skip the session table before they
+	// evaluate a write: a duplicated or resent request executes again (the
+	// apply-time assertion in session.go catches it).
+	NoDedup bool
 	// DivergentApply makes the first replica (in descriptor order) of
 	// every data range apply a different value for the last write of the
 	// entries whose log index is a multiple of 5 (when it is a put), so its

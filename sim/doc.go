@@ -42,11 +42,11 @@
 // core.New on what its engine kept. pause: the node stops ticking and its
 // inputs queue up (a stopped process, a long GC pause). clock: the node's
 // clock jumps within MaxClockSkew. loss: messages are dropped on every link.
-// disk: a node's fsyncs get slow, or stall for seconds. dup (opt-in):
-// messages are duplicated and may overtake others; the runtime's gRPC
-// transport never duplicates, and the core's request protocol relies on
-// that (a duplicated client request can execute twice), so dup is left out
-// of "all" and "random". A core that panics, or whose Ready fails, is
+// disk: a node's fsyncs get slow, or stall for seconds. dup: messages are
+// duplicated and may overtake others; the runtime's gRPC transport never
+// duplicates, but the core does not rely on it (data ranges deduplicate
+// client writes in a session table, see core/session.go), so dup is part of
+// "all" and "random". A core that panics, or whose Ready fails, is
 // reported and crashed like a dying process, and the run goes on.
 //
 // # Invariants and how they are checked
