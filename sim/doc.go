@@ -82,7 +82,8 @@
 // deliberate core bug (core.Bugs, --bugs) and show it is caught within a
 // bounded number of seeds (TestCatches*): S1 ack-before-sync, stale-reads;
 // S4 overlapping-ranges; S5 divergent-apply; S6 reuse-revision,
-// drop-watch-event; S7 stale-reads. S3 is the exception: raft owns voting,
+// drop-watch-event; S7 stale-reads; S10 (at-most-once writes, asserted by
+// the core on apply and reported as "core") no-dedup. S3 is the exception: raft owns voting,
 // and no core bug tried (a replica that forgets its vote on restart: no
 // S3 in 2,000 seeds of crash, partition and dup faults) gives a range two
 // leaders in one term, so TestS3Checker feeds the checker fabricated
