@@ -107,9 +107,6 @@ func (d *dataState) handle(req *tenfoldpb.Request) {
 		n.reply(req, nil, errNotLeader)
 		return
 	}
-	if dedupKind(req.GetKind()) && !n.cfg.Bugs.NoDedup && d.pendingCopy(req) {
-		return // a copy (duplicate or retry) of a request waiting here: its answer will come
-	}
 	if len(d.queue)+len(d.reads) >= n.cfg.MaxPendingRequests {
 		n.reply(req, nil, errOverloaded)
 		return
@@ -262,12 +259,17 @@ func (d *dataState) startCycle() {
 	var rest []*queued
 	var compact int64
 	var cleared []int64
+	inBatch := map[requestName]bool{}
 	for i, q := range d.queue {
 		if len(c.items) >= n.cfg.MaxBatchRequests {
 			rest = append(rest, d.queue[i:]...)
 			break
 		}
 		if q.req != nil && dedupKind(q.req.GetKind()) && !n.cfg.Bugs.NoDedup {
+			name := requestName{q.req.GetOrigin(), q.req.GetOriginIncarnation(), q.req.GetId()}
+			if inBatch[name] {
+				continue // a copy of a request in this batch: the original's answer will come
+			}
 			switch d.sessionCheck(q.req) {
 			case sessionStale:
 				continue // ended at its origin: no one waits, never execute it
@@ -277,6 +279,7 @@ func (d *dataState) startCycle() {
 				}
 				continue
 			}
+			inBatch[name] = true
 		}
 		var resp proto.Message
 		var ok, wrote bool

@@ -17,7 +17,10 @@ import (
 // named by (origin node, origin incarnation, wire ID). Every replica records,
 // in applied state, each applied write with its evaluated response, so that
 // any later leader answers a copy from the table instead of executing it
-// again; and, per origin, the newest incarnation seen and a floor: the ID
+// again (a copy that arrives while the original is queued or in the cycle
+// in flight waits in the queue: the next cycle starts only once the
+// original applied or failed, and then finds it in the table or runs it;
+// copies inside one batch are dropped there); and, per origin, the newest incarnation seen and a floor: the ID
 // below which every request of that incarnation has ended at the origin
 // (Request.min_pending) or was evicted. Copies from an older incarnation or
 // below the floor are dropped without executing: no one waits for them.
@@ -151,17 +154,9 @@ func (d *dataState) sessionAnswer(req *tenfoldpb.Request) error {
 	return nil
 }
 
-// pendingCopy reports whether a request with the same name is queued or in
-// the cycle in flight here: a copy of it must wait for its answer, not run.
-func (d *dataState) pendingCopy(req *tenfoldpb.Request) bool {
-	same := func(q *queued) bool {
-		return q.req != nil && q.req.GetOrigin() == req.GetOrigin() && q.req.GetOriginIncarnation() == req.GetOriginIncarnation() && q.req.GetId() == req.GetId()
-	}
-	if slices.ContainsFunc(d.queue, same) {
-		return true
-	}
-	return d.cycle != nil && slices.ContainsFunc(d.cycle.items, same)
-}
+// requestName names a client request across the cluster and across
+// restarts of its origin.
+type requestName struct{ origin, inc, id uint64 }
 
 // sessionRecord records the applied completions of one entry, on every
 // replica, in the entry's batch; rev gives a completion's stamped revision.
