@@ -18,7 +18,9 @@ import (
 // ClientRequest is an etcd request submitted at this node by the gateway
 // (or by a simulated client).
 type ClientRequest struct {
-	// ID is chosen by the caller, unique among its requests in flight.
+	// ID is chosen by the caller, unique among its requests in flight; it
+	// only names the Result. It never travels: the core gives every request
+	// its own wire ID, unique across restarts with the node's incarnation.
 	ID   uint64
 	Kind tenfoldpb.RequestKind
 	// Msg is the etcd request (e.g. *etcdserverpb.PutRequest).
@@ -50,16 +52,23 @@ var (
 
 // clientOp is a request this node originated and waits on.
 type clientOp struct {
-	req      ClientRequest
-	payload  []byte
-	span     Span
-	rangeID  uint64
-	write    bool
-	serial   bool
-	target   uint64
+	req ClientRequest
+	// wireID names the op on the wire, with the node's incarnation; every
+	// attempt reuses it, so a range can deduplicate retries and copies.
+	wireID  uint64
+	payload []byte
+	rangeID uint64
+	write   bool
+	serial  bool
+	target  uint64
+	// sentTo are the nodes an attempt went to: only they may answer (the
+	// node a Request is sent to is the one that replies; nothing forwards).
+	sentTo   []uint64
 	sentAt   time.Time
 	nextTry  time.Time // zero: not waiting to retry
 	attempts int
+	// span is the key span a keyed request touches (for routing).
+	span Span
 	// internal, if set, receives the end of a request the node made
 	// itself, instead of a Result.
 	internal func(proto.Message, error)
@@ -68,17 +77,39 @@ type clientOp struct {
 	fanout bool
 }
 
+// deduped reports whether op is a write that data ranges deduplicate
+// (session.go), hence safe to send again. Writes to the system range
+// (lease writes, compaction decisions) are not (yet).
+func (op *clientOp) deduped() bool {
+	return op.write && dedupKind(op.req.Kind) && op.rangeID != systemRangeID
+}
+
 type clientState struct {
-	n   *Node
-	ops map[uint64]*clientOp // by request ID
-	// unrouted are the requests waiting for the range cache to learn the
-	// range of their key (right after start).
+	n *Node
+	// ops are the requests in flight (fan-out parts included), by wire ID.
+	ops        map[uint64]*clientOp
+	nextWireID uint64
+	// minPending is at or below the wire ID of every op in flight; it is
+	// recomputed on ticks and sent with every request (see Request).
+	minPending uint64
+	// dropped counts replies that matched no op by wire ID, incarnation,
+	// kind and sender.
+	dropped uint64
+	// unrouted are the ops (by wire ID) waiting for the range cache to
+	// learn the range of their key (right after start).
 	unrouted map[uint64]bool
-	nextID   uint64
 }
 
 func newClientState(n *Node) *clientState {
-	return &clientState{n: n, ops: map[uint64]*clientOp{}, unrouted: map[uint64]bool{}, nextID: 1 << 62}
+	return &clientState{n: n, ops: map[uint64]*clientOp{}, minPending: 1, unrouted: map[uint64]bool{}}
+}
+
+// newOp registers an op under a fresh wire ID.
+func (c *clientState) newOp(op *clientOp) *clientOp {
+	c.nextWireID++
+	op.wireID = c.nextWireID
+	c.ops[op.wireID] = op
+	return op
 }
 
 // Submit starts a client request. Its Result comes out of a later Ready.
@@ -86,18 +117,17 @@ func (n *Node) Submit(req ClientRequest) {
 	n.client.submit(req)
 }
 
-func (c *clientState) finish(id uint64, resp proto.Message, err error) {
-	op, ok := c.ops[id]
-	if !ok {
+func (c *clientState) finish(op *clientOp, resp proto.Message, err error) {
+	if c.ops[op.wireID] != op {
 		return
 	}
-	delete(c.ops, id)
-	delete(c.unrouted, id)
+	delete(c.ops, op.wireID)
+	delete(c.unrouted, op.wireID)
 	if op.internal != nil {
 		op.internal(resp, err)
 		return
 	}
-	c.n.out.Results = append(c.n.out.Results, Result{ID: id, Resp: resp, Err: err})
+	c.n.out.Results = append(c.n.out.Results, Result{ID: op.req.ID, Resp: resp, Err: err})
 }
 
 func (c *clientState) submit(req ClientRequest) {
@@ -106,8 +136,7 @@ func (c *clientState) submit(req ClientRequest) {
 		c.n.out.Results = append(c.n.out.Results, Result{ID: req.ID, Err: status.Errorf(codes.InvalidArgument, "tenfold: cannot encode request: %v", err)})
 		return
 	}
-	op := &clientOp{req: req, payload: payload}
-	c.ops[req.ID] = op
+	op := c.newOp(&clientOp{req: req, payload: payload})
 	switch req.Kind {
 	case tenfoldpb.RequestKind_LEASE_GRANT, tenfoldpb.RequestKind_LEASE_REVOKE, tenfoldpb.RequestKind_LEASE_KEEPALIVE,
 		tenfoldpb.RequestKind_LEASE_TTL, tenfoldpb.RequestKind_LEASE_LEASES, tenfoldpb.RequestKind_COMPACT:
@@ -124,7 +153,7 @@ func (c *clientState) submit(req ClientRequest) {
 	default:
 		span, write, serial, err := requestSpan(req.Kind, req.Msg)
 		if err != nil {
-			c.finish(req.ID, nil, err)
+			c.finish(op, nil, err)
 			return
 		}
 		op.span, op.write, op.serial = span, write, serial
@@ -132,7 +161,7 @@ func (c *clientState) submit(req ClientRequest) {
 		case routeWait:
 			// The range cache does not know the key's range yet (right
 			// after start): wait for the directory within the deadline.
-			c.unrouted[req.ID] = true
+			c.unrouted[op.wireID] = true
 			return
 		case routeEnded:
 			return
@@ -157,9 +186,9 @@ func (c *clientState) route(op *clientOp) routeOutcome {
 	if desc == nil {
 		return routeWait
 	}
-	delete(c.unrouted, op.req.ID)
+	delete(c.unrouted, op.wireID)
 	if !covers(desc, op.span) {
-		c.finish(op.req.ID, nil, status.Errorf(codes.FailedPrecondition,
+		c.finish(op, nil, status.Errorf(codes.FailedPrecondition,
 			"tenfold: request spans more than one range (key %q to %q crosses range %d [%q, %q)); multi-range %s is not supported yet: split the request by range",
 			op.span.Start, op.span.End, desc.GetRangeId(), desc.GetStartKey(), desc.GetEndKey(), kindName(op.req.Kind)))
 		return routeEnded
@@ -177,7 +206,7 @@ func (c *clientState) routeWaiting() {
 	for _, id := range sortedKeys(c.unrouted) {
 		op := c.ops[id]
 		if !op.req.Deadline.IsZero() && c.n.now.After(op.req.Deadline) {
-			c.finish(id, nil, status.Errorf(codes.Unavailable, "tenfold: no range known for key %q at node %d before the request's deadline (range directory not received yet: cluster bootstrapping, or the control plane unreachable), retry", op.span.Start, c.n.id))
+			c.finish(op, nil, status.Errorf(codes.Unavailable, "tenfold: no range known for key %q at node %d before the request's deadline (range directory not received yet: cluster bootstrapping, or the control plane unreachable), retry", op.span.Start, c.n.id))
 			continue
 		}
 		if c.route(op) == routeOK {
@@ -191,15 +220,12 @@ func (c *clientState) routeWaiting() {
 // like a client's, to req.RangeID, and done is called with its end instead
 // of a Result. Reads (write false) are resent when a replica is silent.
 func (c *clientState) submitInternal(req ClientRequest, write bool, done func(proto.Message, error)) {
-	c.nextID++
-	req.ID = c.nextID
 	payload, err := proto.Marshal(req.Msg)
 	if err != nil {
 		done(nil, err)
 		return
 	}
-	op := &clientOp{req: req, payload: payload, rangeID: req.RangeID, write: write, internal: done}
-	c.ops[req.ID] = op
+	op := c.newOp(&clientOp{req: req, payload: payload, rangeID: req.RangeID, write: write, internal: done})
 	c.dispatch(op)
 }
 
@@ -207,9 +233,8 @@ func (c *clientState) submitInternal(req ClientRequest, write bool, done func(pr
 // (a linearizable read in each) and merges the answers in key order. It
 // needs the whole directory: a range it does not know of would be skipped.
 func (c *clientState) startLeaseKeys(op *clientOp) {
-	id := op.req.ID
 	if !c.n.dir.complete() {
-		c.finish(id, nil, status.Errorf(codes.Unavailable, "tenfold: node %d has not received the range directory yet, retry", c.n.id))
+		c.finish(op, nil, status.Errorf(codes.Unavailable, "tenfold: node %d has not received the range directory yet, retry", c.n.id))
 		return
 	}
 	op.fanout = true
@@ -217,11 +242,11 @@ func (c *clientState) startLeaseKeys(op *clientOp) {
 	left, merged := len(ranges), &pb.LeaseTimeToLiveResponse{}
 	for _, d := range ranges {
 		c.submitInternal(ClientRequest{Kind: op.req.Kind, Msg: op.req.Msg, Deadline: op.req.Deadline, RangeID: d.GetRangeId()}, false, func(resp proto.Message, err error) {
-			if _, ok := c.ops[id]; !ok {
+			if c.ops[op.wireID] != op {
 				return // ended already (a part failed, or the deadline)
 			}
 			if err != nil {
-				c.finish(id, nil, err)
+				c.finish(op, nil, err)
 				return
 			}
 			if r, ok := resp.(*pb.LeaseTimeToLiveResponse); ok {
@@ -230,7 +255,7 @@ func (c *clientState) startLeaseKeys(op *clientOp) {
 			}
 			if left--; left == 0 {
 				slices.SortFunc(merged.Keys, bytes.Compare)
-				c.finish(id, merged, nil)
+				c.finish(op, merged, nil)
 			}
 		})
 	}
@@ -259,21 +284,38 @@ func (c *clientState) dispatch(op *clientOp) {
 	}
 	op.attempts++
 	op.target, op.sentAt, op.nextTry = target, n.now, time.Time{}
-	req := &tenfoldpb.Request{Id: op.req.ID, Origin: n.id, RangeId: op.rangeID, Kind: op.req.Kind, Payload: op.payload, Serializable: op.serial}
+	if !slices.Contains(op.sentTo, target) {
+		op.sentTo = append(op.sentTo, target)
+	}
+	req := &tenfoldpb.Request{Id: op.wireID, Origin: n.id, OriginIncarnation: n.incarnation, MinPending: c.minPending,
+		RangeId: op.rangeID, Kind: op.req.Kind, Payload: op.payload, Serializable: op.serial}
 	n.send(target, &tenfoldpb.Message{Body: &tenfoldpb.Message_Request{Request: req}})
 }
 
 func (c *clientState) end(op *clientOp, resp proto.Message, err error) {
-	c.finish(op.req.ID, resp, err)
+	c.finish(op, resp, err)
+}
+
+// match finds the op a reply answers: same wire ID and incarnation (IDs
+// restart with every incarnation), same kind, and sent by a node an attempt
+// of the op went to. Anything else is a stale or crossed reply.
+func (c *clientState) match(from uint64, r *tenfoldpb.Response) *clientOp {
+	op, ok := c.ops[r.GetId()]
+	if !ok || r.GetIncarnation() != c.n.incarnation || r.GetKind() != op.req.Kind || !slices.Contains(op.sentTo, from) {
+		c.dropped++
+		return nil
+	}
+	return op
 }
 
 func (c *clientState) handleResponse(from uint64, r *tenfoldpb.Response) {
-	op, ok := c.ops[r.GetId()]
-	if !ok {
+	op := c.match(from, r)
+	if op == nil {
 		return
 	}
-	if r.GetLeaderHint() != 0 {
-		c.n.leaderHint[op.rangeID] = r.GetLeaderHint()
+	if h := r.GetLeaderHint(); h != 0 && h != c.n.leaderHint[op.rangeID] {
+		c.n.leaderHint[op.rangeID] = h
+		c.leaderKnown(op.rangeID)
 	}
 	if r.GetRange() != nil {
 		c.n.dir.update(r.GetRange())
@@ -284,10 +326,14 @@ func (c *clientState) handleResponse(from uint64, r *tenfoldpb.Response) {
 		c.end(op, resp, err)
 		return
 	}
-	// Refusals that did nothing (not leader, no replica) are retried: it is
-	// safe even for writes, since the replier did not act on the request.
+	// Refusals that did nothing (not leader, no replica, leader changed
+	// before applying) are retried. A write retries until its deadline: a
+	// copy of it may still be on the wire (networks duplicate and delay),
+	// so "not applied" is never certain; the range's session table makes
+	// every retry and copy execute at most once. (Lease writes, which the
+	// system range does not deduplicate, are not resent on silence.)
 	if retryable(r.GetError()) {
-		if op.attempts < 20 {
+		if op.attempts < 20 || op.deduped() {
 			op.nextTry = c.n.now.Add(c.retryDelay(op))
 			if r.GetLeaderHint() != 0 && r.GetLeaderHint() != op.target {
 				op.nextTry = c.n.now // a fresh hint: go now
@@ -303,12 +349,25 @@ func (c *clientState) handleResponse(from uint64, r *tenfoldpb.Response) {
 
 // retryable reports whether an error message is a refusal that did nothing.
 func retryable(msg string) bool {
-	for _, e := range []error{errNotLeader, errRangeNotHere, errNoLeader} {
+	for _, e := range []error{errNotLeader, errRangeNotHere, errNoLeader, errLeaderChanged} {
 		if msg == status.Convert(e).Message() {
 			return true
 		}
 	}
 	return false
+}
+
+// leaderKnown cuts short the backoff of every op of the range that waits
+// to retry after a refusal: a leader became known (elected here, or named
+// by a reply), and a backoff of up to 16 ticks could otherwise outlast the
+// op's deadline although the range serves again (issue 6, defect 10).
+// The ops go out on the next tick.
+func (c *clientState) leaderKnown(rangeID uint64) {
+	for _, op := range c.ops {
+		if op.rangeID == rangeID && !op.nextTry.IsZero() && c.n.now.Before(op.nextTry) {
+			op.nextTry = c.n.now
+		}
+	}
 }
 
 func (c *clientState) retryDelay(op *clientOp) time.Duration {
@@ -322,8 +381,8 @@ func (c *clientState) tick() {
 	c.routeWaiting()
 	for _, id := range sortedKeys(c.ops) {
 		op := c.ops[id]
-		if c.unrouted[id] {
-			continue
+		if op == nil || c.unrouted[id] {
+			continue // ended earlier in this loop (a fan-out's part), or waiting for routing
 		}
 		if !op.req.Deadline.IsZero() && now.After(op.req.Deadline) {
 			c.end(op, nil, errTimeout)
@@ -336,17 +395,23 @@ func (c *clientState) tick() {
 			c.dispatch(op)
 			continue
 		}
-		// Reads are idempotent: resend when a replica does not answer.
-		if !op.write && op.nextTry.IsZero() && now.Sub(op.sentAt) >= c.n.cfg.RequestRetry {
+
+		// Resend when no answer comes: reads are idempotent, and a range
+		// executes a write at most once (its session table).
+		if (!op.write || op.deduped()) && op.nextTry.IsZero() && now.Sub(op.sentAt) >= c.n.cfg.RequestRetry {
 			op.nextTry = now
 			c.dispatch(op)
 		}
+	}
+	c.minPending = c.nextWireID + 1
+	for id := range c.ops {
+		c.minPending = min(c.minPending, id)
 	}
 }
 
 // reply sends a response for req back to its origin.
 func (n *Node) reply(req *tenfoldpb.Request, resp proto.Message, err error) {
-	r := &tenfoldpb.Response{Id: req.GetId()}
+	r := &tenfoldpb.Response{Id: req.GetId(), Incarnation: req.GetOriginIncarnation(), Kind: req.GetKind()}
 	if err != nil {
 		st, _ := status.FromError(err)
 		r.Code, r.Error = uint32(st.Code()), st.Message()
@@ -402,7 +467,7 @@ func decodeResponse(kind tenfoldpb.RequestKind, b []byte) (proto.Message, error)
 		m = &pb.LeaseRevokeResponse{}
 	case tenfoldpb.RequestKind_LEASE_KEEPALIVE:
 		m = &pb.LeaseKeepAliveResponse{}
-	case tenfoldpb.RequestKind_LEASE_TTL, tenfoldpb.RequestKind_LEASE_KEYS:
+	case tenfoldpb.RequestKind_LEASE_TTL:
 		m = &pb.LeaseTimeToLiveResponse{}
 	case tenfoldpb.RequestKind_LEASE_LEASES:
 		m = &pb.LeaseLeasesResponse{}
@@ -434,7 +499,7 @@ func decodeRequest(kind tenfoldpb.RequestKind, b []byte) (proto.Message, error) 
 		m = &pb.LeaseRevokeRequest{}
 	case tenfoldpb.RequestKind_LEASE_KEEPALIVE:
 		m = &pb.LeaseKeepAliveRequest{}
-	case tenfoldpb.RequestKind_LEASE_TTL, tenfoldpb.RequestKind_LEASE_KEYS:
+	case tenfoldpb.RequestKind_LEASE_TTL:
 		m = &pb.LeaseTimeToLiveRequest{}
 	case tenfoldpb.RequestKind_LEASE_LEASES:
 		m = &pb.LeaseLeasesRequest{}

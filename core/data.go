@@ -50,6 +50,9 @@ type dataState struct {
 	// them fails at evaluation, in log order with the deletion, so a put
 	// racing a revoke either is deleted by it or fails.
 	revoked map[int64]bool
+	// sessions indexes the range's session table by origin node (applied
+	// state; see session.go).
+	sessions map[uint64]*sessionClient
 }
 
 type queued struct {
@@ -62,7 +65,8 @@ type queued struct {
 
 type cycle struct {
 	seqID     uint64
-	seqTarget uint64
+	seqTarget uint64 // the node asked for seqID (0: none known)
+	seqCount  uint64 // revisions asked for
 	seqSent   time.Time
 	granted   bool
 	redirects int // not-leader answers followed at once (maxSeqRedirects)
@@ -96,6 +100,9 @@ func newDataState(r *replica) (*dataState, error) {
 			return nil, fmt.Errorf("range %d: malformed revoked-lease key %x", r.id(), it.Key())
 		}
 		d.revoked[int64(binary.BigEndian.Uint64(it.Key()[len(p):]))] = true
+	}
+	if err := d.loadSessions(); err != nil {
+		return nil, err
 	}
 	return d, nil
 }
@@ -319,10 +326,27 @@ func (d *dataState) startCycle() {
 	var compact int64
 	var cleared []int64
 	clearing := map[int64]bool{} // leases whose keys this batch deletes
+	inBatch := map[requestName]bool{}
 	for i, q := range d.queue {
 		if len(c.items) >= n.cfg.MaxBatchRequests {
 			rest = append(rest, d.queue[i:]...)
 			break
+		}
+		if q.req != nil && dedupKind(q.req.GetKind()) && !n.cfg.Bugs.NoDedup {
+			name := requestName{q.req.GetOrigin(), q.req.GetOriginIncarnation(), q.req.GetId()}
+			if inBatch[name] {
+				continue // a copy of a request in this batch: the original's answer will come
+			}
+			switch d.sessionCheck(q.req) {
+			case sessionStale:
+				continue // ended at its origin: no one waits, never execute it
+			case sessionDone:
+				if err := d.sessionAnswer(q.req); err != nil {
+					n.fail(err)
+				}
+				continue
+			}
+			inBatch[name] = true
 		}
 		var resp proto.Message
 		var ok, wrote bool
@@ -382,15 +406,23 @@ func (d *dataState) startCycle() {
 		c.slots = append(c.slots, slot)
 	}
 	d.queue = rest
+	if len(c.items) == 0 && compact == 0 && len(d.reads) == 0 {
+		// Every queued request was answered (from the session table, or
+		// refused) or dropped: nothing to propose.
+		return
+	}
 	if len(c.items) > 0 || compact > 0 || len(d.reads) == 0 {
 		d.nextBatchID++
 		c.batch = &tenfoldpb.WriteBatch{
-			Slots:        uint64(ev.Slots()),
-			Writes:       ev.Writes(),
-			Compact:      compact,
-			Proposer:     n.id,
-			BatchId:      d.nextBatchID,
-			LeaseCleared: cleared,
+			Slots:    uint64(ev.Slots()),
+			Writes:   ev.Writes(),
+			Compact:  compact,
+			Proposer: n.id,
+			BatchId:  d.nextBatchID,
+			// Batch IDs restart with the node: the incarnation tells a new
+			// cycle from an entry an earlier incarnation proposed.
+			ProposerIncarnation: n.incarnation,
+			LeaseCleared:        cleared,
 		}
 	}
 	if len(d.reads) > 0 {
@@ -409,11 +441,18 @@ func (d *dataState) askSequencer(c *cycle) {
 	d.nextSeqID++
 	c.seqID = d.nextSeqID
 	c.seqSent = n.now
-	var count uint64
+	c.seqCount = 0
 	if c.batch != nil {
-		count = c.batch.GetSlots()
+		c.seqCount = c.batch.GetSlots()
 	}
-	n.askSequencer(d.r.id(), c.seqID, count)
+	c.seqTarget = n.askSequencer(d.r.id(), c.seqID, c.seqCount)
+}
+
+// seqAnswers reports whether resp answers the cycle's current request:
+// same ID and incarnation (IDs restart with the node), from the node that
+// was asked.
+func (d *dataState) seqAnswers(c *cycle, from uint64, resp *tenfoldpb.SeqResponse) bool {
+	return c != nil && !c.granted && resp.GetId() == c.seqID && resp.GetIncarnation() == d.n().incarnation && from == c.seqTarget
 }
 
 // maxSeqRedirects bounds how often one cycle follows a not-leader answer's
@@ -424,23 +463,34 @@ const maxSeqRedirects = 3
 // seqRedirected re-asks the hinted sequencer leader right away when the
 // node asked was not the leader: waiting for the retry tick would cost
 // RequestRetry per redirect, and that retry forgets the hint.
-func (d *dataState) seqRedirected(resp *tenfoldpb.SeqResponse) {
+func (d *dataState) seqRedirected(from uint64, resp *tenfoldpb.SeqResponse) {
 	c := d.cycle
-	if c == nil || c.granted || resp.GetId() != c.seqID || c.redirects >= maxSeqRedirects {
+	if !d.seqAnswers(c, from, resp) || c.redirects >= maxSeqRedirects {
 		return
 	}
 	c.redirects++
 	d.askSequencer(c)
 }
 
-// seqGranted receives the sequencer's answer for this range.
-func (d *dataState) seqGranted(resp *tenfoldpb.SeqResponse) {
+// seqGranted receives the sequencer's answer for this range; it reports
+// whether the grant was taken. A grant must answer the cycle's request and
+// hold exactly the revisions asked for, at or below the sequencer's
+// current revision (apply asserts S6 on them once more); anything else
+// (a stale or crossed grant) is dropped, and the cycle asks again on tick.
+func (d *dataState) seqGranted(from uint64, resp *tenfoldpb.SeqResponse) bool {
 	c := d.cycle
-	if c == nil || c.granted || resp.GetId() != c.seqID {
-		return
+	if !d.seqAnswers(c, from, resp) {
+		return false
 	}
-	c.granted, c.first, c.current = true, resp.GetFirst(), resp.GetCurrent()
+	first, count, current := resp.GetFirst(), resp.GetCount(), resp.GetCurrent()
+	if count != c.seqCount || (count > 0 && (first < 1 || first+int64(count)-1 > current)) {
+		d.n().logger.Warn("core: dropped a sequencer grant that does not match its request", "range", d.r.id(), "id", resp.GetId(),
+			"asked", c.seqCount, "count", count, "first", first, "current", current, "applied", d.r.applied.revision)
+		return false
+	}
+	c.granted, c.first, c.current = true, first, current
 	d.pump()
+	return true
 }
 
 func (d *dataState) propose(c *cycle) {
@@ -465,7 +515,18 @@ func (d *dataState) propose(c *cycle) {
 		if q.req == nil {
 			continue
 		}
-		c.batch.Completions = append(c.batch.Completions, &tenfoldpb.Completion{RequestId: q.req.GetId(), Slot: c.slots[i]})
+		comp := &tenfoldpb.Completion{RequestId: q.req.GetId(), Slot: c.slots[i]}
+		if dedupKind(q.req.GetKind()) {
+			// Unstamped: the session table stamps it when it answers a copy.
+			resp, err := proto.Marshal(c.resps[i])
+			if err != nil {
+				n.fail(err)
+				return
+			}
+			comp.Origin, comp.OriginIncarnation, comp.Kind, comp.MinPending, comp.Response =
+				q.req.GetOrigin(), q.req.GetOriginIncarnation(), q.req.GetKind(), q.req.GetMinPending(), resp
+		}
+		c.batch.Completions = append(c.batch.Completions, comp)
 	}
 	data, err := proto.Marshal(c.batch)
 	if err != nil {
@@ -495,7 +556,7 @@ func (d *dataState) apply(b engine.Batch, e *raftpb.Entry) ([]func(), error) {
 	var after []func()
 	// A batch proposed in an older term than one already applied can no
 	// longer commit: fail the waiting cycle definitively.
-	if c := d.cycle; c != nil && c.proposed && !c.applied && e.GetTerm() > c.term && !(wb.GetProposer() == n.id && wb.GetBatchId() == c.batch.GetBatchId()) {
+	if c := d.cycle; c != nil && c.proposed && !c.applied && e.GetTerm() > c.term && !d.ownBatch(c, wb) {
 		d.failCycle(c)
 	}
 	if wb.GetSlots() > 0 {
@@ -517,6 +578,15 @@ func (d *dataState) apply(b engine.Batch, e *raftpb.Entry) ([]func(), error) {
 		}
 		d.revoked[l] = true
 	}
+	stamped := func(c *tenfoldpb.Completion) int64 {
+		if c.GetSlot() >= 0 {
+			return wb.GetBaseRevision() + int64(c.GetSlot())
+		}
+		return wb.GetClosed()
+	}
+	if err := d.sessionRecord(b, e.GetIndex(), wb.GetCompletions(), stamped); err != nil {
+		return nil, err
+	}
 	if wb.GetCompact() > d.r.applied.compacted {
 		if _, err := mvcc.Compact(n.eng, b, d.span, wb.GetCompact()); err != nil {
 			return nil, err
@@ -535,13 +605,19 @@ func (d *dataState) apply(b engine.Batch, e *raftpb.Entry) ([]func(), error) {
 	}
 	resolved := d.r.applied.closed
 	n.out.Applied = append(n.out.Applied, Applied{RangeID: d.r.id(), Span: Span{Start: d.span.Start, End: d.span.End}, Events: events, Resolved: resolved})
-	if c := d.cycle; c != nil && c.proposed && wb.GetProposer() == n.id && wb.GetBatchId() == c.batch.GetBatchId() {
+	if c := d.cycle; c != nil && c.proposed && d.ownBatch(c, wb) {
 		// Applied now, answered after the round: a later entry of this
 		// round (a new leader's) must not fail the cycle meanwhile.
 		c.applied = true
 		after = append(after, func() { d.answer(c, wb) })
 	}
 	return after, nil
+}
+
+// ownBatch reports whether wb is the batch cycle c proposed.
+func (d *dataState) ownBatch(c *cycle, wb *tenfoldpb.WriteBatch) bool {
+	n := d.n()
+	return wb.GetProposer() == n.id && wb.GetProposerIncarnation() == n.incarnation && wb.GetBatchId() == c.batch.GetBatchId()
 }
 
 // failStaleCycle fails the proposed cycle once an entry of a later term

@@ -32,8 +32,10 @@ import (
 //	tick-all [count=K] [deliver]        with deliver, every message is delivered after each tick
 //	time                                virtual time since the start
 //	msgs [from=N] [to=N] [type=T] [range=R]           list queued messages
-//	deliver [from=N] [to=N] [type=T] [range=R] [drop] [v]
-//	                                    deliver (or drop) the queued messages that match
+//	deliver [from=N] [to=N] [type=T] [range=R] [drop] [dup] [v]
+//	                                    deliver (or drop) the queued messages that match;
+//	                                    with dup, a copy of each delivered one is held back
+//	release                             queue the held copies (they arrive late)
 //	stabilize [max-ticks=K]             deliver everything and tick until no work is pending
 //	campaign node=N range=R [timer]     start an election now, as a leadership transfer does
 //	                                    (no PreVote; voters ignore their CheckQuorum lease); with
@@ -48,7 +50,8 @@ import (
 //	lease-keepalive node=N id=I
 //	compact node=N rev=R
 //	                                    client requests take [timeout=10s] and [req-id=I] (default:
-//	                                    a counter shared by all nodes); each prints its #id
+//	                                    a counter shared by all nodes); each prints its #id. On the
+//	                                    wire a request is w<incarnation>.<wire ID>, both the node's.
 //	results                             client results since the last `results`
 //	status [range=R]                    every replica: leader, term, applied index, revisions
 //	crash node=N [down]                 power cut (unsynced writes lost); restart unless down
@@ -88,6 +91,7 @@ type harness struct {
 	nodes    map[uint64]*hnode
 	cfg      Config // template for every node
 	queue    []*hmsg
+	held     []*hmsg            // duplicates held back by `deliver dup`
 	cuts     map[[2]uint64]bool // ordered node pairs that cannot talk
 	nextReq  uint64
 	ops      map[opKey]*hop // submitted, not finished
@@ -176,6 +180,8 @@ func newHarness(t *testing.T, d *datadriven.TestData) *harness {
 					h.cfg.Bugs.NoCheckQuorum = true
 				case "lease-reads-from-memory":
 					h.cfg.Bugs.LeaseReadsFromMemory = true
+				case "no-dedup":
+					h.cfg.Bugs.NoDedup = true
 				default:
 					d.Fatalf(t, "cluster: unknown bug %q", b)
 				}
@@ -354,6 +360,10 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		h.start(n)
 	case "partition":
 		out = h.partition(t, d)
+	case "release":
+		out = fmt.Sprintf("released %d", len(h.held))
+		h.queue = append(h.queue, h.held...)
+		h.held = nil
 	case "heal":
 		h.cuts = map[[2]uint64]bool{}
 	default:
@@ -514,6 +524,7 @@ func (h *harness) msgs(t *testing.T, d *datadriven.TestData) string {
 // With `v`, every message is listed.
 func (h *harness) deliver(t *testing.T, d *datadriven.TestData) string {
 	drop := d.HasArg("drop")
+	dup := d.HasArg("dup")
 	verbose := d.HasArg("v")
 	batch := h.queue
 	h.queue = nil
@@ -540,6 +551,11 @@ func (h *harness) deliver(t *testing.T, d *datadriven.TestData) string {
 			delivered++
 			if verbose {
 				lines = append(lines, fmt.Sprintf("%d->%d %s", m.from, m.to, m.desc))
+			}
+			if dup {
+				// The network duplicates the message: a copy is held back
+				// until `release`.
+				h.held = append(h.held, m)
 			}
 			h.step(m)
 		}
@@ -958,12 +974,12 @@ func describeMsg(m *tenfoldpb.Message) string {
 		}
 		return "Heartbeats " + strings.Join(rs, " ")
 	case *tenfoldpb.Message_Request:
-		return fmt.Sprintf("Request #%d r%d %s", b.Request.GetId(), b.Request.GetRangeId(), b.Request.GetKind())
+		return fmt.Sprintf("Request w%d.%d r%d %s", b.Request.GetOriginIncarnation(), b.Request.GetId(), b.Request.GetRangeId(), b.Request.GetKind())
 	case *tenfoldpb.Message_Response:
 		if b.Response.GetCode() != 0 {
-			return fmt.Sprintf("Response #%d error %q hint=%d", b.Response.GetId(), b.Response.GetError(), b.Response.GetLeaderHint())
+			return fmt.Sprintf("Response w%d.%d error %q hint=%d", b.Response.GetIncarnation(), b.Response.GetId(), b.Response.GetError(), b.Response.GetLeaderHint())
 		}
-		return fmt.Sprintf("Response #%d ok", b.Response.GetId())
+		return fmt.Sprintf("Response w%d.%d ok", b.Response.GetIncarnation(), b.Response.GetId())
 	case *tenfoldpb.Message_SeqRequest:
 		return fmt.Sprintf("SeqRequest r%d count=%d", b.SeqRequest.GetRangeId(), b.SeqRequest.GetCount())
 	case *tenfoldpb.Message_SeqResponse:

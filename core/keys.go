@@ -11,6 +11,10 @@ var (
 	keyNodeStore = []byte("n/store")
 	// prefixPeerStore + be64(node ID) holds the store ID known for a peer.
 	prefixPeerStore = []byte("n/p")
+	// keyNodeIncarnation counts the node's starts (be64): every New bumps
+	// and syncs it, so IDs the node makes up (request, sequencer, batch and
+	// proposal IDs) never repeat across restarts when paired with it.
+	keyNodeIncarnation = []byte("n/inc")
 )
 
 const (
@@ -19,6 +23,11 @@ const (
 	suffixLog     = 'l' // raft log entries, by index
 	suffixApplied = 'a' // appliedState
 	suffixRevoked = 'v' // + be64(lease): a revoked lease whose keys the range deleted
+	// Data range session table (see session.go): 's' + be64(origin) +
+	// be64(incarnation) + be64(request ID) -> SessionEntry, and 'c' +
+	// be64(origin) -> SessionClient.
+	suffixSession       = 's'
+	suffixSessionClient = 'c'
 )
 
 // rangeKey is 'r' + be64(rangeID) + suffix.

@@ -14,6 +14,7 @@
 package core
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -110,6 +111,10 @@ type Bugs struct {
 	// election: once a range has had a leader, losing it leaves the range
 	// leaderless for good (L1).
 	NoReelection bool
+	// NoDedup makes range leaders skip the session table before they
+	// evaluate a write: a duplicated or resent request executes again (the
+	// apply-time assertion in session.go catches it).
+	NoDedup bool
 	// DivergentApply makes the first replica (in descriptor order) of
 	// every data range apply a different value for the last write of the
 	// entries whose log index is a multiple of 5 (when it is a put), so its
@@ -207,8 +212,11 @@ type Applied struct {
 type Node struct {
 	cfg Config
 	id  uint64
-	eng engine.Engine
-	now time.Time
+	// incarnation is this start of the node (1 on a fresh engine, +1 on
+	// every New), persisted before the node sends anything.
+	incarnation uint64
+	eng         engine.Engine
+	now         time.Time
 	// lastTick is the time of the last raft tick; ticks happen every
 	// TickInterval of elapsed time however often Tick is called.
 	lastTick time.Time
@@ -274,6 +282,9 @@ func New(cfg Config) (*Node, error) {
 	if err := n.loadIdentity(); err != nil {
 		return nil, err
 	}
+	if err := n.bumpIncarnation(); err != nil {
+		return nil, err
+	}
 	if err := n.recoverReplicas(); err != nil {
 		return nil, err
 	}
@@ -295,6 +306,38 @@ func New(cfg Config) (*Node, error) {
 
 // ID returns the node's ID.
 func (n *Node) ID() uint64 { return n.id }
+
+// bumpIncarnation counts this start in the engine and syncs it: a reply
+// or grant addressed to an earlier incarnation carries an older number and
+// can never complete a request of this one.
+func (n *Node) bumpIncarnation() error {
+	v, ok, err := n.eng.Get(keyNodeIncarnation)
+	if err != nil {
+		return err
+	}
+	var inc uint64
+	if ok {
+		if len(v) != 8 {
+			return fmt.Errorf("core: corrupt incarnation record (%d bytes, want 8)", len(v))
+		}
+		inc = binary.BigEndian.Uint64(v)
+	}
+	inc++
+	b := n.eng.NewBatch()
+	defer b.Close()
+	if err := b.Set(keyNodeIncarnation, binary.BigEndian.AppendUint64(nil, inc)); err != nil {
+		return err
+	}
+	if err := b.Commit(true); err != nil {
+		return err
+	}
+	n.incarnation = inc
+	return nil
+}
+
+// Incarnation returns the number of this start of the node (1 on a fresh
+// engine); it grows by one on every New over the same engine.
+func (n *Node) Incarnation() uint64 { return n.incarnation }
 
 func (n *Node) recoverReplicas() error {
 	it, err := n.eng.NewIter(engine.IterOptions{LowerBound: []byte{'r'}, UpperBound: []byte{'s'}})

@@ -77,11 +77,9 @@ func (n *Node) openReplica(d *tenfoldpb.RangeDescriptor) (*replica, error) {
 	r.resetElectionTimer()
 	switch d.GetKind() {
 	case tenfoldpb.RangeKind_DATA:
-		ds, err := newDataState(r)
-		if err != nil {
-			return nil, err
+		if r.data, err = newDataState(r); err != nil {
+			return nil, fmt.Errorf("range %d: %w", d.GetRangeId(), err)
 		}
-		r.data = ds
 	case tenfoldpb.RangeKind_SYSTEM:
 		s, err := newSystemState(r)
 		if err != nil {
@@ -293,6 +291,7 @@ func (r *replica) handleSoftState(ss *raft.SoftState) {
 	r.leader, r.state = ss.Lead, ss.RaftState
 	if ss.Lead != 0 {
 		r.n.leaderHint[r.id()] = ss.Lead
+		r.n.client.leaderKnown(r.id())
 	}
 	if wasLeader && r.state != raft.StateLeader {
 		r.lostLeadership()

@@ -142,8 +142,9 @@ func newSystemState(r *replica) (*systemState, error) {
 
 func (s *systemState) n() *Node { return s.r.n }
 
-// askSequencer sends a SeqRequest for rangeID to the sequencer leader.
-func (n *Node) askSequencer(rangeID, id, count uint64) {
+// askSequencer sends a SeqRequest for rangeID to the sequencer leader and
+// returns the node it went to (0: none known yet).
+func (n *Node) askSequencer(rangeID, id, count uint64) uint64 {
 	target := n.leaderHint[systemRangeID]
 	if target == 0 {
 		if d := n.dir.system(); d != nil && len(d.GetReplicas()) > 0 {
@@ -151,9 +152,10 @@ func (n *Node) askSequencer(rangeID, id, count uint64) {
 		}
 	}
 	if target == 0 {
-		return // no system range known yet; the data range retries on tick
+		return 0 // no system range known yet; the data range retries on tick
 	}
-	n.send(target, &tenfoldpb.Message{Body: &tenfoldpb.Message_SeqRequest{SeqRequest: &tenfoldpb.SeqRequest{Id: id, RangeId: rangeID, Count: count, Linearizable: true}}})
+	n.send(target, &tenfoldpb.Message{Body: &tenfoldpb.Message_SeqRequest{SeqRequest: &tenfoldpb.SeqRequest{Id: id, RangeId: rangeID, Count: count, Linearizable: true, Incarnation: n.incarnation}}})
+	return target
 }
 
 func (n *Node) handleSeqRequest(from uint64, req *tenfoldpb.SeqRequest) {
@@ -163,7 +165,7 @@ func (n *Node) handleSeqRequest(from uint64, req *tenfoldpb.SeqRequest) {
 		if ok {
 			hint = r.leader
 		}
-		n.send(from, &tenfoldpb.Message{Body: &tenfoldpb.Message_SeqResponse{SeqResponse: &tenfoldpb.SeqResponse{Id: req.GetId(), RangeId: req.GetRangeId(), Code: 14, Error: status.Convert(errNotLeader).Message(), LeaderHint: hint}}})
+		n.send(from, &tenfoldpb.Message{Body: &tenfoldpb.Message_SeqResponse{SeqResponse: &tenfoldpb.SeqResponse{Id: req.GetId(), RangeId: req.GetRangeId(), Code: 14, Error: status.Convert(errNotLeader).Message(), LeaderHint: hint, Incarnation: req.GetIncarnation()}}})
 		return
 	}
 	r.unquiesce()
@@ -176,21 +178,22 @@ func (n *Node) handleSeqResponse(from uint64, resp *tenfoldpb.SeqResponse) {
 		if h := resp.GetLeaderHint(); h != 0 {
 			n.leaderHint[systemRangeID] = h
 			if r, ok := n.replicas[resp.GetRangeId()]; ok && r.data != nil && h != from {
-				r.data.seqRedirected(resp)
+				r.data.seqRedirected(from, resp)
 			}
 		}
 		return // otherwise the data range asks again on its next tick
 	}
-	n.leaderHint[systemRangeID] = from
 	if r, ok := n.replicas[resp.GetRangeId()]; ok && r.data != nil {
-		r.data.seqGranted(resp)
+		if r.data.seqGranted(from, resp) {
+			n.leaderHint[systemRangeID] = from
+		}
 	}
 }
 
 func (s *systemState) lostLeadership() {
 	n := s.n()
 	for _, w := range append(append(s.queue, s.granting...), s.fast...) {
-		n.send(w.from, &tenfoldpb.Message{Body: &tenfoldpb.Message_SeqResponse{SeqResponse: &tenfoldpb.SeqResponse{Id: w.req.GetId(), RangeId: w.req.GetRangeId(), Code: 14, Error: status.Convert(errNotLeader).Message(), LeaderHint: s.r.leader}}})
+		n.send(w.from, &tenfoldpb.Message{Body: &tenfoldpb.Message_SeqResponse{SeqResponse: &tenfoldpb.SeqResponse{Id: w.req.GetId(), RangeId: w.req.GetRangeId(), Code: 14, Error: status.Convert(errNotLeader).Message(), LeaderHint: s.r.leader, Incarnation: w.req.GetIncarnation()}}})
 	}
 	s.queue, s.granting, s.fast, s.readCtx = nil, nil, nil, nil
 	s.counterTerm, s.extending = 0, false
@@ -370,7 +373,7 @@ func (s *systemState) grant(ws *[]seqWaiter) {
 			s.counter = first - 1
 		}
 		n.send(w.from, &tenfoldpb.Message{Body: &tenfoldpb.Message_SeqResponse{SeqResponse: &tenfoldpb.SeqResponse{
-			Id: w.req.GetId(), RangeId: w.req.GetRangeId(), First: first, Count: w.req.GetCount(), Current: s.counter}}})
+			Id: w.req.GetId(), RangeId: w.req.GetRangeId(), First: first, Count: w.req.GetCount(), Current: s.counter, Incarnation: w.req.GetIncarnation()}}})
 	}
 }
 
@@ -401,7 +404,7 @@ func (s *systemState) failStaleProposals(term uint64) {
 }
 
 func (s *systemState) proposeCmd(c *tenfoldpb.SystemCommand) bool {
-	c.Proposer = s.n().id
+	c.Proposer, c.ProposerIncarnation = s.n().id, s.n().incarnation
 	data, err := proto.Marshal(c)
 	if err != nil {
 		s.n().fail(err)
@@ -552,7 +555,7 @@ func (s *systemState) apply(b engine.Batch, e *raftpb.Entry) ([]func(), error) {
 		return nil, fmt.Errorf("system range: decode entry %d: %w", e.GetIndex(), err)
 	}
 	var after []func()
-	mine := c.GetProposer() == n.id
+	mine := c.GetProposer() == n.id && c.GetProposerIncarnation() == n.incarnation
 	var waiting *tenfoldpb.Request
 	if p, ok := s.proposals[c.GetRequestId()]; mine && ok {
 		delete(s.proposals, c.GetRequestId())

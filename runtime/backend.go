@@ -32,6 +32,9 @@ func (b *backend) call(ctx context.Context, kind tenfoldpb.RequestKind, msg prot
 	if !ok {
 		deadline = time.Now().Add(defaultRequestTimeout)
 	}
+	// The ID only keys this process's waiter; it restarts with the process
+	// and never travels: the core gives the request its own wire ID, paired
+	// with the node's incarnation, and matches replies on that.
 	id := n.nextID.Add(1)
 	ch := make(chan core.Result, 1)
 	if err := n.do(ctx, func() {

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/tenfold/tenfold/check"
@@ -109,22 +110,66 @@ func (s *Sim) issue(p *pendingOp, kind tenfoldpb.RequestKind, msg proto.Message)
 		s.complete(p, check.Fail, check.Output{})
 		return
 	}
-	s.nextReq++
-	id := s.nextReq
-	p.inc = n.inc
-	s.pending[id] = p
-	req := &core.ClientRequest{ID: id, Kind: kind, Msg: msg, Deadline: s.clock(n).Add(s.cfg.OpTimeout)}
-	s.schedule(s.now, &event{kind: evSubmit, node: n.id, inc: n.inc, req: req, reqID: id})
-	s.schedule(s.now+int64(s.cfg.OpTimeout+giveUpGrace), &event{kind: evClientGiveUp, reqID: id})
+	s.submitRequest(n, p, &core.ClientRequest{Kind: kind, Msg: msg})
+}
+
+// reqKey names a request in flight: request IDs are per node and restart
+// with every incarnation, exactly as the runtime's per-process counter.
+type reqKey struct {
+	node uint64
+	inc  int
+	id   uint64
+}
+
+func (k reqKey) less(o reqKey) bool {
+	if k.node != o.node {
+		return k.node < o.node
+	}
+	if k.inc != o.inc {
+		return k.inc < o.inc
+	}
+	return k.id < o.id
+}
+
+// sortedPending returns the keys of the requests in flight, in order.
+func (s *Sim) sortedPending() []reqKey {
+	keys := make([]reqKey, 0, len(s.pending))
+	for k := range s.pending {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b reqKey) int {
+		switch {
+		case a.less(b):
+			return -1
+		case b.less(a):
+			return 1
+		}
+		return 0
+	})
+	return keys
+}
+
+// submitRequest numbers req with the node's own counter (which restarts
+// with the node, as in the runtime), registers p and schedules the
+// submission and the client's give-up.
+func (s *Sim) submitRequest(n *node, p *pendingOp, req *core.ClientRequest) {
+	n.nextReq++
+	key := reqKey{node: n.id, inc: n.inc, id: n.nextReq}
+	p.node, p.inc = n.id, n.inc
+	s.pending[key] = p
+	req.ID = key.id
+	req.Deadline = s.clock(n).Add(s.cfg.OpTimeout)
+	s.schedule(s.now, &event{kind: evSubmit, node: n.id, inc: n.inc, req: req, reqID: key.id})
+	s.schedule(s.now+int64(s.cfg.OpTimeout+giveUpGrace), &event{kind: evClientGiveUp, node: n.id, inc: n.inc, reqID: key.id})
 }
 
 // clientGiveUp ends an operation the node never answered: outcome unknown.
-func (s *Sim) clientGiveUp(id uint64) {
-	p, ok := s.pending[id]
+func (s *Sim) clientGiveUp(key reqKey) {
+	p, ok := s.pending[key]
 	if !ok {
 		return
 	}
-	delete(s.pending, id)
+	delete(s.pending, key)
 	p.err = "client gave up waiting"
 	s.complete(p, check.Unknown, check.Output{})
 }
@@ -132,10 +177,10 @@ func (s *Sim) clientGiveUp(id uint64) {
 // failPending ends every operation waiting on a crashed node: the client saw
 // the connection break, so it cannot know whether the operation happened.
 func (s *Sim) failPending(n *node) {
-	for _, id := range sortedKeys(s.pending) {
-		p := s.pending[id]
+	for _, key := range s.sortedPending() {
+		p := s.pending[key]
 		if p.node == n.id {
-			delete(s.pending, id)
+			delete(s.pending, key)
 			p.err = "connection lost: node crashed"
 			s.complete(p, check.Unknown, check.Output{})
 		}
@@ -144,11 +189,12 @@ func (s *Sim) failPending(n *node) {
 
 // clientResult receives a node's answer to a client request.
 func (s *Sim) clientResult(n *node, r core.Result) {
-	p, ok := s.pending[r.ID]
-	if !ok || p.node != n.id {
+	key := reqKey{node: n.id, inc: n.inc, id: r.ID}
+	p, ok := s.pending[key]
+	if !ok {
 		return
 	}
-	delete(s.pending, r.ID)
+	delete(s.pending, key)
 	if p.hubRef != 0 {
 		s.closeAnswered(n, p, r.Resp, r.Err)
 		return

@@ -30,10 +30,11 @@ const (
 	// FaultLoss drops messages on every link for a while.
 	FaultLoss FaultKind = "loss"
 	// FaultDup duplicates messages (a copy takes its own path, so it can
-	// overtake others of its stream). The runtime's transport (gRPC
-	// streams) never duplicates, and the core relies on that: a duplicated
-	// client request can execute twice and answer with the second outcome.
-	// So dup is not part of "all" or "random"; ask for it by name.
+	// overtake others of its stream, or arrive long after the original).
+	// The runtime's transport (gRPC streams) never duplicates, but the core
+	// does not rely on that: data ranges deduplicate client writes (their
+	// session table), and replies are matched on wire ID, incarnation, kind
+	// and sender.
 	FaultDup FaultKind = "dup"
 	// FaultPause stops a node (no ticks, inputs queue up) for a while, like
 	// SIGSTOP or a long GC pause.
@@ -44,10 +45,10 @@ const (
 
 // AllFaults lists the fault families of "all" and "random", in a fixed
 // order.
-var AllFaults = []FaultKind{FaultPartition, FaultCrash, FaultClock, FaultLoss, FaultPause, FaultDisk}
+var AllFaults = []FaultKind{FaultPartition, FaultCrash, FaultClock, FaultLoss, FaultPause, FaultDisk, FaultDup}
 
 // knownFaults is every family ParseFaults accepts.
-var knownFaults = append(slices.Clone(AllFaults), FaultDup)
+var knownFaults = slices.Clone(AllFaults)
 
 // ParseFaults parses a --faults value: a comma-separated list of fault
 // families, "all", "none" (or empty) for none, or "random" to let the seed
@@ -76,7 +77,9 @@ func ParseFaults(s string) (faults []FaultKind, random bool, err error) {
 
 // ParseBugs parses a --bugs value: a comma-separated list of
 // ack-before-sync, stale-reads, reuse-revision, drop-watch-event,
-// overlapping-ranges, divergent-apply, no-reelection, stale-watch-start.
+// overlapping-ranges, divergent-apply, no-reelection, stale-watch-start,
+// revoke-skips-range, put-ignores-revoke, lease-reads-from-memory,
+// no-check-quorum, no-dedup.
 func ParseBugs(s string) (core.Bugs, error) {
 	var b core.Bugs
 	s = strings.TrimSpace(s)
@@ -109,8 +112,10 @@ func ParseBugs(s string) (core.Bugs, error) {
 			b.LeaseReadsFromMemory = true
 		case "no-check-quorum":
 			b.NoCheckQuorum = true
+		case "no-dedup":
+			b.NoDedup = true
 		default:
-			return b, fmt.Errorf("unknown bug %q: want ack-before-sync, stale-reads, reuse-revision, drop-watch-event, overlapping-ranges, divergent-apply, no-reelection, stale-watch-start, revoke-skips-range, put-ignores-revoke, lease-reads-from-memory or no-check-quorum", part)
+			return b, fmt.Errorf("unknown bug %q: want ack-before-sync, stale-reads, reuse-revision, drop-watch-event, overlapping-ranges, divergent-apply, no-reelection, stale-watch-start, revoke-skips-range, put-ignores-revoke, lease-reads-from-memory, no-check-quorum or no-dedup", part)
 		}
 	}
 	return b, nil
@@ -154,6 +159,9 @@ func BugsString(b core.Bugs) string {
 	}
 	if b.NoCheckQuorum {
 		s = append(s, "no-check-quorum")
+	}
+	if b.NoDedup {
+		s = append(s, "no-dedup")
 	}
 	return strings.Join(s, ",")
 }

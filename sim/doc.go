@@ -50,11 +50,11 @@
 // core.New on what its engine kept. pause: the node stops ticking and its
 // inputs queue up (a stopped process, a long GC pause). clock: the node's
 // clock jumps within MaxClockSkew. loss: messages are dropped on every link.
-// disk: a node's fsyncs get slow, or stall for seconds. dup (opt-in):
-// messages are duplicated and may overtake others; the runtime's gRPC
-// transport never duplicates, and the core's request protocol relies on
-// that (a duplicated client request can execute twice), so dup is left out
-// of "all" and "random". A core that panics, or whose Ready fails, is
+// disk: a node's fsyncs get slow, or stall for seconds. dup: messages are
+// duplicated and may overtake others; the runtime's gRPC transport never
+// duplicates, but the core does not rely on it (data ranges deduplicate
+// client writes in a session table, see core/session.go), so dup is part of
+// "all" and "random". A core that panics, or whose Ready fails, is
 // reported and crashed like a dying process, and the run goes on.
 //
 // # Invariants and how they are checked
@@ -97,7 +97,8 @@
 // bounded number of seeds (TestCatches*): S1 ack-before-sync, stale-reads;
 // S4 overlapping-ranges; S5 divergent-apply; S6 reuse-revision,
 // drop-watch-event, stale-watch-start; S7 stale-reads; S10 revoke-skips-range,
-// put-ignores-revoke (sim/lease_test.go). S3 is the exception: raft owns voting,
+// put-ignores-revoke (sim/lease_test.go); S11 (at-most-once writes, asserted by
+// the core on apply and reported as "core") no-dedup. S3 is the exception: raft owns voting,
 // and no core bug tried (a replica that forgets its vote on restart: no
 // S3 in 2,000 seeds of crash, partition and dup faults) gives a range two
 // leaders in one term, so TestS3Checker feeds the checker fabricated

@@ -99,9 +99,9 @@ func (r *Result) Invariants() []string {
 // finish ends the run: it closes open operations and runs the history
 // checkers.
 func (s *Sim) finish(wall time.Duration) *Result {
-	for _, id := range sortedKeys(s.pending) {
-		p := s.pending[id]
-		delete(s.pending, id)
+	for _, key := range s.sortedPending() {
+		p := s.pending[key]
+		delete(s.pending, key)
 		if p.hubRef != 0 || p.lease != nil {
 			continue
 		}

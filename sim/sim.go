@@ -57,8 +57,7 @@ type Sim struct {
 	splits   [][]byte
 
 	clients []*client
-	pending map[uint64]*pendingOp // by request ID
-	nextReq uint64
+	pending map[reqKey]*pendingOp
 	nextPID int // next porcupine client ID
 	history []check.Op
 	opInfo  []opInfo // per history entry
@@ -96,6 +95,9 @@ type node struct {
 	core    *core.Node
 	hub     *watch.Hub // the node's watch hub, restarted with its core
 	inc     int        // incarnation: bumped by every crash
+	// nextReq numbers client requests submitted here; like the runtime's
+	// counter it restarts with the process.
+	nextReq uint64
 	down    bool
 	paused  bool
 	backlog []*event // inputs that arrived while paused
@@ -126,7 +128,7 @@ func New(cfg Config) (*Sim, error) {
 		replay:        replay,
 		rng:           rng,
 		nodes:         map[uint64]*node{},
-		pending:       map[uint64]*pendingOp{},
+		pending:       map[reqKey]*pendingOp{},
 		stats:         newMsgStats(),
 		active:        newMsgStats(),
 		trace:         sha256.New(),
@@ -195,7 +197,7 @@ func (s *Sim) startCore(n *node) error {
 	if err != nil {
 		return fmt.Errorf("sim: start node %d (incarnation %d): %w", n.id, n.inc, err)
 	}
-	n.core = c
+	n.core, n.nextReq = c, 0
 	s.newHub(n)
 	return nil
 }
@@ -238,7 +240,7 @@ func (s *Sim) dispatch(e *event) {
 	case evClientNext:
 		s.clientNext(s.clients[e.client])
 	case evClientGiveUp:
-		s.clientGiveUp(e.reqID)
+		s.clientGiveUp(reqKey{node: e.node, inc: e.inc, id: e.reqID})
 	case evLeaseNext:
 		s.leaseNext(s.leaseClients[e.client])
 	case evFault:

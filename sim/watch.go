@@ -139,13 +139,13 @@ func (s *Sim) startWatch(w *watcher) {
 func (s *Sim) flushHub(n *node) {
 	out := n.hub.Ready()
 	for _, c := range out.Closes {
-		s.nextReq++
-		id := s.nextReq
-		s.pending[id] = &pendingOp{hubRef: c.Ref, final: -1, node: n.id, inc: n.inc}
-		req := &core.ClientRequest{ID: id, Kind: tenfoldpb.RequestKind_CLOSE, RangeID: c.RangeID, Msg: &pb.RangeRequest{}, Deadline: c.Deadline}
+		n.nextReq++
+		key := reqKey{node: n.id, inc: n.inc, id: n.nextReq}
+		s.pending[key] = &pendingOp{hubRef: c.Ref, final: -1, node: n.id, inc: n.inc}
+		req := &core.ClientRequest{ID: key.id, Kind: tenfoldpb.RequestKind_CLOSE, RangeID: c.RangeID, Msg: &pb.RangeRequest{}, Deadline: c.Deadline}
 		// No give-up: the core answers every request by its deadline (a
 		// paused node when it resumes), and a crash takes the hub along.
-		s.schedule(s.now, &event{kind: evSubmit, node: n.id, inc: n.inc, req: req, reqID: id})
+		s.schedule(s.now, &event{kind: evSubmit, node: n.id, inc: n.inc, req: req, reqID: key.id})
 	}
 	for _, c := range out.Created {
 		if w := s.watcherOf(n, c.Watch); w != nil {

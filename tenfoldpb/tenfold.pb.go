@@ -777,14 +777,22 @@ func (x *Quiesce) GetWake() bool {
 
 // Request is a client request on its way to a range leader.
 type Request struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`         // unique at the origin node
-	Origin        uint64                 `protobuf:"varint,2,opt,name=origin,proto3" json:"origin,omitempty"` // node that waits for the Response
-	RangeId       uint64                 `protobuf:"varint,3,opt,name=range_id,json=rangeId,proto3" json:"range_id,omitempty"`
-	Kind          RequestKind            `protobuf:"varint,4,opt,name=kind,proto3,enum=tenfoldpb.RequestKind" json:"kind,omitempty"`
-	Payload       []byte                 `protobuf:"bytes,5,opt,name=payload,proto3" json:"payload,omitempty"`            // marshalled etcd request
-	Serializable  bool                   `protobuf:"varint,6,opt,name=serializable,proto3" json:"serializable,omitempty"` // may be served by any replica
-	Hops          uint32                 `protobuf:"varint,7,opt,name=hops,proto3" json:"hops,omitempty"`                 // forwards so far; bounded
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Id           uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`         // unique at the origin node
+	Origin       uint64                 `protobuf:"varint,2,opt,name=origin,proto3" json:"origin,omitempty"` // node that waits for the Response
+	RangeId      uint64                 `protobuf:"varint,3,opt,name=range_id,json=rangeId,proto3" json:"range_id,omitempty"`
+	Kind         RequestKind            `protobuf:"varint,4,opt,name=kind,proto3,enum=tenfoldpb.RequestKind" json:"kind,omitempty"`
+	Payload      []byte                 `protobuf:"bytes,5,opt,name=payload,proto3" json:"payload,omitempty"`            // marshalled etcd request
+	Serializable bool                   `protobuf:"varint,6,opt,name=serializable,proto3" json:"serializable,omitempty"` // may be served by any replica
+	Hops         uint32                 `protobuf:"varint,7,opt,name=hops,proto3" json:"hops,omitempty"`                 // forwards so far; bounded
+	// origin_incarnation is the origin's incarnation (bumped on every
+	// restart): (origin, origin_incarnation, id) names a request uniquely,
+	// across restarts, for reply matching and for deduplication.
+	OriginIncarnation uint64 `protobuf:"varint,100,opt,name=origin_incarnation,json=originIncarnation,proto3" json:"origin_incarnation,omitempty"`
+	// min_pending: every request of this origin incarnation with a lower id
+	// has ended at the origin; a range drops its session entries below it,
+	// and drops (never executes) copies of such requests.
+	MinPending    uint64 `protobuf:"varint,101,opt,name=min_pending,json=minPending,proto3" json:"min_pending,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -868,6 +876,20 @@ func (x *Request) GetHops() uint32 {
 	return 0
 }
 
+func (x *Request) GetOriginIncarnation() uint64 {
+	if x != nil {
+		return x.OriginIncarnation
+	}
+	return 0
+}
+
+func (x *Request) GetMinPending() uint64 {
+	if x != nil {
+		return x.MinPending
+	}
+	return 0
+}
+
 // Response answers a Request.
 type Response struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -877,6 +899,8 @@ type Response struct {
 	Payload       []byte                 `protobuf:"bytes,4,opt,name=payload,proto3" json:"payload,omitempty"`                          // marshalled etcd response
 	LeaderHint    uint64                 `protobuf:"varint,5,opt,name=leader_hint,json=leaderHint,proto3" json:"leader_hint,omitempty"` // on NotLeader: the leader known to the replier
 	Range         *RangeDescriptor       `protobuf:"bytes,6,opt,name=range,proto3" json:"range,omitempty"`                              // on RangeMoved: the replier's descriptor
+	Incarnation   uint64                 `protobuf:"varint,102,opt,name=incarnation,proto3" json:"incarnation,omitempty"`               // the request's origin_incarnation, echoed
+	Kind          RequestKind            `protobuf:"varint,103,opt,name=kind,proto3,enum=tenfoldpb.RequestKind" json:"kind,omitempty"`  // the request's kind, echoed
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -953,6 +977,20 @@ func (x *Response) GetRange() *RangeDescriptor {
 	return nil
 }
 
+func (x *Response) GetIncarnation() uint64 {
+	if x != nil {
+		return x.Incarnation
+	}
+	return 0
+}
+
+func (x *Response) GetKind() RequestKind {
+	if x != nil {
+		return x.Kind
+	}
+	return RequestKind_RANGE
+}
+
 // SeqRequest asks the sequencer for count revisions (count may be 0: the
 // reply then only carries the current revision, for reads).
 type SeqRequest struct {
@@ -963,7 +1001,8 @@ type SeqRequest struct {
 	// linearizable: current must not be behind any revision handed out
 	// before this request arrived (reads, no-op writes, compaction). Pure
 	// write batches skip the ReadIndex this costs.
-	Linearizable  bool `protobuf:"varint,4,opt,name=linearizable,proto3" json:"linearizable,omitempty"`
+	Linearizable  bool   `protobuf:"varint,4,opt,name=linearizable,proto3" json:"linearizable,omitempty"`
+	Incarnation   uint64 `protobuf:"varint,104,opt,name=incarnation,proto3" json:"incarnation,omitempty"` // the asking node's incarnation
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1026,6 +1065,13 @@ func (x *SeqRequest) GetLinearizable() bool {
 	return false
 }
 
+func (x *SeqRequest) GetIncarnation() uint64 {
+	if x != nil {
+		return x.Incarnation
+	}
+	return 0
+}
+
 // SeqResponse grants revisions [first, first+count) and reports the
 // sequencer's counter: every revision at or below current has been handed
 // out. Linearizable: the sequencer confirmed its leadership after the
@@ -1040,6 +1086,7 @@ type SeqResponse struct {
 	Error         string                 `protobuf:"bytes,6,opt,name=error,proto3" json:"error,omitempty"`
 	LeaderHint    uint64                 `protobuf:"varint,7,opt,name=leader_hint,json=leaderHint,proto3" json:"leader_hint,omitempty"`
 	RangeId       uint64                 `protobuf:"varint,8,opt,name=range_id,json=rangeId,proto3" json:"range_id,omitempty"`
+	Incarnation   uint64                 `protobuf:"varint,105,opt,name=incarnation,proto3" json:"incarnation,omitempty"` // the request's incarnation, echoed
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1126,6 +1173,13 @@ func (x *SeqResponse) GetLeaderHint() uint64 {
 func (x *SeqResponse) GetRangeId() uint64 {
 	if x != nil {
 		return x.RangeId
+	}
+	return 0
+}
+
+func (x *SeqResponse) GetIncarnation() uint64 {
+	if x != nil {
+		return x.Incarnation
 	}
 	return 0
 }
@@ -1715,11 +1769,20 @@ func (x *Write) GetPrevLease() int64 {
 
 // Completion ties a client request to its place in a batch.
 type Completion struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	RequestId     uint64                 `protobuf:"varint,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
-	Slot          int32                  `protobuf:"varint,2,opt,name=slot,proto3" json:"slot,omitempty"` // -1: the request wrote nothing
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	RequestId uint64                 `protobuf:"varint,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Slot      int32                  `protobuf:"varint,2,opt,name=slot,proto3" json:"slot,omitempty"` // -1: the request wrote nothing
+	// The request's origin, origin incarnation and kind, its evaluated
+	// (unstamped) response and the origin's min_pending: every replica records
+	// them in the range's session table, so a duplicate is answered from there
+	// instead of executing again, under any later leader.
+	Origin            uint64      `protobuf:"varint,108,opt,name=origin,proto3" json:"origin,omitempty"`
+	OriginIncarnation uint64      `protobuf:"varint,109,opt,name=origin_incarnation,json=originIncarnation,proto3" json:"origin_incarnation,omitempty"`
+	Response          []byte      `protobuf:"bytes,110,opt,name=response,proto3" json:"response,omitempty"`
+	Kind              RequestKind `protobuf:"varint,111,opt,name=kind,proto3,enum=tenfoldpb.RequestKind" json:"kind,omitempty"`
+	MinPending        uint64      `protobuf:"varint,112,opt,name=min_pending,json=minPending,proto3" json:"min_pending,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Completion) Reset() {
@@ -1766,21 +1829,57 @@ func (x *Completion) GetSlot() int32 {
 	return 0
 }
 
+func (x *Completion) GetOrigin() uint64 {
+	if x != nil {
+		return x.Origin
+	}
+	return 0
+}
+
+func (x *Completion) GetOriginIncarnation() uint64 {
+	if x != nil {
+		return x.OriginIncarnation
+	}
+	return 0
+}
+
+func (x *Completion) GetResponse() []byte {
+	if x != nil {
+		return x.Response
+	}
+	return nil
+}
+
+func (x *Completion) GetKind() RequestKind {
+	if x != nil {
+		return x.Kind
+	}
+	return RequestKind_RANGE
+}
+
+func (x *Completion) GetMinPending() uint64 {
+	if x != nil {
+		return x.MinPending
+	}
+	return 0
+}
+
 // WriteBatch is the log entry of a data range: evaluated writes, stamped
 // with revisions granted by the sequencer.
 type WriteBatch struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	BaseRevision  int64                  `protobuf:"varint,1,opt,name=base_revision,json=baseRevision,proto3" json:"base_revision,omitempty"`
-	Slots         uint64                 `protobuf:"varint,2,opt,name=slots,proto3" json:"slots,omitempty"`
-	Closed        int64                  `protobuf:"varint,3,opt,name=closed,proto3" json:"closed,omitempty"` // after this entry the range never writes at or below it
-	Writes        []*Write               `protobuf:"bytes,4,rep,name=writes,proto3" json:"writes,omitempty"`
-	Completions   []*Completion          `protobuf:"bytes,5,rep,name=completions,proto3" json:"completions,omitempty"`
-	Compact       int64                  `protobuf:"varint,6,opt,name=compact,proto3" json:"compact,omitempty"`                                      // compact history below this revision
-	Proposer      uint64                 `protobuf:"varint,7,opt,name=proposer,proto3" json:"proposer,omitempty"`                                    // node ID of the leader that evaluated the batch
-	LeaseCleared  []int64                `protobuf:"varint,8,rep,packed,name=lease_cleared,json=leaseCleared,proto3" json:"lease_cleared,omitempty"` // leases whose keys this batch deletes
-	BatchId       uint64                 `protobuf:"varint,9,opt,name=batch_id,json=batchId,proto3" json:"batch_id,omitempty"`                       // unique per proposer
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state               protoimpl.MessageState `protogen:"open.v1"`
+	BaseRevision        int64                  `protobuf:"varint,1,opt,name=base_revision,json=baseRevision,proto3" json:"base_revision,omitempty"`
+	Slots               uint64                 `protobuf:"varint,2,opt,name=slots,proto3" json:"slots,omitempty"`
+	Closed              int64                  `protobuf:"varint,3,opt,name=closed,proto3" json:"closed,omitempty"` // after this entry the range never writes at or below it
+	Writes              []*Write               `protobuf:"bytes,4,rep,name=writes,proto3" json:"writes,omitempty"`
+	Completions         []*Completion          `protobuf:"bytes,5,rep,name=completions,proto3" json:"completions,omitempty"`
+	Compact             int64                  `protobuf:"varint,6,opt,name=compact,proto3" json:"compact,omitempty"`                                      // compact history below this revision
+	Proposer            uint64                 `protobuf:"varint,7,opt,name=proposer,proto3" json:"proposer,omitempty"`                                    // node ID of the leader that evaluated the batch
+	LeaseCleared        []int64                `protobuf:"varint,8,rep,packed,name=lease_cleared,json=leaseCleared,proto3" json:"lease_cleared,omitempty"` // leases whose keys this batch deletes
+	BatchId             uint64                 `protobuf:"varint,9,opt,name=batch_id,json=batchId,proto3" json:"batch_id,omitempty"`                       // unique per proposer incarnation
+	ProposerIncarnation uint64                 `protobuf:"varint,106,opt,name=proposer_incarnation,json=proposerIncarnation,proto3" json:"proposer_incarnation,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *WriteBatch) Reset() {
@@ -1876,6 +1975,130 @@ func (x *WriteBatch) GetBatchId() uint64 {
 	return 0
 }
 
+func (x *WriteBatch) GetProposerIncarnation() uint64 {
+	if x != nil {
+		return x.ProposerIncarnation
+	}
+	return 0
+}
+
+// SessionEntry is a data range's record of one applied client request
+// (keyed by origin, origin incarnation and request ID).
+type SessionEntry struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Revision      int64                  `protobuf:"varint,100,opt,name=revision,proto3" json:"revision,omitempty"` // the revision its response is stamped with
+	Kind          RequestKind            `protobuf:"varint,101,opt,name=kind,proto3,enum=tenfoldpb.RequestKind" json:"kind,omitempty"`
+	Response      []byte                 `protobuf:"bytes,102,opt,name=response,proto3" json:"response,omitempty"` // the evaluated response, unstamped
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionEntry) Reset() {
+	*x = SessionEntry{}
+	mi := &file_tenfold_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionEntry) ProtoMessage() {}
+
+func (x *SessionEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_tenfold_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionEntry.ProtoReflect.Descriptor instead.
+func (*SessionEntry) Descriptor() ([]byte, []int) {
+	return file_tenfold_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *SessionEntry) GetRevision() int64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *SessionEntry) GetKind() RequestKind {
+	if x != nil {
+		return x.Kind
+	}
+	return RequestKind_RANGE
+}
+
+func (x *SessionEntry) GetResponse() []byte {
+	if x != nil {
+		return x.Response
+	}
+	return nil
+}
+
+// SessionClient is a data range's record of one origin node: its newest
+// incarnation seen, and the request ID below which every request of that
+// incarnation has ended at the origin (or was evicted from the table).
+type SessionClient struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Incarnation   uint64                 `protobuf:"varint,100,opt,name=incarnation,proto3" json:"incarnation,omitempty"`
+	Floor         uint64                 `protobuf:"varint,101,opt,name=floor,proto3" json:"floor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionClient) Reset() {
+	*x = SessionClient{}
+	mi := &file_tenfold_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionClient) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionClient) ProtoMessage() {}
+
+func (x *SessionClient) ProtoReflect() protoreflect.Message {
+	mi := &file_tenfold_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionClient.ProtoReflect.Descriptor instead.
+func (*SessionClient) Descriptor() ([]byte, []int) {
+	return file_tenfold_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *SessionClient) GetIncarnation() uint64 {
+	if x != nil {
+		return x.Incarnation
+	}
+	return 0
+}
+
+func (x *SessionClient) GetFloor() uint64 {
+	if x != nil {
+		return x.Floor
+	}
+	return 0
+}
+
 // LeaseRecord is a lease in the system range.
 type LeaseRecord struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1887,7 +2110,7 @@ type LeaseRecord struct {
 
 func (x *LeaseRecord) Reset() {
 	*x = LeaseRecord{}
-	mi := &file_tenfold_proto_msgTypes[20]
+	mi := &file_tenfold_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1899,7 +2122,7 @@ func (x *LeaseRecord) String() string {
 func (*LeaseRecord) ProtoMessage() {}
 
 func (x *LeaseRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_tenfold_proto_msgTypes[20]
+	mi := &file_tenfold_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1912,7 +2135,7 @@ func (x *LeaseRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseRecord.ProtoReflect.Descriptor instead.
 func (*LeaseRecord) Descriptor() ([]byte, []int) {
-	return file_tenfold_proto_rawDescGZIP(), []int{20}
+	return file_tenfold_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *LeaseRecord) GetId() int64 {
@@ -1940,15 +2163,16 @@ type SystemCommand struct {
 	RequestId  uint64                 `protobuf:"varint,6,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// compact decides a cluster-wide compaction at this revision (the commit
 	// point); compact_done records that every data range applied it.
-	Compact       int64 `protobuf:"varint,400,opt,name=compact,proto3" json:"compact,omitempty"`
-	CompactDone   int64 `protobuf:"varint,401,opt,name=compact_done,json=compactDone,proto3" json:"compact_done,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Compact             int64  `protobuf:"varint,400,opt,name=compact,proto3" json:"compact,omitempty"`
+	CompactDone         int64  `protobuf:"varint,401,opt,name=compact_done,json=compactDone,proto3" json:"compact_done,omitempty"`
+	ProposerIncarnation uint64 `protobuf:"varint,107,opt,name=proposer_incarnation,json=proposerIncarnation,proto3" json:"proposer_incarnation,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *SystemCommand) Reset() {
 	*x = SystemCommand{}
-	mi := &file_tenfold_proto_msgTypes[21]
+	mi := &file_tenfold_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1960,7 +2184,7 @@ func (x *SystemCommand) String() string {
 func (*SystemCommand) ProtoMessage() {}
 
 func (x *SystemCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_tenfold_proto_msgTypes[21]
+	mi := &file_tenfold_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1973,7 +2197,7 @@ func (x *SystemCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SystemCommand.ProtoReflect.Descriptor instead.
 func (*SystemCommand) Descriptor() ([]byte, []int) {
-	return file_tenfold_proto_rawDescGZIP(), []int{21}
+	return file_tenfold_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *SystemCommand) GetWindowEnd() int64 {
@@ -2032,6 +2256,13 @@ func (x *SystemCommand) GetCompactDone() int64 {
 	return 0
 }
 
+func (x *SystemCommand) GetProposerIncarnation() uint64 {
+	if x != nil {
+		return x.ProposerIncarnation
+	}
+	return 0
+}
+
 // ControlCommand is a log entry of the control plane.
 type ControlCommand struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -2046,7 +2277,7 @@ type ControlCommand struct {
 
 func (x *ControlCommand) Reset() {
 	*x = ControlCommand{}
-	mi := &file_tenfold_proto_msgTypes[22]
+	mi := &file_tenfold_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2058,7 +2289,7 @@ func (x *ControlCommand) String() string {
 func (*ControlCommand) ProtoMessage() {}
 
 func (x *ControlCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_tenfold_proto_msgTypes[22]
+	mi := &file_tenfold_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2071,7 +2302,7 @@ func (x *ControlCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ControlCommand.ProtoReflect.Descriptor instead.
 func (*ControlCommand) Descriptor() ([]byte, []int) {
-	return file_tenfold_proto_rawDescGZIP(), []int{22}
+	return file_tenfold_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ControlCommand) GetRegister() *NodeInfo {
@@ -2119,7 +2350,7 @@ type Envelope struct {
 
 func (x *Envelope) Reset() {
 	*x = Envelope{}
-	mi := &file_tenfold_proto_msgTypes[23]
+	mi := &file_tenfold_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2131,7 +2362,7 @@ func (x *Envelope) String() string {
 func (*Envelope) ProtoMessage() {}
 
 func (x *Envelope) ProtoReflect() protoreflect.Message {
-	mi := &file_tenfold_proto_msgTypes[23]
+	mi := &file_tenfold_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2144,7 +2375,7 @@ func (x *Envelope) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Envelope.ProtoReflect.Descriptor instead.
 func (*Envelope) Descriptor() ([]byte, []int) {
-	return file_tenfold_proto_rawDescGZIP(), []int{23}
+	return file_tenfold_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Envelope) GetMsgs() []*Message {
@@ -2163,7 +2394,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_tenfold_proto_msgTypes[24]
+	mi := &file_tenfold_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2175,7 +2406,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_tenfold_proto_msgTypes[24]
+	mi := &file_tenfold_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2188,7 +2419,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_tenfold_proto_rawDescGZIP(), []int{24}
+	return file_tenfold_proto_rawDescGZIP(), []int{26}
 }
 
 // ClusterStatusRequest asks a data node for its view of the cluster.
@@ -2200,7 +2431,7 @@ type ClusterStatusRequest struct {
 
 func (x *ClusterStatusRequest) Reset() {
 	*x = ClusterStatusRequest{}
-	mi := &file_tenfold_proto_msgTypes[25]
+	mi := &file_tenfold_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2212,7 +2443,7 @@ func (x *ClusterStatusRequest) String() string {
 func (*ClusterStatusRequest) ProtoMessage() {}
 
 func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tenfold_proto_msgTypes[25]
+	mi := &file_tenfold_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2225,7 +2456,7 @@ func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatusRequest.ProtoReflect.Descriptor instead.
 func (*ClusterStatusRequest) Descriptor() ([]byte, []int) {
-	return file_tenfold_proto_rawDescGZIP(), []int{25}
+	return file_tenfold_proto_rawDescGZIP(), []int{27}
 }
 
 // ReplicaStatus is one replica's state on the answering node.
@@ -2249,7 +2480,7 @@ type ReplicaStatus struct {
 
 func (x *ReplicaStatus) Reset() {
 	*x = ReplicaStatus{}
-	mi := &file_tenfold_proto_msgTypes[26]
+	mi := &file_tenfold_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2261,7 +2492,7 @@ func (x *ReplicaStatus) String() string {
 func (*ReplicaStatus) ProtoMessage() {}
 
 func (x *ReplicaStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tenfold_proto_msgTypes[26]
+	mi := &file_tenfold_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2274,7 +2505,7 @@ func (x *ReplicaStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicaStatus.ProtoReflect.Descriptor instead.
 func (*ReplicaStatus) Descriptor() ([]byte, []int) {
-	return file_tenfold_proto_rawDescGZIP(), []int{26}
+	return file_tenfold_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ReplicaStatus) GetRangeId() uint64 {
@@ -2376,7 +2607,7 @@ type ClusterStatusResponse struct {
 
 func (x *ClusterStatusResponse) Reset() {
 	*x = ClusterStatusResponse{}
-	mi := &file_tenfold_proto_msgTypes[27]
+	mi := &file_tenfold_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2388,7 +2619,7 @@ func (x *ClusterStatusResponse) String() string {
 func (*ClusterStatusResponse) ProtoMessage() {}
 
 func (x *ClusterStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tenfold_proto_msgTypes[27]
+	mi := &file_tenfold_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2401,7 +2632,7 @@ func (x *ClusterStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatusResponse.ProtoReflect.Descriptor instead.
 func (*ClusterStatusResponse) Descriptor() ([]byte, []int) {
-	return file_tenfold_proto_rawDescGZIP(), []int{27}
+	return file_tenfold_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ClusterStatusResponse) GetNodeId() uint64 {
@@ -2492,7 +2723,7 @@ const file_tenfold_proto_rawDesc = "" +
 	"\brange_id\x18\x01 \x01(\x04R\arangeId\x12\x12\n" +
 	"\x04term\x18\x02 \x01(\x04R\x04term\x12\x16\n" +
 	"\x06commit\x18\x03 \x01(\x04R\x06commit\x12\x12\n" +
-	"\x04wake\x18\x04 \x01(\bR\x04wake\"\xca\x01\n" +
+	"\x04wake\x18\x04 \x01(\bR\x04wake\"\x9a\x02\n" +
 	"\aRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x16\n" +
 	"\x06origin\x18\x02 \x01(\x04R\x06origin\x12\x19\n" +
@@ -2500,7 +2731,10 @@ const file_tenfold_proto_rawDesc = "" +
 	"\x04kind\x18\x04 \x01(\x0e2\x16.tenfoldpb.RequestKindR\x04kind\x12\x18\n" +
 	"\apayload\x18\x05 \x01(\fR\apayload\x12\"\n" +
 	"\fserializable\x18\x06 \x01(\bR\fserializable\x12\x12\n" +
-	"\x04hops\x18\a \x01(\rR\x04hops\"\xb1\x01\n" +
+	"\x04hops\x18\a \x01(\rR\x04hops\x12-\n" +
+	"\x12origin_incarnation\x18d \x01(\x04R\x11originIncarnation\x12\x1f\n" +
+	"\vmin_pending\x18e \x01(\x04R\n" +
+	"minPending\"\xff\x01\n" +
 	"\bResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
 	"\x04code\x18\x02 \x01(\rR\x04code\x12\x14\n" +
@@ -2508,13 +2742,16 @@ const file_tenfold_proto_rawDesc = "" +
 	"\apayload\x18\x04 \x01(\fR\apayload\x12\x1f\n" +
 	"\vleader_hint\x18\x05 \x01(\x04R\n" +
 	"leaderHint\x120\n" +
-	"\x05range\x18\x06 \x01(\v2\x1a.tenfoldpb.RangeDescriptorR\x05range\"q\n" +
+	"\x05range\x18\x06 \x01(\v2\x1a.tenfoldpb.RangeDescriptorR\x05range\x12 \n" +
+	"\vincarnation\x18f \x01(\x04R\vincarnation\x12*\n" +
+	"\x04kind\x18g \x01(\x0e2\x16.tenfoldpb.RequestKindR\x04kind\"\x93\x01\n" +
 	"\n" +
 	"SeqRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x19\n" +
 	"\brange_id\x18\x02 \x01(\x04R\arangeId\x12\x14\n" +
 	"\x05count\x18\x03 \x01(\x04R\x05count\x12\"\n" +
-	"\flinearizable\x18\x04 \x01(\bR\flinearizable\"\xc9\x01\n" +
+	"\flinearizable\x18\x04 \x01(\bR\flinearizable\x12 \n" +
+	"\vincarnation\x18h \x01(\x04R\vincarnation\"\xeb\x01\n" +
 	"\vSeqResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
 	"\x05first\x18\x02 \x01(\x03R\x05first\x12\x14\n" +
@@ -2524,7 +2761,8 @@ const file_tenfold_proto_rawDesc = "" +
 	"\x05error\x18\x06 \x01(\tR\x05error\x12\x1f\n" +
 	"\vleader_hint\x18\a \x01(\x04R\n" +
 	"leaderHint\x12\x19\n" +
-	"\brange_id\x18\b \x01(\x04R\arangeId\"\xb4\x01\n" +
+	"\brange_id\x18\b \x01(\x04R\arangeId\x12 \n" +
+	"\vincarnation\x18i \x01(\x04R\vincarnation\"\xb4\x01\n" +
 	"\tKeepalive\x12'\n" +
 	"\x04node\x18\x01 \x01(\v2\x13.tenfoldpb.NodeInfoR\x04node\x12+\n" +
 	"\x11directory_version\x18\x02 \x01(\x04R\x10directoryVersion\x12.\n" +
@@ -2572,12 +2810,18 @@ const file_tenfold_proto_rawDesc = "" +
 	"\x0fcreate_revision\x18\x06 \x01(\x03R\x0ecreateRevision\x12\x18\n" +
 	"\aversion\x18\a \x01(\x03R\aversion\x12\x1d\n" +
 	"\n" +
-	"prev_lease\x18\b \x01(\x03R\tprevLease\"?\n" +
+	"prev_lease\x18\b \x01(\x03R\tprevLease\"\xef\x01\n" +
 	"\n" +
 	"Completion\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\x04R\trequestId\x12\x12\n" +
-	"\x04slot\x18\x02 \x01(\x05R\x04slot\"\xb8\x02\n" +
+	"\x04slot\x18\x02 \x01(\x05R\x04slot\x12\x16\n" +
+	"\x06origin\x18l \x01(\x04R\x06origin\x12-\n" +
+	"\x12origin_incarnation\x18m \x01(\x04R\x11originIncarnation\x12\x1a\n" +
+	"\bresponse\x18n \x01(\fR\bresponse\x12*\n" +
+	"\x04kind\x18o \x01(\x0e2\x16.tenfoldpb.RequestKindR\x04kind\x12\x1f\n" +
+	"\vmin_pending\x18p \x01(\x04R\n" +
+	"minPending\"\xeb\x02\n" +
 	"\n" +
 	"WriteBatch\x12#\n" +
 	"\rbase_revision\x18\x01 \x01(\x03R\fbaseRevision\x12\x14\n" +
@@ -2588,10 +2832,18 @@ const file_tenfold_proto_rawDesc = "" +
 	"\acompact\x18\x06 \x01(\x03R\acompact\x12\x1a\n" +
 	"\bproposer\x18\a \x01(\x04R\bproposer\x12#\n" +
 	"\rlease_cleared\x18\b \x03(\x03R\fleaseCleared\x12\x19\n" +
-	"\bbatch_id\x18\t \x01(\x04R\abatchId\"/\n" +
+	"\bbatch_id\x18\t \x01(\x04R\abatchId\x121\n" +
+	"\x14proposer_incarnation\x18j \x01(\x04R\x13proposerIncarnation\"r\n" +
+	"\fSessionEntry\x12\x1a\n" +
+	"\brevision\x18d \x01(\x03R\brevision\x12*\n" +
+	"\x04kind\x18e \x01(\x0e2\x16.tenfoldpb.RequestKindR\x04kind\x12\x1a\n" +
+	"\bresponse\x18f \x01(\fR\bresponse\"G\n" +
+	"\rSessionClient\x12 \n" +
+	"\vincarnation\x18d \x01(\x04R\vincarnation\x12\x14\n" +
+	"\x05floor\x18e \x01(\x04R\x05floor\"/\n" +
 	"\vLeaseRecord\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x10\n" +
-	"\x03ttl\x18\x02 \x01(\x03R\x03ttl\"\x8f\x02\n" +
+	"\x03ttl\x18\x02 \x01(\x03R\x03ttl\"\xc2\x02\n" +
 	"\rSystemCommand\x12\x1d\n" +
 	"\n" +
 	"window_end\x18\x01 \x01(\x03R\twindowEnd\x12,\n" +
@@ -2603,7 +2855,8 @@ const file_tenfold_proto_rawDesc = "" +
 	"\n" +
 	"request_id\x18\x06 \x01(\x04R\trequestId\x12\x19\n" +
 	"\acompact\x18\x90\x03 \x01(\x03R\acompact\x12\"\n" +
-	"\fcompact_done\x18\x91\x03 \x01(\x03R\vcompactDone\"\xdb\x01\n" +
+	"\fcompact_done\x18\x91\x03 \x01(\x03R\vcompactDone\x121\n" +
+	"\x14proposer_incarnation\x18k \x01(\x04R\x13proposerIncarnation\"\xdb\x01\n" +
 	"\x0eControlCommand\x12/\n" +
 	"\bregister\x18\x01 \x01(\v2\x13.tenfoldpb.NodeInfoR\bregister\x129\n" +
 	"\n" +
@@ -2676,7 +2929,7 @@ func file_tenfold_proto_rawDescGZIP() []byte {
 }
 
 var file_tenfold_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_tenfold_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_tenfold_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_tenfold_proto_goTypes = []any{
 	(RangeKind)(0),                // 0: tenfoldpb.RangeKind
 	(RequestKind)(0),              // 1: tenfoldpb.RequestKind
@@ -2700,15 +2953,17 @@ var file_tenfold_proto_goTypes = []any{
 	(*Write)(nil),                 // 19: tenfoldpb.Write
 	(*Completion)(nil),            // 20: tenfoldpb.Completion
 	(*WriteBatch)(nil),            // 21: tenfoldpb.WriteBatch
-	(*LeaseRecord)(nil),           // 22: tenfoldpb.LeaseRecord
-	(*SystemCommand)(nil),         // 23: tenfoldpb.SystemCommand
-	(*ControlCommand)(nil),        // 24: tenfoldpb.ControlCommand
-	(*Envelope)(nil),              // 25: tenfoldpb.Envelope
-	(*Ack)(nil),                   // 26: tenfoldpb.Ack
-	(*ClusterStatusRequest)(nil),  // 27: tenfoldpb.ClusterStatusRequest
-	(*ReplicaStatus)(nil),         // 28: tenfoldpb.ReplicaStatus
-	(*ClusterStatusResponse)(nil), // 29: tenfoldpb.ClusterStatusResponse
-	(*raftpb.Message)(nil),        // 30: raftpb.Message
+	(*SessionEntry)(nil),          // 22: tenfoldpb.SessionEntry
+	(*SessionClient)(nil),         // 23: tenfoldpb.SessionClient
+	(*LeaseRecord)(nil),           // 24: tenfoldpb.LeaseRecord
+	(*SystemCommand)(nil),         // 25: tenfoldpb.SystemCommand
+	(*ControlCommand)(nil),        // 26: tenfoldpb.ControlCommand
+	(*Envelope)(nil),              // 27: tenfoldpb.Envelope
+	(*Ack)(nil),                   // 28: tenfoldpb.Ack
+	(*ClusterStatusRequest)(nil),  // 29: tenfoldpb.ClusterStatusRequest
+	(*ReplicaStatus)(nil),         // 30: tenfoldpb.ReplicaStatus
+	(*ClusterStatusResponse)(nil), // 31: tenfoldpb.ClusterStatusResponse
+	(*raftpb.Message)(nil),        // 32: raftpb.Message
 }
 var file_tenfold_proto_depIdxs = []int32{
 	0,  // 0: tenfoldpb.RangeDescriptor.kind:type_name -> tenfoldpb.RangeKind
@@ -2725,35 +2980,38 @@ var file_tenfold_proto_depIdxs = []int32{
 	6,  // 11: tenfoldpb.Message.heartbeats:type_name -> tenfoldpb.Heartbeats
 	7,  // 12: tenfoldpb.Message.quiesce:type_name -> tenfoldpb.Quiesce
 	16, // 13: tenfoldpb.Message.store_mismatch:type_name -> tenfoldpb.StoreMismatch
-	30, // 14: tenfoldpb.RaftMessage.msg:type_name -> raftpb.Message
+	32, // 14: tenfoldpb.RaftMessage.msg:type_name -> raftpb.Message
 	5,  // 15: tenfoldpb.Heartbeats.msgs:type_name -> tenfoldpb.RaftMessage
 	1,  // 16: tenfoldpb.Request.kind:type_name -> tenfoldpb.RequestKind
 	2,  // 17: tenfoldpb.Response.range:type_name -> tenfoldpb.RangeDescriptor
-	3,  // 18: tenfoldpb.Keepalive.node:type_name -> tenfoldpb.NodeInfo
-	13, // 19: tenfoldpb.Keepalive.ranges:type_name -> tenfoldpb.RangeReport
-	2,  // 20: tenfoldpb.KeepaliveResponse.ranges:type_name -> tenfoldpb.RangeDescriptor
-	3,  // 21: tenfoldpb.KeepaliveResponse.nodes:type_name -> tenfoldpb.NodeInfo
-	2,  // 22: tenfoldpb.CreateReplica.range:type_name -> tenfoldpb.RangeDescriptor
-	19, // 23: tenfoldpb.WriteBatch.writes:type_name -> tenfoldpb.Write
-	20, // 24: tenfoldpb.WriteBatch.completions:type_name -> tenfoldpb.Completion
-	22, // 25: tenfoldpb.SystemCommand.grant:type_name -> tenfoldpb.LeaseRecord
-	3,  // 26: tenfoldpb.ControlCommand.register:type_name -> tenfoldpb.NodeInfo
-	2,  // 27: tenfoldpb.ControlCommand.set_ranges:type_name -> tenfoldpb.RangeDescriptor
-	4,  // 28: tenfoldpb.Envelope.msgs:type_name -> tenfoldpb.Message
-	0,  // 29: tenfoldpb.ReplicaStatus.kind:type_name -> tenfoldpb.RangeKind
-	3,  // 30: tenfoldpb.ClusterStatusResponse.nodes:type_name -> tenfoldpb.NodeInfo
-	28, // 31: tenfoldpb.ClusterStatusResponse.replicas:type_name -> tenfoldpb.ReplicaStatus
-	25, // 32: tenfoldpb.Internal.Urgent:input_type -> tenfoldpb.Envelope
-	25, // 33: tenfoldpb.Internal.Bulk:input_type -> tenfoldpb.Envelope
-	27, // 34: tenfoldpb.Admin.ClusterStatus:input_type -> tenfoldpb.ClusterStatusRequest
-	26, // 35: tenfoldpb.Internal.Urgent:output_type -> tenfoldpb.Ack
-	26, // 36: tenfoldpb.Internal.Bulk:output_type -> tenfoldpb.Ack
-	29, // 37: tenfoldpb.Admin.ClusterStatus:output_type -> tenfoldpb.ClusterStatusResponse
-	35, // [35:38] is the sub-list for method output_type
-	32, // [32:35] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	1,  // 18: tenfoldpb.Response.kind:type_name -> tenfoldpb.RequestKind
+	3,  // 19: tenfoldpb.Keepalive.node:type_name -> tenfoldpb.NodeInfo
+	13, // 20: tenfoldpb.Keepalive.ranges:type_name -> tenfoldpb.RangeReport
+	2,  // 21: tenfoldpb.KeepaliveResponse.ranges:type_name -> tenfoldpb.RangeDescriptor
+	3,  // 22: tenfoldpb.KeepaliveResponse.nodes:type_name -> tenfoldpb.NodeInfo
+	2,  // 23: tenfoldpb.CreateReplica.range:type_name -> tenfoldpb.RangeDescriptor
+	1,  // 24: tenfoldpb.Completion.kind:type_name -> tenfoldpb.RequestKind
+	19, // 25: tenfoldpb.WriteBatch.writes:type_name -> tenfoldpb.Write
+	20, // 26: tenfoldpb.WriteBatch.completions:type_name -> tenfoldpb.Completion
+	1,  // 27: tenfoldpb.SessionEntry.kind:type_name -> tenfoldpb.RequestKind
+	24, // 28: tenfoldpb.SystemCommand.grant:type_name -> tenfoldpb.LeaseRecord
+	3,  // 29: tenfoldpb.ControlCommand.register:type_name -> tenfoldpb.NodeInfo
+	2,  // 30: tenfoldpb.ControlCommand.set_ranges:type_name -> tenfoldpb.RangeDescriptor
+	4,  // 31: tenfoldpb.Envelope.msgs:type_name -> tenfoldpb.Message
+	0,  // 32: tenfoldpb.ReplicaStatus.kind:type_name -> tenfoldpb.RangeKind
+	3,  // 33: tenfoldpb.ClusterStatusResponse.nodes:type_name -> tenfoldpb.NodeInfo
+	30, // 34: tenfoldpb.ClusterStatusResponse.replicas:type_name -> tenfoldpb.ReplicaStatus
+	27, // 35: tenfoldpb.Internal.Urgent:input_type -> tenfoldpb.Envelope
+	27, // 36: tenfoldpb.Internal.Bulk:input_type -> tenfoldpb.Envelope
+	29, // 37: tenfoldpb.Admin.ClusterStatus:input_type -> tenfoldpb.ClusterStatusRequest
+	28, // 38: tenfoldpb.Internal.Urgent:output_type -> tenfoldpb.Ack
+	28, // 39: tenfoldpb.Internal.Bulk:output_type -> tenfoldpb.Ack
+	31, // 40: tenfoldpb.Admin.ClusterStatus:output_type -> tenfoldpb.ClusterStatusResponse
+	38, // [38:41] is the sub-list for method output_type
+	35, // [35:38] is the sub-list for method input_type
+	35, // [35:35] is the sub-list for extension type_name
+	35, // [35:35] is the sub-list for extension extendee
+	0,  // [0:35] is the sub-list for field type_name
 }
 
 func init() { file_tenfold_proto_init() }
@@ -2782,7 +3040,7 @@ func file_tenfold_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tenfold_proto_rawDesc), len(file_tenfold_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   28,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -53,14 +53,15 @@ and (for linearizability violations) porcupine's HTML view under --out;
 the command then exits non-zero.
 
 Faults: --faults takes a comma-separated list of partition, crash, clock,
-loss, pause, disk (or all, none, random: the seed picks). dup (message
-duplication) is opt-in: the runtime's transport never duplicates, and the
-core relies on that.
+loss, pause, disk, dup (or all, none, random: the seed picks). dup
+duplicates messages; the runtime's transport never does, but the core does
+not rely on that (data ranges deduplicate client writes).
 
 Deliberate bugs, to watch the checkers catch them: --bugs takes
 ack-before-sync, stale-reads, reuse-revision, drop-watch-event,
-overlapping-ranges, divergent-apply, no-reelection, revoke-skips-range,
-put-ignores-revoke, lease-reads-from-memory, no-check-quorum.`,
+overlapping-ranges, divergent-apply, no-reelection, stale-watch-start,
+revoke-skips-range, put-ignores-revoke, lease-reads-from-memory,
+no-check-quorum, no-dedup.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runSim(cmd, cfg, f)
@@ -87,7 +88,7 @@ put-ignores-revoke, lease-reads-from-memory, no-check-quorum.`,
 	fs.IntVar(&cfg.MaxDown, "max-down", cfg.MaxDown, "most nodes crashed or paused at the same time")
 	fs.DurationVar(&cfg.MaxClockSkew, "max-clock-skew", cfg.MaxClockSkew, "bound of a node's clock offset in clock faults")
 	fs.Int64Var(&cfg.BandwidthBytesPerSec, "bandwidth", 0, "bytes per second per directed link (0: unlimited)")
-	fs.StringVar(&f.bugs, "bugs", "", "deliberate core bugs: ack-before-sync, stale-reads, reuse-revision, drop-watch-event, overlapping-ranges, divergent-apply")
+	fs.StringVar(&f.bugs, "bugs", "", "deliberate core bugs: ack-before-sync, stale-reads, reuse-revision, drop-watch-event, overlapping-ranges, divergent-apply, no-reelection, no-dedup")
 	fs.StringVar(&f.out, "out", f.out, "directory for the artifacts of failed runs (empty: write none)")
 	fs.IntVar(&f.parallel, "parallel", runtime.GOMAXPROCS(0), "runs at the same time (results print in seed order)")
 	fs.BoolVarP(&f.verbose, "verbose", "v", false, "print the full report (traffic by message kind, errors) of every run, not only of a single or failed one")
