@@ -467,7 +467,7 @@ func decodeResponse(kind tenfoldpb.RequestKind, b []byte) (proto.Message, error)
 		m = &pb.LeaseRevokeResponse{}
 	case tenfoldpb.RequestKind_LEASE_KEEPALIVE:
 		m = &pb.LeaseKeepAliveResponse{}
-	case tenfoldpb.RequestKind_LEASE_TTL:
+	case tenfoldpb.RequestKind_LEASE_TTL, tenfoldpb.RequestKind_LEASE_KEYS:
 		m = &pb.LeaseTimeToLiveResponse{}
 	case tenfoldpb.RequestKind_LEASE_LEASES:
 		m = &pb.LeaseLeasesResponse{}
@@ -499,7 +499,7 @@ func decodeRequest(kind tenfoldpb.RequestKind, b []byte) (proto.Message, error) 
 		m = &pb.LeaseRevokeRequest{}
 	case tenfoldpb.RequestKind_LEASE_KEEPALIVE:
 		m = &pb.LeaseKeepAliveRequest{}
-	case tenfoldpb.RequestKind_LEASE_TTL:
+	case tenfoldpb.RequestKind_LEASE_TTL, tenfoldpb.RequestKind_LEASE_KEYS:
 		m = &pb.LeaseTimeToLiveRequest{}
 	case tenfoldpb.RequestKind_LEASE_LEASES:
 		m = &pb.LeaseLeasesRequest{}
