@@ -606,7 +606,16 @@ func (s *systemState) apply(b engine.Batch, e *raftpb.Entry) ([]func(), error) {
 	}
 	if id := c.GetRevoke(); id != 0 {
 		if _, ok := s.leases[id]; !ok {
-			if waiting != nil {
+			switch {
+			case waiting == nil:
+			case s.revoking[id]:
+				// A second revoke (another client's, or a copy of the same
+				// request) applied while the first one's keys are being
+				// deleted: answer it with the first, once they are gone.
+				// "Not found" now would tell a client the lease is dead
+				// while its keys are still readable.
+				s.revokeWait[id] = append(s.revokeWait[id], waiting)
+			default:
 				after = append(after, func() { n.reply(waiting, nil, rpctypes.ErrGRPCLeaseNotFound) })
 			}
 		} else {
