@@ -24,7 +24,7 @@ import (
 var (
 	netfaultRuns     = flag.Int("netfault.runs", 1, "TestNetFault: runs, each on a fresh cluster, with seeds seed, seed+1, ...")
 	netfaultSeed     = flag.Int64("netfault.seed", 0, "TestNetFault: seed of the first run's fault schedule (0: from the clock)")
-	netfaultDuration = flag.Duration("netfault.duration", 20*time.Second, "TestNetFault: faults phase of each run")
+	netfaultDuration = flag.Duration("netfault.duration", 15*time.Second, "TestNetFault: faults phase of each run")
 	netfaultControl  = flag.Int("netfault.control", 1, "TestNetFault: control nodes (1 or 3)")
 )
 
@@ -104,26 +104,43 @@ type nfCluster struct {
 func (c *nfCluster) all() []int { return append(slices.Clone(c.control), c.data...) }
 
 func runNetFault(t *testing.T, seed int64) {
-	c := &nfCluster{procs: map[int]*nsProc{}, dataDirs: map[int]string{}}
-	for i := range *netfaultControl {
-		c.control = append(c.control, 1+i)
-	}
-	for i := range netfaultDataNodes {
-		c.data = append(c.data, 11+i)
-	}
-	steps := faultSchedule(seed, c.control, c.data, *netfaultDuration)
+	control, data := netfaultNodes(*netfaultControl)
+	steps := faultSchedule(seed, control, data, *netfaultDuration)
 	t.Logf("seed %d (rerun: go test ./e2e -run 'TestNetFault$' -count=1 -v -args -netfault.seed=%d -netfault.duration=%v -netfault.control=%d): %d steps",
 		seed, seed, *netfaultDuration, *netfaultControl, len(steps))
+	for _, p := range runFaults(t, seed, control, data, steps) {
+		t.Errorf("%s", p)
+	}
+}
+
+// netfaultNodes returns the node IDs of a cluster with nControl control
+// nodes (IDs from 1) and netfaultDataNodes data nodes (IDs from 11).
+func netfaultNodes(nControl int) (control, data []int) {
+	for i := range nControl {
+		control = append(control, 1+i)
+	}
+	for i := range netfaultDataNodes {
+		data = append(data, 11+i)
+	}
+	return control, data
+}
+
+// runFaults starts a cluster in fresh namespaces (with extra flags for
+// every process), runs the workloads through the fault steps, heals, and
+// returns every violation the checks after healing found. Infrastructure
+// failures and L1 (no endpoint serving after healing) fail t directly.
+func runFaults(t *testing.T, seed int64, control, data []int, steps []faultStep, extra ...string) []string {
+	t.Helper()
 	for i, s := range steps {
 		t.Logf("  step %2d: %v", i, s)
 	}
-
+	c := &nfCluster{control: control, data: data, procs: map[int]*nsProc{}, dataDirs: map[int]string{}}
 	dir := t.TempDir() // first: removed after the mounts are gone
 	c.lab = newNetLab(t, c.all())
 	if !c.lab.netem {
 		t.Logf("tc netem is not available in this kernel (CONFIG_NET_SCH_NETEM): slow links use a tbf token bucket (queueing delay, drops when full)")
 	}
-	c.start(t, dir)
+	c.start(t, dir, extra)
 
 	l := newWriteLoad("nf")
 	ctx, stop := context.WithCancel(context.Background())
@@ -150,12 +167,12 @@ func runNetFault(t *testing.T, seed int64) {
 	if acked == 0 {
 		t.Fatal("no put was acknowledged during the whole run")
 	}
-	c.checkAfterHeal(t, l)
+	return c.verify(t, l)
 }
 
 // start launches the control and data processes and waits until every
 // endpoint serves a read of every initial range.
-func (c *nfCluster) start(t *testing.T, dir string) {
+func (c *nfCluster) start(t *testing.T, dir string, extra []string) {
 	t.Helper()
 	var join []string
 	for _, id := range c.control {
@@ -163,10 +180,11 @@ func (c *nfCluster) start(t *testing.T, dir string) {
 	}
 	for _, id := range c.control {
 		name := fmt.Sprintf("control-%d", id)
-		c.procs[id] = startNSProc(t, dir, name, nodeNS(id), "start", "--role=control", fmt.Sprintf("--id=%d", id),
-			"--join="+strings.Join(join, ","), "--peer-addr="+nodeAddr(id)+":"+peerPort,
-			"--data-dir="+filepath.Join(dir, name), fmt.Sprintf("--initial-data-nodes=%d", len(c.data)),
-			"--split-keys="+strings.Join(netfaultSplitKeys, ","))
+		args := []string{"start", "--role=control", fmt.Sprintf("--id=%d", id),
+			"--join=" + strings.Join(join, ","), "--peer-addr=" + nodeAddr(id) + ":" + peerPort,
+			"--data-dir=" + filepath.Join(dir, name), fmt.Sprintf("--initial-data-nodes=%d", len(c.data)),
+			"--split-keys=" + strings.Join(netfaultSplitKeys, ",")}
+		c.procs[id] = startNSProc(t, dir, name, nodeNS(id), append(args, extra...)...)
 	}
 	for _, id := range c.data {
 		name := fmt.Sprintf("data-%d", id)
@@ -175,9 +193,10 @@ func (c *nfCluster) start(t *testing.T, dir string) {
 		c.dataDirs[id] = mnt
 		ep := nodeAddr(id) + ":" + clientPort
 		c.endpoints = append(c.endpoints, ep)
-		c.procs[id] = startNSProc(t, dir, name, nodeNS(id), "start", "--role=data", fmt.Sprintf("--id=%d", id),
-			"--join="+strings.Join(join, ","), "--peer-addr="+nodeAddr(id)+":"+peerPort,
-			"--client-addr="+ep, "--data-dir="+filepath.Join(mnt, "data"))
+		args := []string{"start", "--role=data", fmt.Sprintf("--id=%d", id),
+			"--join=" + strings.Join(join, ","), "--peer-addr=" + nodeAddr(id) + ":" + peerPort,
+			"--client-addr=" + ep, "--data-dir=" + filepath.Join(mnt, "data")}
+		c.procs[id] = startNSProc(t, dir, name, nodeNS(id), append(args, extra...)...)
 	}
 	start := time.Now()
 	for _, ep := range c.endpoints {
@@ -354,21 +373,24 @@ func (c *nfCluster) waitServing(t *testing.T, l *writeLoad) {
 	t.Logf("every endpoint serves puts %v after healing", time.Since(start).Round(time.Millisecond))
 }
 
-// checkAfterHeal checks every acknowledged write through every endpoint,
-// then the whole history with porcupine and the revision rules.
-func (c *nfCluster) checkAfterHeal(t *testing.T, l *writeLoad) {
+// verify reads every acknowledged write back through every endpoint (one
+// linearizable prefix read per writer, each recorded in the history as a
+// read of every key it covers), reads every register, then checks the
+// whole history with porcupine (S1) and the revision rules (S6, S7). It
+// returns every violation found.
+func (c *nfCluster) verify(t *testing.T, l *writeLoad) []string {
 	t.Helper()
-	l.verifyLinearizable(t, newClient(t, c.endpoints...), "all endpoints")
 	acked := map[string]ackedPut{}
 	for _, k := range l.ackedKeys() {
 		acked[k] = l.ackedPut(k)
 	}
-	// Through every endpoint, one linearizable prefix read per writer (each
-	// writer's keys lie in one range: multi-range reads are not supported).
+	var problems []string
 	for i, ep := range c.endpoints {
 		cli := newClient(t, ep)
-		var problems []string
+		var lost []string
 		for w := range loadWriters {
+			// Each writer's keys lie in one range: multi-range reads are not
+			// supported.
 			prefix := fmt.Sprintf("%s/w%02d/", l.prefix, w)
 			mine := map[string]ackedPut{}
 			for k, v := range acked {
@@ -377,34 +399,65 @@ func (c *nfCluster) checkAfterHeal(t *testing.T, l *writeLoad) {
 				}
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 3*opTimeout)
+			call := l.now()
 			g, err := cli.Get(ctx, prefix, clientv3.WithPrefix())
+			ret := l.now()
 			cancel()
 			if err != nil {
-				problems = append(problems, fmt.Sprintf("linearizable get of prefix %s: %v", prefix, err))
+				lost = append(lost, fmt.Sprintf("linearizable get of prefix %s: %v", prefix, err))
 				continue
 			}
-			problems = append(problems, prefixProblems(mine, g)...)
+			recordPrefixRead(l, mine, g, call, ret)
+			lost = append(lost, prefixProblems(mine, g)...)
 		}
-		reportProblems(t, fmt.Sprintf("prefix gets via node %d", c.data[i]), len(acked), problems)
+		if len(lost) == 0 {
+			t.Logf("S2: all %d acknowledged unique puts present with their revisions via node %d", len(acked), c.data[i])
+		}
+		slices.Sort(lost)
+		for _, p := range lost[:min(len(lost), maxViolationsShown)] {
+			problems = append(problems, fmt.Sprintf("S2 via node %d: %s", c.data[i], p))
+		}
+		if len(lost) > maxViolationsShown {
+			problems = append(problems, fmt.Sprintf("S2 via node %d: ... %d problems in all", c.data[i], len(lost)))
+		}
 	}
-	readRegisters(t, l, newClient(t, c.endpoints...))
+	problems = append(problems, readRegisters(l, newClient(t, c.endpoints...))...)
 
 	ops := l.hist.Ops()
-	l.checkHistory(t)
+	vs := check.CheckRevisions(ops)
+	t.Logf("check.CheckRevisions: %d ops, %d violations", len(ops), len(vs))
+	for _, v := range vs[:min(len(vs), maxViolationsShown)] {
+		problems = append(problems, fmt.Sprintf("S6/S7: %v", v))
+	}
 	start := time.Now()
 	r := check.CheckLinearizable(ops, linearizeTimeout)
 	t.Logf("check.CheckLinearizable: %d ops: %v in %v", len(ops), r, time.Since(start).Round(time.Millisecond))
 	switch r.Verdict {
 	case check.Linearizable:
 	case check.TimedOut:
-		t.Errorf("S1: porcupine could not decide in %v: the run is not verified", linearizeTimeout)
+		problems = append(problems, fmt.Sprintf("S1: porcupine could not decide in %v: the run is not verified", linearizeTimeout))
 	default:
 		path := filepath.Join(os.TempDir(), fmt.Sprintf("tenfold-netfault-%s.html", strings.ReplaceAll(t.Name(), "/", "-")))
-		if err := r.WriteVisualization(path); err == nil {
-			t.Errorf("S1: history not linearizable: %v; visualization: %s", r, path)
-		} else {
-			t.Errorf("S1: history not linearizable: %v (%v)", r, err)
+		if err := r.WriteVisualization(path); err != nil {
+			path = err.Error()
 		}
+		problems = append(problems, fmt.Sprintf("S1: history not linearizable: %v; visualization: %s", r, path))
+	}
+	return problems
+}
+
+// recordPrefixRead records a prefix read as one read of each key of acked,
+// each under a client ID of its own: every key was read at one point
+// between call and ret.
+func recordPrefixRead(l *writeLoad, acked map[string]ackedPut, g *clientv3.GetResponse, call, ret int64) {
+	vals := map[string]string{}
+	for _, kv := range g.Kvs {
+		vals[string(kv.Key)] = string(kv.Value)
+	}
+	for k := range acked {
+		v, found := vals[k]
+		l.hist.Record(check.Op{ClientID: l.clientID(), Kind: check.Get, Key: k, Call: call, Return: ret, Outcome: check.Ok,
+			Output: check.Output{Found: found, Value: v, Revision: g.Header.Revision}})
 	}
 }
 
@@ -496,9 +549,10 @@ func runRegisters(ctx context.Context, l *writeLoad, clients []*clientv3.Client,
 	return wg.Wait
 }
 
-// readRegisters records a final linearizable get of every register.
-func readRegisters(t *testing.T, l *writeLoad, cli *clientv3.Client) {
-	t.Helper()
+// readRegisters records a final linearizable get of every register and
+// returns the errors.
+func readRegisters(l *writeLoad, cli *clientv3.Client) []string {
+	var problems []string
 	id := l.clientID()
 	for i := range regKeys {
 		ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
@@ -507,7 +561,7 @@ func readRegisters(t *testing.T, l *writeLoad, cli *clientv3.Client) {
 		ret := l.now()
 		cancel()
 		if err != nil {
-			t.Errorf("final get of %s after healing: %v", regKey(i), err)
+			problems = append(problems, fmt.Sprintf("final get of %s after healing: %v", regKey(i), err))
 			l.hist.Record(check.Op{ClientID: id, Kind: check.Get, Key: regKey(i), Call: call, Return: ret, Outcome: check.Unknown})
 			id = l.clientID()
 			continue
@@ -518,5 +572,37 @@ func readRegisters(t *testing.T, l *writeLoad, cli *clientv3.Client) {
 			op.Output.Found, op.Output.Value = true, string(g.Kvs[0].Value)
 		}
 		l.hist.Record(op)
+	}
+	return problems
+}
+
+// TestNetFaultCatchesStaleReads is the bug-injection test of the fault
+// test's checks: every process runs with the deliberate defect StaleReads
+// (a replica serves linearizable reads from its own state, without
+// ReadIndex), and each data node in turn is partitioned from all others
+// while the register workers read through it. A range leader cut off this
+// way keeps answering reads from its old state while the majority side
+// elects a new leader and takes writes, so the history after healing must
+// break S1 or S7.
+func TestNetFaultCatchesStaleReads(t *testing.T) {
+	needBinary(t)
+	needNamespaces(t)
+	lockLab(t)
+	const hold, gap = 2500 * time.Millisecond, 500 * time.Millisecond
+	control, data := netfaultNodes(1)
+	var steps []faultStep
+	for _, id := range data {
+		steps = append(steps, faultStep{faults: []fault{{kind: faultPartition, nodes: []int{id}}}, hold: hold, gap: gap})
+	}
+	problems := runFaults(t, 1, control, data, steps, "--bugs=stale-reads")
+	caught := 0
+	for _, p := range problems {
+		if strings.HasPrefix(p, "S1:") || strings.HasPrefix(p, "S6/S7:") {
+			caught++
+		}
+		t.Logf("found, as it should: %s", p)
+	}
+	if caught == 0 {
+		t.Fatalf("the checks found no S1 or S6/S7 violation in a cluster serving stale reads under partitions (other problems: %q)", problems)
 	}
 }
