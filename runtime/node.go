@@ -54,6 +54,9 @@ type Config struct {
 	Engine engine.Engine
 	// Logger; nil logs nothing.
 	Logger *slog.Logger
+	// Bugs switches on deliberate defects of the core, for bug-injection
+	// tests of real-process checkers only (`tenfold start --bugs`, hidden).
+	Bugs core.Bugs
 }
 
 // Node is a running tenfold node.
@@ -152,7 +155,7 @@ func Start(cfg Config) (*Node, error) {
 	self := &tenfoldpb.NodeInfo{NodeId: cfg.NodeID, Addr: cfg.AdvertisePeer, ClientAddr: cfg.AdvertiseClient, Control: cfg.Control}
 	c, err := core.New(core.Config{
 		NodeID: cfg.NodeID, Engine: n.eng, Control: cfg.Control, ControlNodes: controlIDs, Self: self,
-		TickInterval: cfg.TickInterval, InitialDataNodes: cfg.InitialDataNodes, SplitKeys: cfg.SplitKeys,
+		TickInterval: cfg.TickInterval, InitialDataNodes: cfg.InitialDataNodes, SplitKeys: cfg.SplitKeys, Bugs: cfg.Bugs,
 		Rand: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), cfg.NodeID)), Logger: logger,
 		NewStoreID: func() uint64 { var b [8]byte; _, _ = crand.Read(b[:]); return binary.LittleEndian.Uint64(b[:]) },
 		SendEarly: func(msgs []*tenfoldpb.Message) {

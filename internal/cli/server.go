@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/tenfold/tenfold/gateway"
 	"github.com/tenfold/tenfold/runtime"
+	"github.com/tenfold/tenfold/sim"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 )
@@ -169,7 +170,7 @@ func (c *devCluster) stop() error {
 
 func newStartCommand() *cobra.Command {
 	var cfg runtime.Config
-	var role, join, splits string
+	var role, join, splits, bugs string
 	var id uint64
 	cmd := &cobra.Command{
 		Use:   "start",
@@ -200,6 +201,9 @@ unique and above the number of control nodes.`,
 				for _, s := range strings.Split(splits, ",") {
 					cfg.SplitKeys = append(cfg.SplitKeys, []byte(s))
 				}
+			}
+			if cfg.Bugs, err = sim.ParseBugs(bugs); err != nil {
+				return fmt.Errorf("--bugs: %w", err)
 			}
 			if cfg.DataDir == "" {
 				cfg.DataDir = fmt.Sprintf("tenfold-%s-%d", role, id)
@@ -237,6 +241,8 @@ unique and above the number of control nodes.`,
 	f.IntVar(&cfg.InitialDataNodes, "initial-data-nodes", 3, "control: data nodes to wait for before creating the first ranges")
 	f.StringVar(&splits, "split-keys", "", "control: comma-separated initial split keys of the data keyspace")
 	f.DurationVar(&cfg.TickInterval, "tick", 100*time.Millisecond, "raft tick interval")
+	f.StringVar(&bugs, "bugs", "", "deliberate defects, for bug-injection tests only (names as in tenfold sim --bugs)")
+	f.MarkHidden("bugs")
 	addGatewayFlags(cmd, &cfg.Gateway)
 	return cmd
 }
