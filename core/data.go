@@ -102,6 +102,10 @@ func (d *dataState) handle(req *tenfoldpb.Request) {
 		n.reply(req, nil, errOverloaded)
 		return
 	}
+	if n.cfg.Bugs.RefuseWritesAfterFailover && d.r.term > 1 && req.GetKind() != tenfoldpb.RequestKind_RANGE && req.GetKind() != tenfoldpb.RequestKind_CLOSE {
+		n.reply(req, nil, errOverloaded)
+		return
+	}
 	if req.GetKind() == tenfoldpb.RequestKind_RANGE {
 		d.reads = append(d.reads, req)
 		d.pump()

@@ -112,6 +112,11 @@ type Bugs struct {
 	// entries whose log index is a multiple of 5 (when it is a put), so its
 	// state diverges from the other replicas' (S5).
 	DivergentApply bool
+	// RefuseWritesAfterFailover makes a data range leader refuse every
+	// write (as overloaded, a definite refusal) once the range is past its
+	// bootstrap term 1, i.e. after its first leader was replaced: a
+	// cluster that recovers leaders but never serves writes again (L2).
+	RefuseWritesAfterFailover bool
 }
 
 func (c *Config) setDefaults() {

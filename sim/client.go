@@ -232,7 +232,11 @@ func (s *Sim) complete(p *pendingOp, outcome check.Outcome, out check.Output) {
 	s.history = append(s.history, p.op)
 	s.opInfo = append(s.opInfo, opInfo{node: p.node, err: p.err})
 	s.hashNote("op %d %v %s %v %v %d", p.op.ClientID, p.op.Kind, p.op.Key, outcome, out.Found, out.Revision)
-	s.inv.opDone(p.op)
+	clientIdx := -1
+	if p.client != nil {
+		clientIdx = p.client.idx
+	}
+	s.inv.opDone(p.op, clientIdx)
 	if p.client == nil {
 		s.finalDone(p, outcome, out)
 		return

@@ -99,8 +99,10 @@ func ParseBugs(s string) (core.Bugs, error) {
 			b.DivergentApply = true
 		case "no-reelection":
 			b.NoReelection = true
+		case "refuse-writes-after-failover":
+			b.RefuseWritesAfterFailover = true
 		default:
-			return b, fmt.Errorf("unknown bug %q: want ack-before-sync, stale-reads, reuse-revision, drop-watch-event, overlapping-ranges, divergent-apply or no-reelection", part)
+			return b, fmt.Errorf("unknown bug %q: want ack-before-sync, stale-reads, reuse-revision, drop-watch-event, overlapping-ranges, divergent-apply, no-reelection or refuse-writes-after-failover", part)
 		}
 	}
 	return b, nil
@@ -129,6 +131,9 @@ func BugsString(b core.Bugs) string {
 	}
 	if b.NoReelection {
 		s = append(s, "no-reelection")
+	}
+	if b.RefuseWritesAfterFailover {
+		s = append(s, "refuse-writes-after-failover")
 	}
 	return strings.Join(s, ",")
 }

@@ -29,6 +29,11 @@ type invariants struct {
 	// postRecoveryFail counts definite failures of operations issued after
 	// recovery (allowed, but worth reporting).
 	postRecoveryFail int
+	// afterRecovery counts, per client and per key group (the keys of one
+	// data range), the operations issued after recovery and how many were
+	// answered (Ok), for the progress rule of L2 (checkProgress).
+	clientIssued, clientOK map[int]int
+	groupWrites, groupOK   map[int]int
 	reported         map[string]bool
 	// leaderlessSince is, per range without a leader, since when (from the
 	// active phase on); failovers are the lengths of such periods.
@@ -41,7 +46,8 @@ type rangeTerm struct {
 }
 
 func newInvariants(s *Sim) *invariants {
-	return &invariants{s: s, leaders: map[rangeTerm]uint64{}, revs: map[int64]bool{}, reported: map[string]bool{}, leaderlessSince: map[uint64]int64{}}
+	return &invariants{s: s, leaders: map[rangeTerm]uint64{}, revs: map[int64]bool{}, reported: map[string]bool{}, leaderlessSince: map[uint64]int64{},
+		clientIssued: map[int]int{}, clientOK: map[int]int{}, groupWrites: map[int]int{}, groupOK: map[int]int{}}
 }
 
 // once reports a violation the first time its key is seen, so a broken
@@ -269,8 +275,9 @@ func (iv *invariants) observeApplied(n *node, applied []core.Applied) {
 }
 
 // opDone tracks finished client operations: the highest acknowledged write,
-// and L2 for operations issued after recovery.
-func (iv *invariants) opDone(op check.Op) {
+// and L2 for operations issued after recovery. client is the simulated
+// client's index, -1 for the final reads.
+func (iv *invariants) opDone(op check.Op, client int) {
 	s := iv.s
 	if op.Outcome == check.Ok {
 		switch {
@@ -280,6 +287,19 @@ func (iv *invariants) opDone(op check.Op) {
 	}
 	if op.Call < s.recoveredAt {
 		return
+	}
+	if client >= 0 {
+		iv.clientIssued[client]++
+		if op.Outcome == check.Ok {
+			iv.clientOK[client]++
+		}
+		if op.Kind != check.Get {
+			g := s.keyGroup[slices.Index(s.keys, op.Key)]
+			iv.groupWrites[g]++
+			if op.Outcome == check.Ok {
+				iv.groupOK[g]++
+			}
+		}
 	}
 	switch op.Outcome {
 	case check.Unknown:
@@ -307,5 +327,36 @@ func (iv *invariants) checkNoGaps() {
 		slices.Sort(missing)
 		iv.s.violate("S6-gaps", "fault-free run: %d revisions below %d were never applied by any replica, first %v",
 			len(missing), top, missing[:min(len(missing), 10)])
+	}
+}
+
+// minProgressWrites is how many writes to one data range's keys, issued
+// after recovery, the progress rule needs before it judges the range: with
+// fewer, all of them being refused could be bad luck (stale routing right
+// after a leader change).
+const minProgressWrites = 10
+
+// checkProgress is L2's progress rule, for operations issued after
+// recovery (every range has a leader; the faults healed at least one check
+// interval earlier): a definite error is an answer, but a refusal (not
+// leader, overloaded, no leader) is not progress. So every client that
+// issued operations must have had at least one answered (Ok), and the keys
+// of every data range that got at least minProgressWrites writes must have
+// had at least one write answered (a CAS whose compare failed is an
+// answer). A cluster that elects leaders but refuses everything fails here.
+func (iv *invariants) checkProgress() {
+	s := iv.s
+	if s.recoveredAt == math.MaxInt64 {
+		return // L1 already failed the run
+	}
+	for _, c := range sortedKeys(iv.clientIssued) {
+		if iv.clientOK[c] == 0 {
+			s.violate("L2", "client %d issued %d operations after recovery and none was answered: every one was refused or timed out", c, iv.clientIssued[c])
+		}
+	}
+	for _, g := range sortedKeys(iv.groupWrites) {
+		if n := iv.groupWrites[g]; n >= minProgressWrites && iv.groupOK[g] == 0 {
+			s.violate("L2", "%d writes to the keys of one data range (prefix %q) were issued after recovery and none was answered: every one was refused or timed out", n, groupPrefix(g))
+		}
 	}
 }

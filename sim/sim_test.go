@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tenfold/tenfold/check"
 	"github.com/tenfold/tenfold/core"
 )
 
@@ -316,4 +317,27 @@ func TestReplayArgs(t *testing.T) {
 	if got != want {
 		t.Errorf("Args() = %s, want %s", got, want)
 	}
+}
+
+// TestLinearizabilityTimeoutFails: a linearizability check that runs out
+// of time proves nothing, so it fails the seed (S1) instead of passing it.
+func TestLinearizabilityTimeoutFails(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Faults, cfg.FaultsRandom = nil, false
+	cfg.Duration = 2 * time.Second
+	cfg.LinearizabilityTimeout = time.Nanosecond
+	r := run(t, cfg)
+	if r.Linearizability.Verdict != check.TimedOut || !r.Broke("S1") {
+		t.Fatalf("check with a 1ns budget: verdict %v, violations %v; want timed out, reported as S1", r.Linearizability, r.Violations)
+	}
+	t.Logf("caught: %v", r.Violations[0])
+}
+
+// TestCatchesRefuseWritesAfterFailover: range leaders elected after a
+// failover refuse every write (as overloaded, a definite error). Reads and
+// final reads still work and every range has a leader (L1 holds), so only
+// L2's progress rule sees that the recovered cluster serves no writes.
+func TestCatchesRefuseWritesAfterFailover(t *testing.T) {
+	cfg := bugConfig(core.Bugs{RefuseWritesAfterFailover: true}, FaultCrash, FaultPartition)
+	findBug(t, cfg, 10, "L2")
 }
