@@ -34,7 +34,7 @@ type invariants struct {
 	// answered (Ok), for the progress rule of L2 (checkProgress).
 	clientIssued, clientOK map[int]int
 	groupWrites, groupOK   map[int]int
-	reported         map[string]bool
+	reported               map[string]bool
 	// leaderlessSince is, per range without a leader, since when (from the
 	// active phase on); failovers are the lengths of such periods.
 	leaderlessSince map[uint64]int64
