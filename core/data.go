@@ -186,6 +186,9 @@ func (d *dataState) lostLeadership() {
 		}
 		// A proposed batch may still commit under the next leader; it is
 		// answered when it applies, or failed when a later term applies.
+		if c.proposed && n.cfg.Bugs.FailOnDeposed {
+			d.failCycle(c) // deliberate defect: "not applied" too early
+		}
 	}
 }
 

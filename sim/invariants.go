@@ -11,6 +11,7 @@ import (
 	"github.com/tenfold/tenfold/core"
 	"github.com/tenfold/tenfold/mvcc"
 	"github.com/tenfold/tenfold/tenfoldpb"
+	"go.etcd.io/etcd/api/v3/mvccpb"
 )
 
 // invariants checks safety continuously while the run goes, and tracks what
@@ -39,6 +40,17 @@ type invariants struct {
 	// active phase on); failovers are the lengths of such periods.
 	leaderlessSince map[uint64]int64
 	failovers       []time.Duration
+	// lastLeaders is, per range, the leader and term of the last check, and
+	// lastLeaderChange when some range's last changed (or the range lost
+	// its leader): the no-gap check of faulty runs only trusts writes
+	// issued after both the recovery and that time.
+	lastLeaders      map[uint64]rangeTerm
+	lastLeaderChange int64
+	// appliedValues is every value some replica applied in a put event,
+	// for S9 (client values are unique).
+	appliedValues map[string]bool
+	// tailWrites is the span of revisions checkTailGaps judged (0: none).
+	tailWrites int64
 }
 
 type rangeTerm struct {
@@ -47,7 +59,7 @@ type rangeTerm struct {
 
 func newInvariants(s *Sim) *invariants {
 	return &invariants{s: s, leaders: map[rangeTerm]uint64{}, revs: map[int64]bool{}, reported: map[string]bool{}, leaderlessSince: map[uint64]int64{},
-		clientIssued: map[int]int{}, clientOK: map[int]int{}, groupWrites: map[int]int{}, groupOK: map[int]int{}}
+		clientIssued: map[int]int{}, clientOK: map[int]int{}, groupWrites: map[int]int{}, groupOK: map[int]int{}, lastLeaders: map[uint64]rangeTerm{}, appliedValues: map[string]bool{}}
 }
 
 // once reports a violation the first time its key is seen, so a broken
@@ -99,6 +111,11 @@ func (iv *invariants) checkNow() {
 	}
 	if s.now >= s.activeAt {
 		iv.trackFailovers(leaderOf)
+	}
+	for _, r := range iv.expectedRanges() {
+		if cur := (rangeTerm{leaderOf[r], termOf[r]}); cur != iv.lastLeaders[r] || leaderOf[r] == 0 {
+			iv.lastLeaders[r], iv.lastLeaderChange = cur, s.now
+		}
 	}
 	if !s.healed || s.recoveredAt != math.MaxInt64 {
 		return
@@ -264,6 +281,9 @@ func (iv *invariants) observeApplied(n *node, applied []core.Applied) {
 			rev := ev.Kv.ModRevision
 			lo, hi = min(lo, rev), max(hi, rev)
 			iv.revs[rev] = true
+			if ev.Type == mvccpb.PUT {
+				iv.appliedValues[string(ev.Kv.Value)] = true
+			}
 		}
 		if last := n.lastRev[a.RangeID]; lo <= last {
 			iv.once(fmt.Sprintf("S6/%d/%d", n.id, a.RangeID), "S6",
@@ -358,5 +378,60 @@ func (iv *invariants) checkProgress() {
 		if n := iv.groupWrites[g]; n >= minProgressWrites && iv.groupOK[g] == 0 {
 			s.violate("L2", "%d writes to the keys of one data range (prefix %q) were issued after recovery and none was answered: every one was refused or timed out", n, groupPrefix(g))
 		}
+	}
+}
+
+// checkTailGaps is the no-gap check of S6 for runs with faults: it looks
+// only at the fault-free tail of the run, from the later of the recovery
+// (every fault healed, every range led) and the last leader change of any
+// range. Writes acknowledged there were granted their revisions after that
+// point by a sequencer leader that stays, for range leaders that stay, on a
+// network that loses nothing: every such grant's entry commits and applies.
+// So every revision from the lowest to the highest revision acknowledged to
+// a write issued in the tail belongs to some applied write. Gaps before the
+// tail are legal (an old sequencer leader's unused window, a deposed range
+// leader's grant), and so are failed compares and reads (they take no
+// revision); writes that timed out count if any replica applied them.
+func (iv *invariants) checkTailGaps() {
+	s := iv.s
+	if s.recoveredAt == math.MaxInt64 {
+		return
+	}
+	from := max(s.recoveredAt, iv.lastLeaderChange)
+	lo, hi := int64(math.MaxInt64), int64(0)
+	for _, op := range s.history {
+		if op.Call < from || op.Outcome != check.Ok || op.Output.Revision == 0 {
+			continue
+		}
+		if op.Kind == check.Put || (op.Kind == check.CAS && op.Output.Succeeded) || (op.Kind == check.Delete && op.Output.Found) {
+			lo, hi = min(lo, op.Output.Revision), max(hi, op.Output.Revision)
+		}
+	}
+	iv.tailWrites = hi - lo + 1
+	if hi == 0 {
+		return // no write acknowledged in the tail
+	}
+	var missing []int64
+	for r := lo; r <= hi; r++ {
+		if !iv.revs[r] {
+			missing = append(missing, r)
+		}
+	}
+	if len(missing) > 0 {
+		s.violate("S6-gaps", "fault-free tail from %v: %d revisions between %d and %d (acknowledged to writes issued in the tail) were never applied by any replica, first %v",
+			dur(from), len(missing), lo, hi, missing[:min(len(missing), 10)])
+	}
+}
+
+// checkNotApplied checks S9: a write the system reported as definitely not
+// applied (outcome Fail) never applies. Every client put and CAS writes a
+// value of its own, so a failed one whose value some replica applied broke
+// the promise (the client may retry it, and it then happened twice).
+func (iv *invariants) checkNotApplied(info []opInfo) {
+	for i, op := range iv.s.history {
+		if op.Outcome != check.Fail || (op.Kind != check.Put && op.Kind != check.CAS) || !iv.appliedValues[op.Value] {
+			continue
+		}
+		iv.once("S9/"+op.Value, "S9", "%v failed definitely (%s) but a replica applied its value %q", op, info[i].err, op.Value)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"maps"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -151,6 +152,11 @@ func (s *Sim) finish(wall time.Duration) *Result {
 	if len(s.cfg.Faults) == 0 {
 		s.inv.checkNoGaps()
 	}
+	s.inv.checkTailGaps()
+	s.inv.checkNotApplied(s.opInfo)
+	if s.inv.tailWrites <= 0 && s.recoveredAt != math.MaxInt64 {
+		r.Notes = append(r.Notes, "no write was acknowledged in the fault-free tail (after recovery and the last leader change): the no-gap check had nothing to judge")
+	}
 	r.Linearizability = check.CheckLinearizable(s.history, s.cfg.LinearizabilityTimeout)
 	switch r.Linearizability.Verdict {
 	case check.Illegal:
@@ -185,8 +191,8 @@ func (r *Result) Summary() string {
 	if r.Failed() {
 		verdict = fmt.Sprintf("FAILED (%d violations of %s)", len(r.Violations), strings.Join(r.Invariants(), ","))
 	}
-	return fmt.Sprintf("seed=%d %s ops=%d ok=%d fail=%d unknown=%d max-rev=%d recovery=%v faults=%s events=%d virtual=%v wall=%v trace=%s",
-		r.Config.Seed, verdict, r.Ops, r.OK, r.Fail, r.Unknown, r.MaxRevision, r.Recovery, faultsString(r.Config.Faults),
+	return fmt.Sprintf("seed=%d %s ops=%d ok=%d fail=%d unknown=%d max-rev=%d recovery=%v faults=%s send-early=%v events=%d virtual=%v wall=%v trace=%s",
+		r.Config.Seed, verdict, r.Ops, r.OK, r.Fail, r.Unknown, r.MaxRevision, r.Recovery, faultsString(r.Config.Faults), r.Config.SendEarly == SendEarlyOn,
 		r.Steps, r.VirtualTime.Round(time.Millisecond), r.WallTime.Round(time.Millisecond), r.TraceHash[:16])
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -177,7 +178,11 @@ func findBug(t *testing.T, cfg Config, maxSeeds int, want ...string) {
 	for seed := 1; seed <= maxSeeds && len(caught) < len(want); seed++ {
 		c := cfg
 		c.Seed = uint64(seed)
+		if len(want) == 1 {
+			c.StopOn = append(slices.Clone(cfg.StopOn), want[0])
+		}
 		r := run(t, c)
+		t.Logf("seed %d: broke %v in %v", seed, r.Invariants(), r.WallTime.Round(time.Millisecond))
 		for _, w := range want {
 			if caught[w] || !r.Broke(w) {
 				continue
@@ -340,4 +345,41 @@ func TestLinearizabilityTimeoutFails(t *testing.T) {
 func TestCatchesRefuseWritesAfterFailover(t *testing.T) {
 	cfg := bugConfig(core.Bugs{RefuseWritesAfterFailover: true}, FaultCrash, FaultPartition)
 	findBug(t, cfg, 10, "L2")
+}
+
+// TestCatchesSkipRevision: a sequencer that never hands out multiples of 50
+// leaves gaps between consecutive writes. The runs have faults, so the
+// whole-run no-gap check is off; the check of the fault-free tail (after
+// recovery and the last leader change) catches it.
+func TestCatchesSkipRevision(t *testing.T) {
+	cfg := bugConfig(core.Bugs{SkipRevision: true}, FaultCrash, FaultPartition)
+	findBug(t, cfg, 5, "S6-gaps")
+}
+
+// TestCatchesGrantEveryVote: replicas that grant every vote and pre-vote
+// request, whatever their term, vote and log, let a candidate that missed an
+// election (partitioned or crashed meanwhile) win the term another leader
+// already holds: two leaders in one term (S3), seen in the node statuses.
+func TestCatchesGrantEveryVote(t *testing.T) {
+	cfg := bugConfig(core.Bugs{GrantEveryVote: true}, FaultPartition, FaultCrash)
+	// Two leaders of a term may overlap only briefly: look often.
+	cfg.FaultRate, cfg.CheckInterval = 2, 10*time.Millisecond
+	// Some seeds diverge (S5) without a status ever showing both leaders
+	// at once, and then thrash for minutes: stop those at once.
+	cfg.StopOn = []string{"S5"}
+	findBug(t, cfg, 10, "S3")
+}
+
+// TestCatchesFailOnDeposed: a deposed leader that fails its proposed batch
+// as "not applied" at once, instead of waiting for an entry of a later term
+// to apply, tells clients a write did not happen that the next leader then
+// commits (S9: the failed write's value is applied by the replicas). A
+// paused leader is the usual case: the others elect a leader that commits
+// its last entry, and it steps down when it resumes, while its clients
+// still wait (an isolated one steps down only at the heal, long after its
+// clients gave up).
+func TestCatchesFailOnDeposed(t *testing.T) {
+	cfg := bugConfig(core.Bugs{FailOnDeposed: true}, FaultPause, FaultPartition)
+	cfg.FaultRate, cfg.Clients, cfg.Duration = 3, 16, 20*time.Second
+	findBug(t, cfg, 10, "S9")
 }
