@@ -129,6 +129,9 @@ type Bugs struct {
 	// batch at once as "leader changed, not applied", although the next
 	// leader may still commit it (S9).
 	FailOnDeposed bool
+	// NoQuiesce makes idle leaders never quiesce their ranges: an idle
+	// range keeps sending heartbeats (L4).
+	NoQuiesce bool
 }
 
 func (c *Config) setDefaults() {

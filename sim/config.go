@@ -107,8 +107,10 @@ func ParseBugs(s string) (core.Bugs, error) {
 			b.GrantEveryVote = true
 		case "fail-on-deposed":
 			b.FailOnDeposed = true
+		case "no-quiesce":
+			b.NoQuiesce = true
 		default:
-			return b, fmt.Errorf("unknown bug %q: want ack-before-sync, stale-reads, reuse-revision, drop-watch-event, overlapping-ranges, divergent-apply, no-reelection, refuse-writes-after-failover, skip-revision, grant-every-vote or fail-on-deposed", part)
+			return b, fmt.Errorf("unknown bug %q: want ack-before-sync, stale-reads, reuse-revision, drop-watch-event, overlapping-ranges, divergent-apply, no-reelection, refuse-writes-after-failover, skip-revision, grant-every-vote, fail-on-deposed or no-quiesce", part)
 		}
 	}
 	return b, nil
@@ -149,6 +151,9 @@ func BugsString(b core.Bugs) string {
 	}
 	if b.FailOnDeposed {
 		s = append(s, "fail-on-deposed")
+	}
+	if b.NoQuiesce {
+		s = append(s, "no-quiesce")
 	}
 	return strings.Join(s, ",")
 }

@@ -49,6 +49,10 @@ type invariants struct {
 	// appliedValues is every value some replica applied in a put event,
 	// for S9 (client values are unique).
 	appliedValues map[string]bool
+	// idleMsgs counts, per idle data range (no client key in its span),
+	// the messages of that range sent in the quiet part of the active phase
+	// of a fault-free run (L4).
+	idleMsgs map[uint64]int
 	// tailWrites is the span of revisions checkTailGaps judged (0: none).
 	tailWrites int64
 }
@@ -59,7 +63,7 @@ type rangeTerm struct {
 
 func newInvariants(s *Sim) *invariants {
 	return &invariants{s: s, leaders: map[rangeTerm]uint64{}, revs: map[int64]bool{}, reported: map[string]bool{}, leaderlessSince: map[uint64]int64{},
-		clientIssued: map[int]int{}, clientOK: map[int]int{}, groupWrites: map[int]int{}, groupOK: map[int]int{}, lastLeaders: map[uint64]rangeTerm{}, appliedValues: map[string]bool{}}
+		clientIssued: map[int]int{}, clientOK: map[int]int{}, groupWrites: map[int]int{}, groupOK: map[int]int{}, lastLeaders: map[uint64]rangeTerm{}, appliedValues: map[string]bool{}, idleMsgs: map[uint64]int{}}
 }
 
 // once reports a violation the first time its key is seen, so a broken
@@ -433,5 +437,56 @@ func (iv *invariants) checkNotApplied(info []opInfo) {
 			continue
 		}
 		iv.once("S9/"+op.Value, "S9", "%v failed definitely (%s) but a replica applied its value %q", op, info[i].err, op.Value)
+	}
+}
+
+// idleSettle is how long after the active phase starts an idle range has
+// to go quiet: a few ticks to quiesce, with margin.
+const idleSettle = 2 * time.Second
+
+// idleRanges lists the data ranges no client key falls in (the ranges
+// beyond the key groups, see Config.layout); the data ranges are numbered
+// from 3 in key order.
+func (iv *invariants) idleRanges() []uint64 {
+	groups := min(iv.s.cfg.Ranges, iv.s.cfg.Keys)
+	var ids []uint64
+	for j := groups; j < iv.s.cfg.Ranges; j++ {
+		ids = append(ids, uint64(3+j))
+	}
+	return ids
+}
+
+// observeIdleTraffic counts, for L4, the messages of idle ranges (raft
+// messages, coalesced heartbeats, quiesce notices) sent in the active phase
+// of a fault-free run, from idleSettle on.
+func (iv *invariants) observeIdleTraffic(m *tenfoldpb.Message) {
+	s := iv.s
+	if len(s.cfg.Faults) > 0 || s.now < s.activeAt+int64(idleSettle) {
+		return
+	}
+	for _, r := range iv.idleRanges() {
+		n := 0
+		if rm := m.GetRaft(); rm != nil && rm.GetRangeId() == r {
+			n++
+		}
+		for _, hb := range m.GetHeartbeats().GetMsgs() {
+			if hb.GetRangeId() == r {
+				n++
+			}
+		}
+		if q := m.GetQuiesce(); q != nil && q.GetRangeId() == r {
+			n++
+		}
+		iv.idleMsgs[r] += n
+	}
+}
+
+// checkIdle checks L4 at the end of a fault-free run: an idle range sent no
+// message in the active phase once it had time to quiesce.
+func (iv *invariants) checkIdle() {
+	for _, r := range sortedKeys(iv.idleMsgs) {
+		if n := iv.idleMsgs[r]; n > 0 {
+			iv.s.violate("L4", "idle range %d (no client key in its span) sent %d messages in the active phase of a fault-free run, from %v after its start on", r, n, idleSettle)
+		}
 	}
 }

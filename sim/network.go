@@ -80,6 +80,7 @@ func (nw *network) send(m *tenfoldpb.Message) {
 	s.stats.record(m, from, to, len(b), s.isControl(from) || s.isControl(to))
 	if s.now >= s.activeAt && s.now < s.healAt {
 		s.active.record(m, from, to, len(b), s.isControl(from) || s.isControl(to))
+		s.inv.observeIdleTraffic(m)
 	}
 	if kr := m.GetKeepaliveResponse(); kr != nil && len(kr.GetRanges()) > 0 {
 		s.inv.checkServedDirectory(from, kr.GetRanges())

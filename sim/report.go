@@ -154,6 +154,7 @@ func (s *Sim) finish(wall time.Duration) *Result {
 	}
 	s.inv.checkTailGaps()
 	s.inv.checkNotApplied(s.opInfo)
+	s.inv.checkIdle()
 	if s.inv.tailWrites <= 0 && s.recoveredAt != math.MaxInt64 {
 		r.Notes = append(r.Notes, "no write was acknowledged in the fault-free tail (after recovery and the last leader change): the no-gap check had nothing to judge")
 	}

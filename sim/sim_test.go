@@ -383,3 +383,29 @@ func TestCatchesFailOnDeposed(t *testing.T) {
 	cfg.FaultRate, cfg.Clients, cfg.Duration = 3, 16, 20*time.Second
 	findBug(t, cfg, 10, "S9")
 }
+
+// idleConfig is a fault-free run with one data range no client key falls
+// in, for L4.
+func idleConfig() Config {
+	cfg := DefaultConfig()
+	cfg.Faults, cfg.FaultsRandom = nil, false
+	cfg.Ranges, cfg.Keys = 3, 2
+	return cfg
+}
+
+// TestIdleRangeQuiet: with working quiescence, the idle range of a
+// fault-free run sends nothing in the active phase (L4 holds).
+func TestIdleRangeQuiet(t *testing.T) {
+	r := run(t, idleConfig())
+	if r.Failed() {
+		report(t, r)
+	}
+}
+
+// TestCatchesNoQuiesce: leaders that never quiesce keep heartbeating their
+// idle range (L4).
+func TestCatchesNoQuiesce(t *testing.T) {
+	cfg := idleConfig()
+	cfg.Bugs.NoQuiesce = true
+	findBug(t, cfg, 2, "L4")
+}
