@@ -12,7 +12,11 @@
 // after a link's latency (two in-order streams per directed link, urgent and
 // bulk, as in the runtime's transport; links and streams race each other),
 // and when the round synced the engine, nothing leaves the node before a
-// sampled fsync latency. The run goes through four phases:
+// sampled fsync latency, except, when the seed chose SendEarly (as the
+// runtime always does, core.Config.SendEarly), a leader's raft appends:
+// those leave during Ready, after the node's earlier outputs but before the
+// round's fsync, so a crash can lose the leader's copy of entries its
+// followers have. The run goes through four phases:
 //
 //  1. Warmup: the cluster bootstraps (control leader, registrations,
 //     system and data ranges).
@@ -51,9 +55,11 @@
 //
 // # Invariants and how they are checked
 //
-//	S1 single-key linearizability    check.CheckLinearizable (porcupine, per key) over the whole
+//	S1 single-key linearizability    check.CheckLinearizable (porcupine, per key, per window between
+//	                                 quiescent points, carrying the possible states) over the whole
 //	                                 history, including a final read of every key after healing,
-//	                                 so a lost acknowledged write (S2) shows up here too
+//	                                 so a lost acknowledged write (S2) shows up here too; a check
+//	                                 that runs out of LinearizabilityTimeout fails the seed
 //	S2 no acknowledged write lost    final reads + S1; crashes lose unsynced writes for real
 //	S3 one leader per range and term (range, term) -> leader from every node's RangeStatuses, every
 //	                                 CheckInterval; two leaders for one pair is a violation
@@ -66,27 +72,39 @@
 //	S6 revision order                per replica, each applied entry's events are above every earlier
 //	                                 entry's (plus the core's own assertion, reported as "core");
 //	                                 check.CheckRevisions: no revision acknowledged twice, per-key mod
-//	                                 revisions follow real time; fault-free runs: no revision gaps
+//	                                 revisions follow real time; no revision gaps ("S6-gaps") in a
+//	                                 fault-free run, and in every run over its fault-free tail (from
+//	                                 recovery and the last leader change on: every revision between
+//	                                 the lowest and highest acknowledged to a write issued there was
+//	                                 applied; earlier gaps are legal, failed compares and reads take
+//	                                 none, timed-out writes count if applied)
 //	S6 watches ("S6-watch")          check.CheckWatches: order, no duplicates, no gaps, progress
 //	                                 notifications honest, every watcher reaches the last write
 //	S7 store revision monotonic      check.CheckRevisions: an op that starts after another returned
 //	                                 never reports a lower revision
 //	L1 leaders after healing         every range (control, system, data) has a leader within
 //	                                 LivenessBound (default 10 virtual seconds) after the heal
+//	S9 not applied means never        no put or CAS that failed definitely has its (unique) value
+//	                                 applied by any replica
 //	L2 definite answers              every operation issued after recovery ends Ok or with a definite
 //	                                 error within its deadline; final reads succeed; the run finishes
-//	                                 before its hard deadline
+//	                                 before its hard deadline; progress: refusals are answers but
+//	                                 not progress, so every client has an operation answered after
+//	                                 recovery, and so has the write traffic (10 writes or more) of
+//	                                 every data range
+//	L4 idle ranges are free          fault-free runs: a data range without client keys sends no
+//	                                 message in the active phase once it had 2 s to quiesce
 //
 // L3 (repair of under-replicated ranges) is not checked: the control plane
-// does not repair yet. The safety checkers have tests that switch on a
-// deliberate core bug (core.Bugs, --bugs) and show it is caught within a
-// bounded number of seeds (TestCatches*): S1 ack-before-sync, stale-reads;
-// S4 overlapping-ranges; S5 divergent-apply; S6 reuse-revision,
-// drop-watch-event; S7 stale-reads. S3 is the exception: raft owns voting,
-// and no core bug tried (a replica that forgets its vote on restart: no
-// S3 in 2,000 seeds of crash, partition and dup faults) gives a range two
-// leaders in one term, so TestS3Checker feeds the checker fabricated
-// range statuses instead.
+// does not repair yet, and neither is S8 (every cross-range request is
+// refused today; runtime and core tests cover that). Every checker has a
+// test that switches on a deliberate core bug (core.Bugs, --bugs) and shows
+// it is caught within a bounded number of seeds (TestCatches*): S1
+// ack-before-sync, stale-reads; S3 grant-every-vote; S4 overlapping-ranges;
+// S5 divergent-apply; S6 reuse-revision, drop-watch-event, skip-revision
+// (gaps, in runs with faults); S7 stale-reads; S9 fail-on-deposed; L1
+// no-reelection; L2 refuse-writes-after-failover; L4 no-quiesce.
+// Config.StopOn ends a bug hunt's run at the first sign.
 //
 // # Running
 //
