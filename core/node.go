@@ -132,6 +132,10 @@ type Bugs struct {
 	// NoQuiesce makes idle leaders never quiesce their ranges: an idle
 	// range keeps sending heartbeats (L4).
 	NoQuiesce bool
+	// ServeCrossRangeFromFirst sends a request that spans ranges to the
+	// range of its first key, which serves it from its node's engine at its
+	// own revision, instead of refusing it (S8).
+	ServeCrossRangeFromFirst bool
 }
 
 func (c *Config) setDefaults() {

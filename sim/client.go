@@ -35,6 +35,7 @@ type client struct {
 // pendingOp is an operation waiting for its result.
 type pendingOp struct {
 	watch  *watcher // a watcher's progress request (not in the history)
+	scan   bool     // a read across ranges (not in the history; see scan.go)
 	client *client  // nil for a final read
 	final  int      // key index of a final read
 	op     check.Op
@@ -152,6 +153,10 @@ func (s *Sim) clientResult(n *node, r core.Result) {
 		s.progressAnswered(p, r.Resp, r.Err)
 		return
 	}
+	if p.scan {
+		s.scanAnswered(r.Resp, r.Err)
+		return
+	}
 	outcome := classify(r.Err)
 	var out check.Output
 	if outcome == check.Ok {
@@ -223,6 +228,9 @@ func decodeOutput(kind check.OpKind, resp proto.Message) (check.Output, error) {
 func (s *Sim) complete(p *pendingOp, outcome check.Outcome, out check.Output) {
 	if p.watch != nil {
 		p.watch.progressAsked = false
+		return
+	}
+	if p.scan {
 		return
 	}
 	p.op.Outcome, p.op.Return, p.op.Output = outcome, s.now, out

@@ -109,8 +109,10 @@ func ParseBugs(s string) (core.Bugs, error) {
 			b.FailOnDeposed = true
 		case "no-quiesce":
 			b.NoQuiesce = true
+		case "serve-cross-range":
+			b.ServeCrossRangeFromFirst = true
 		default:
-			return b, fmt.Errorf("unknown bug %q: want ack-before-sync, stale-reads, reuse-revision, drop-watch-event, overlapping-ranges, divergent-apply, no-reelection, refuse-writes-after-failover, skip-revision, grant-every-vote, fail-on-deposed or no-quiesce", part)
+			return b, fmt.Errorf("unknown bug %q: want ack-before-sync, stale-reads, reuse-revision, drop-watch-event, overlapping-ranges, divergent-apply, no-reelection, refuse-writes-after-failover, skip-revision, grant-every-vote, fail-on-deposed, no-quiesce or serve-cross-range", part)
 		}
 	}
 	return b, nil
@@ -154,6 +156,9 @@ func BugsString(b core.Bugs) string {
 	}
 	if b.NoQuiesce {
 		s = append(s, "no-quiesce")
+	}
+	if b.ServeCrossRangeFromFirst {
+		s = append(s, "serve-cross-range")
 	}
 	return strings.Join(s, ",")
 }

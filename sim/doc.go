@@ -82,10 +82,13 @@
 //	                                 notifications honest, every watcher reaches the last write
 //	S7 store revision monotonic      check.CheckRevisions: an op that starts after another returned
 //	                                 never reports a lower revision
+//	S8 reads across ranges           a read of the whole client keyspace every second (sim/scan.go):
+//	                                 refused, or every key as the applied events left it at the
+//	                                 header revision
+//	S9 not applied means never       no put or CAS that failed definitely has its (unique) value
+//	                                 applied by any replica
 //	L1 leaders after healing         every range (control, system, data) has a leader within
 //	                                 LivenessBound (default 10 virtual seconds) after the heal
-//	S9 not applied means never        no put or CAS that failed definitely has its (unique) value
-//	                                 applied by any replica
 //	L2 definite answers              every operation issued after recovery ends Ok or with a definite
 //	                                 error within its deadline; final reads succeed; the run finishes
 //	                                 before its hard deadline; progress: refusals are answers but
@@ -96,13 +99,13 @@
 //	                                 message in the active phase once it had 2 s to quiesce
 //
 // L3 (repair of under-replicated ranges) is not checked: the control plane
-// does not repair yet, and neither is S8 (every cross-range request is
-// refused today; runtime and core tests cover that). Every checker has a
+// does not repair yet. Every checker has a
 // test that switches on a deliberate core bug (core.Bugs, --bugs) and shows
 // it is caught within a bounded number of seeds (TestCatches*): S1
 // ack-before-sync, stale-reads; S3 grant-every-vote; S4 overlapping-ranges;
 // S5 divergent-apply; S6 reuse-revision, drop-watch-event, skip-revision
-// (gaps, in runs with faults); S7 stale-reads; S9 fail-on-deposed; L1
+// (gaps, in runs with faults); S7 stale-reads; S8 serve-cross-range; S9
+// fail-on-deposed; L1
 // no-reelection; L2 refuse-writes-after-failover; L4 no-quiesce.
 // Config.StopOn ends a bug hunt's run at the first sign.
 //

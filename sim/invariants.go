@@ -49,6 +49,9 @@ type invariants struct {
 	// appliedValues is every value some replica applied in a put event,
 	// for S9 (client values are unique).
 	appliedValues map[string]bool
+	// keyEvents is, per key and revision, the event some replica applied
+	// (replicas agree, S5), for the S8 check of reads across ranges.
+	keyEvents map[string]map[int64]*mvccpb.Event
 	// idleMsgs counts, per idle data range (no client key in its span),
 	// the messages of that range sent in the quiet part of the active phase
 	// of a fault-free run (L4).
@@ -63,7 +66,7 @@ type rangeTerm struct {
 
 func newInvariants(s *Sim) *invariants {
 	return &invariants{s: s, leaders: map[rangeTerm]uint64{}, revs: map[int64]bool{}, reported: map[string]bool{}, leaderlessSince: map[uint64]int64{},
-		clientIssued: map[int]int{}, clientOK: map[int]int{}, groupWrites: map[int]int{}, groupOK: map[int]int{}, lastLeaders: map[uint64]rangeTerm{}, appliedValues: map[string]bool{}, idleMsgs: map[uint64]int{}}
+		clientIssued: map[int]int{}, clientOK: map[int]int{}, groupWrites: map[int]int{}, groupOK: map[int]int{}, lastLeaders: map[uint64]rangeTerm{}, appliedValues: map[string]bool{}, idleMsgs: map[uint64]int{}, keyEvents: map[string]map[int64]*mvccpb.Event{}}
 }
 
 // once reports a violation the first time its key is seen, so a broken
@@ -288,6 +291,11 @@ func (iv *invariants) observeApplied(n *node, applied []core.Applied) {
 			if ev.Type == mvccpb.PUT {
 				iv.appliedValues[string(ev.Kv.Value)] = true
 			}
+			k := string(ev.Kv.Key)
+			if iv.keyEvents[k] == nil {
+				iv.keyEvents[k] = map[int64]*mvccpb.Event{}
+			}
+			iv.keyEvents[k][rev] = ev
 		}
 		if last := n.lastRev[a.RangeID]; lo <= last {
 			iv.once(fmt.Sprintf("S6/%d/%d", n.id, a.RangeID), "S6",

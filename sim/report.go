@@ -99,7 +99,7 @@ func (s *Sim) finish(wall time.Duration) *Result {
 	for _, id := range sortedKeys(s.pending) {
 		p := s.pending[id]
 		delete(s.pending, id)
-		if p.watch != nil {
+		if p.watch != nil || p.scan {
 			continue
 		}
 		p.op.Outcome, p.op.Return, p.op.Output = check.Unknown, s.now, check.Output{}
@@ -155,6 +155,7 @@ func (s *Sim) finish(wall time.Duration) *Result {
 	s.inv.checkTailGaps()
 	s.inv.checkNotApplied(s.opInfo)
 	s.inv.checkIdle()
+	s.checkScans()
 	if s.inv.tailWrites <= 0 && s.recoveredAt != math.MaxInt64 {
 		r.Notes = append(r.Notes, "no write was acknowledged in the fault-free tail (after recovery and the last leader change): the no-gap check had nothing to judge")
 	}

@@ -64,6 +64,7 @@ type Sim struct {
 	final   *finalReads
 
 	watchers []*watcher
+	scans    []scanResult
 
 	inv *invariants
 
@@ -163,6 +164,9 @@ func New(cfg Config) (*Sim, error) {
 	if cfg.Watchers > 0 {
 		s.schedule(s.activeAt, &event{kind: evWatch})
 	}
+	if len(s.splits) > 0 && cfg.Clients > 0 {
+		s.schedule(s.activeAt+int64(scanEvery), &event{kind: evScan})
+	}
 	s.schedule(0, &event{kind: evCheck})
 	s.schedule(int64(cfg.HashInterval), &event{kind: evHash})
 	s.schedule(s.healAt, &event{kind: evPhase})
@@ -250,6 +254,8 @@ func (s *Sim) dispatch(e *event) {
 		s.schedule(s.now+int64(500*time.Millisecond), &event{kind: evWatch})
 	case evPhase:
 		s.heal()
+	case evScan:
+		s.scan()
 	}
 }
 

@@ -409,3 +409,12 @@ func TestCatchesNoQuiesce(t *testing.T) {
 	cfg.Bugs.NoQuiesce = true
 	findBug(t, cfg, 2, "L4")
 }
+
+// TestCatchesServeCrossRange: a request across ranges sent to the range of
+// its first key, which reads its node's engine at its own revision, shows
+// keys of other ranges as they were not at that revision (S8). (The correct
+// core refuses such requests with FailedPrecondition, which S8 allows.)
+func TestCatchesServeCrossRange(t *testing.T) {
+	cfg := bugConfig(core.Bugs{ServeCrossRangeFromFirst: true})
+	findBug(t, cfg, 5, "S8")
+}
