@@ -121,10 +121,6 @@ type Bugs struct {
 	// multiples of 50: a gap between consecutive writes in a run without
 	// faults (the no-gap check of S6).
 	SkipRevision bool
-	// GrantEveryVote makes a replica answer every vote and pre-vote request
-	// with a grant, without consulting raft (its term, its vote, its log):
-	// two candidates of one term can both win (S3).
-	GrantEveryVote bool
 	// FailOnDeposed makes a leader that loses leadership fail its proposed
 	// batch at once as "leader changed, not applied", although the next
 	// leader may still commit it (S9).
@@ -457,16 +453,6 @@ func (n *Node) alive(id uint64) bool {
 func (n *Node) stepRaft(from uint64, rm *tenfoldpb.RaftMessage) {
 	r, ok := n.replicas[rm.GetRangeId()]
 	if !ok {
-		return
-	}
-	if m := rm.GetMsg(); n.cfg.Bugs.GrantEveryVote && (m.GetType() == raftpb.MessageType_MsgVote || m.GetType() == raftpb.MessageType_MsgPreVote) {
-		// Deliberate defect: answer for raft, granting whatever the
-		// candidate's term and log and whoever this replica voted for.
-		resp := raftpb.MessageType_MsgVoteResp
-		if m.GetType() == raftpb.MessageType_MsgPreVote {
-			resp = raftpb.MessageType_MsgPreVoteResp
-		}
-		r.sendRaft([]*raftpb.Message{{Type: resp.Enum(), To: m.From, From: m.To, Term: m.Term}})
 		return
 	}
 	r.step(rm.GetMsg())

@@ -103,8 +103,6 @@ func ParseBugs(s string) (core.Bugs, error) {
 			b.RefuseWritesAfterFailover = true
 		case "skip-revision":
 			b.SkipRevision = true
-		case "grant-every-vote":
-			b.GrantEveryVote = true
 		case "fail-on-deposed":
 			b.FailOnDeposed = true
 		case "no-quiesce":
@@ -112,7 +110,7 @@ func ParseBugs(s string) (core.Bugs, error) {
 		case "serve-cross-range":
 			b.ServeCrossRangeFromFirst = true
 		default:
-			return b, fmt.Errorf("unknown bug %q: want ack-before-sync, stale-reads, reuse-revision, drop-watch-event, overlapping-ranges, divergent-apply, no-reelection, refuse-writes-after-failover, skip-revision, grant-every-vote, fail-on-deposed, no-quiesce or serve-cross-range", part)
+			return b, fmt.Errorf("unknown bug %q: want ack-before-sync, stale-reads, reuse-revision, drop-watch-event, overlapping-ranges, divergent-apply, no-reelection, refuse-writes-after-failover, skip-revision, fail-on-deposed, no-quiesce or serve-cross-range", part)
 		}
 	}
 	return b, nil
@@ -147,9 +145,6 @@ func BugsString(b core.Bugs) string {
 	}
 	if b.SkipRevision {
 		s = append(s, "skip-revision")
-	}
-	if b.GrantEveryVote {
-		s = append(s, "grant-every-vote")
 	}
 	if b.FailOnDeposed {
 		s = append(s, "fail-on-deposed")

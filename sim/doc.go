@@ -62,7 +62,9 @@
 //	                                 that runs out of LinearizabilityTimeout fails the seed
 //	S2 no acknowledged write lost    final reads + S1; crashes lose unsynced writes for real
 //	S3 one leader per range and term (range, term) -> leader from every node's RangeStatuses, every
-//	                                 CheckInterval; two leaders for one pair is a violation
+//	                                 CheckInterval, and from every raft append, heartbeat and
+//	                                 snapshot sent (only leaders send them); two leaders for one
+//	                                 pair is a violation
 //	S4 directory coverage            every directory the control leader serves (KeepaliveResponse)
 //	                                 covers the keyspace with no gap or overlap and has Ranges data
 //	                                 ranges; no node's range cache has overlapping ranges
@@ -99,14 +101,14 @@
 //	                                 message in the active phase once it had 2 s to quiesce
 //
 // L3 (repair of under-replicated ranges) is not checked: the control plane
-// does not repair yet. Every checker has a
-// test that switches on a deliberate core bug (core.Bugs, --bugs) and shows
-// it is caught within a bounded number of seeds (TestCatches*): S1
-// ack-before-sync, stale-reads; S3 grant-every-vote; S4 overlapping-ranges;
-// S5 divergent-apply; S6 reuse-revision, drop-watch-event, skip-revision
-// (gaps, in runs with faults); S7 stale-reads; S8 serve-cross-range; S9
-// fail-on-deposed; L1
-// no-reelection; L2 refuse-writes-after-failover; L4 no-quiesce.
+// does not repair yet. Every checker has a test that switches on a
+// deliberate core bug (core.Bugs, --bugs) and shows it is caught within a
+// bounded number of seeds (TestCatches*): S1 ack-before-sync, stale-reads;
+// S3 ack-before-sync (crashed voters forget their votes); S4
+// overlapping-ranges; S5 divergent-apply; S6 reuse-revision,
+// drop-watch-event, skip-revision (gaps, in runs with faults); S7
+// stale-reads; S8 serve-cross-range; S9 fail-on-deposed; L1 no-reelection;
+// L2 refuse-writes-after-failover; L4 no-quiesce.
 // Config.StopOn ends a bug hunt's run at the first sign.
 //
 // # Running

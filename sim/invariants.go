@@ -12,6 +12,7 @@ import (
 	"github.com/tenfold/tenfold/mvcc"
 	"github.com/tenfold/tenfold/tenfoldpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
+	raftpb "go.etcd.io/raft/v3/raftpb"
 )
 
 // invariants checks safety continuously while the run goes, and tracks what
@@ -155,6 +156,26 @@ func (iv *invariants) observeLeader(id uint64, st core.RangeStatus) {
 	} else if l != st.Leader {
 		iv.once(fmt.Sprintf("S3/%d/%d", st.RangeID, st.Term), "S3",
 			"range %d has two leaders in term %d: node %d and node %d (seen by node %d)", st.RangeID, st.Term, l, st.Leader, id)
+	}
+}
+
+// observeLeaderMessages checks S3 on every message a node sends: raft
+// appends, heartbeats and snapshots are sent only by a leader, so each one
+// is a claim to lead its range in the message's term. Two leaders of one
+// term may overlap for less than a check interval, or never at the same
+// time; their messages still show both.
+func (iv *invariants) observeLeaderMessages(m *tenfoldpb.Message) {
+	claim := func(rm *tenfoldpb.RaftMessage) {
+		switch msg := rm.GetMsg(); msg.GetType() {
+		case raftpb.MessageType_MsgApp, raftpb.MessageType_MsgHeartbeat, raftpb.MessageType_MsgSnap:
+			iv.observeLeader(m.GetFrom(), core.RangeStatus{RangeID: rm.GetRangeId(), Term: msg.GetTerm(), Leader: m.GetFrom()})
+		}
+	}
+	if rm := m.GetRaft(); rm != nil {
+		claim(rm)
+	}
+	for _, rm := range m.GetHeartbeats().GetMsgs() {
+		claim(rm)
 	}
 }
 

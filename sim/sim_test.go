@@ -356,18 +356,16 @@ func TestCatchesSkipRevision(t *testing.T) {
 	findBug(t, cfg, 5, "S6-gaps")
 }
 
-// TestCatchesGrantEveryVote: replicas that grant every vote and pre-vote
-// request, whatever their term, vote and log, let a candidate that missed an
-// election (partitioned or crashed meanwhile) win the term another leader
-// already holds: two leaders in one term (S3), seen in the node statuses.
-func TestCatchesGrantEveryVote(t *testing.T) {
-	cfg := bugConfig(core.Bugs{GrantEveryVote: true}, FaultPartition, FaultCrash)
-	// Two leaders of a term may overlap only briefly: look often.
-	cfg.FaultRate, cfg.CheckInterval = 2, 10*time.Millisecond
-	// Some seeds diverge (S5) without a status ever showing both leaders
-	// at once, and then thrash for minutes: stop those at once.
-	cfg.StopOn = []string{"S5"}
-	findBug(t, cfg, 10, "S3")
+// TestCatchesTwoLeadersAckBeforeSync: a node that does not sync its raft
+// hard state and log before answering forgets, when it crashes, the votes
+// it gave; voting again in the same term, it lets two candidates win one
+// term (S3). S3 is checked on the node statuses every check interval and on
+// every raft append and heartbeat sent (only leaders send those), so short
+// overlaps are seen too.
+func TestCatchesTwoLeadersAckBeforeSync(t *testing.T) {
+	cfg := bugConfig(core.Bugs{AckBeforeSync: true}, FaultCrash)
+	cfg.FaultRate, cfg.MaxDown = 2, 3
+	findBug(t, cfg, 20, "S3")
 }
 
 // TestCatchesFailOnDeposed: a deposed leader that fails its proposed batch
@@ -379,9 +377,9 @@ func TestCatchesGrantEveryVote(t *testing.T) {
 // still wait (an isolated one steps down only at the heal, long after its
 // clients gave up).
 func TestCatchesFailOnDeposed(t *testing.T) {
-	cfg := bugConfig(core.Bugs{FailOnDeposed: true}, FaultPause, FaultPartition)
-	cfg.FaultRate, cfg.Clients, cfg.Duration = 3, 16, 20*time.Second
-	findBug(t, cfg, 10, "S9")
+	cfg := bugConfig(core.Bugs{FailOnDeposed: true}, FaultPause)
+	cfg.FaultRate, cfg.Clients, cfg.Duration = 3, 16, 30*time.Second
+	findBug(t, cfg, 20, "S9")
 }
 
 // idleConfig is a fault-free run with one data range no client key falls
