@@ -79,7 +79,7 @@
 //	                                 recovery and the last leader change on: every revision between
 //	                                 the lowest and highest acknowledged to a write issued there was
 //	                                 applied; earlier gaps are legal, failed compares and reads take
-//	                                 none, timed-out writes count if applied)
+//	                                 none, and each write that timed out in the tail may leave one)
 //	S6 watches ("S6-watch")          check.CheckWatches: order, no duplicates, no gaps, progress
 //	                                 notifications honest, every watcher reaches the last write
 //	S7 store revision monotonic      check.CheckRevisions: an op that starts after another returned

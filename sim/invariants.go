@@ -421,10 +421,14 @@ func (iv *invariants) checkProgress() {
 // point by a sequencer leader that stays, for range leaders that stay, on a
 // network that loses nothing: every such grant's entry commits and applies.
 // So every revision from the lowest to the highest revision acknowledged to
-// a write issued in the tail belongs to some applied write. Gaps before the
-// tail are legal (an old sequencer leader's unused window, a deposed range
-// leader's grant), and so are failed compares and reads (they take no
-// revision); writes that timed out count if any replica applied them.
+// a write issued in the tail belongs to some applied write, except one per
+// write that timed out in the tail: its request may expire between the grant
+// and the proposal (seed 1526 of the CI configurations: a put queued behind
+// a partition reached the leader at the heal, was granted a revision and
+// expired), and such a write may also apply (then it fills its revision).
+// Gaps before the tail are legal (an old sequencer leader's unused window, a
+// deposed range leader's grant), and so are failed compares and reads (they
+// take no revision).
 func (iv *invariants) checkTailGaps() {
 	s := iv.s
 	if s.recoveredAt == math.MaxInt64 {
@@ -432,7 +436,11 @@ func (iv *invariants) checkTailGaps() {
 	}
 	from := max(s.recoveredAt, iv.lastLeaderChange)
 	lo, hi := int64(math.MaxInt64), int64(0)
+	timedOut := 0 // writes still pending in the tail that ended unknown
 	for _, op := range s.history {
+		if op.Outcome == check.Unknown && op.Kind != check.Get && op.Return >= from {
+			timedOut++
+		}
 		if op.Call < from || op.Outcome != check.Ok || op.Output.Revision == 0 {
 			continue
 		}
@@ -450,9 +458,9 @@ func (iv *invariants) checkTailGaps() {
 			missing = append(missing, r)
 		}
 	}
-	if len(missing) > 0 {
-		s.violate("S6-gaps", "fault-free tail from %v: %d revisions between %d and %d (acknowledged to writes issued in the tail) were never applied by any replica, first %v",
-			dur(from), len(missing), lo, hi, missing[:min(len(missing), 10)])
+	if len(missing) > timedOut {
+		s.violate("S6-gaps", "fault-free tail from %v: %d revisions between %d and %d (acknowledged to writes issued in the tail) were never applied by any replica, first %v; only %d writes that timed out in the tail may explain a gap",
+			dur(from), len(missing), lo, hi, missing[:min(len(missing), 10)], timedOut)
 	}
 }
 
