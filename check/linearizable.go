@@ -42,12 +42,18 @@ type Result struct {
 	// Verdict is the answer.
 	Verdict Verdict
 	// IllegalKeys lists, sorted, the keys whose operations have no
-	// linearization, when Verdict is Illegal. It is empty if the second
-	// search that finds them (the one that also records the visualization)
-	// ran out of time.
+	// linearization, when Verdict is Illegal.
 	IllegalKeys []string
 
-	// model and info feed WriteVisualization; set only for Illegal.
+	// TimedOutWindow names the window whose search ran out of time, when
+	// Verdict is TimedOut.
+	TimedOutWindow string
+	// Windows is how many windows were searched (see CheckLinearizable),
+	// and LargestWindow the most operations in one.
+	Windows, LargestWindow int
+
+	// model and info feed WriteVisualization; set only for Illegal: the
+	// first illegal window's.
 	model   porcupine.Model
 	info    porcupine.LinearizationInfo
 	hasInfo bool
@@ -57,6 +63,9 @@ type Result struct {
 func (r Result) String() string {
 	if r.Verdict == Illegal && len(r.IllegalKeys) > 0 {
 		return fmt.Sprintf("%v (keys %q)", r.Verdict, r.IllegalKeys)
+	}
+	if r.Verdict == TimedOut {
+		return fmt.Sprintf("%v (%s)", r.Verdict, r.TimedOutWindow)
 	}
 	return r.Verdict.String()
 }
@@ -85,44 +94,180 @@ func (r Result) WriteVisualization(path string) error {
 // where it is linearized last. Unknown Gets are left out since they change
 // nothing.
 //
-// The search gives up after timeout (0 means no limit) with Verdict TimedOut.
-// On Illegal the history is searched a second time, with the same limit, to
-// record the data for WriteVisualization and IllegalKeys.
+// Each key's history is cut further into windows at quiescent points, times
+// at which no operation on the key is pending (every op called before has
+// returned; an Unknown op is pending to the end). Every op of a window is
+// linearized after every op of the windows before it, so the key's history is
+// linearizable if and only if each window is, starting from some state the
+// windows before it can end in. The check carries that set of possible states
+// from window to window (exactly: a state is possible if some complete
+// linearization of the window ends in it), so porcupine only ever searches
+// one window. This is what keeps long histories within budget.
+//
+// All the searches together give up after timeout (0 means no limit) with
+// Verdict TimedOut, which the caller must treat as a failure: nothing was
+// proven. On Illegal the failing window is searched a second time, with the
+// same limit, to record the data for WriteVisualization.
 //
 // It panics if an op is malformed (see Op.Validate).
 func CheckLinearizable(h []Op, timeout time.Duration) Result {
 	mustValidate(h)
 	ops, keys := toPorcupine(h)
-	model := kvModel()
-	switch porcupine.CheckOperationsTimeout(model, ops, timeout) {
-	case porcupine.Ok:
-		return Result{Verdict: Linearizable}
-	case porcupine.Unknown:
-		return Result{Verdict: TimedOut}
+	var deadline time.Time
+	if timeout > 0 {
+		deadline = time.Now().Add(timeout)
 	}
-
-	start := time.Now()
-	verdict, info := porcupine.CheckOperationsVerbose(model, ops, timeout)
-	r := Result{Verdict: Illegal, model: model, info: info, hasInfo: true}
-	// A partition cut short by the time limit also lacks a complete
-	// linearization, so partitions can be blamed only if the limit was not
-	// reached; porcupine's timer starts after start, so elapsed bounds it.
-	if verdict != porcupine.Illegal || (timeout > 0 && time.Since(start) >= timeout) {
-		return r
-	}
-	for p, partials := range info.PartialLinearizations() {
-		complete := false
-		for _, seq := range partials {
-			if len(seq) == keys[p].ops {
-				complete = true
-				break
+	byKey := partitionByKey(ops)
+	r := Result{Verdict: Linearizable}
+	for p, kops := range byKey {
+		kr := checkKey(keys[p].key, kops, deadline)
+		switch kr.Verdict {
+		case TimedOut:
+			if r.Verdict != Illegal {
+				r.Verdict, r.TimedOutWindow = TimedOut, kr.TimedOutWindow
 			}
-		}
-		if !complete {
+		case Illegal:
+			if r.Verdict != Illegal {
+				r = Result{Verdict: Illegal, model: kr.model, info: kr.info, hasInfo: kr.hasInfo}
+			}
 			r.IllegalKeys = append(r.IllegalKeys, keys[p].key)
 		}
+		r.Windows += kr.Windows
+		r.LargestWindow = max(r.LargestWindow, kr.LargestWindow)
 	}
 	return r
+}
+
+// checkKey checks one key's operations window by window.
+func checkKey(key string, ops []porcupine.Operation, deadline time.Time) Result {
+	r := Result{Verdict: Linearizable}
+	states := []kvState{{}} // the key starts absent
+	windows := quiescentWindows(ops)
+	for i, w := range windows {
+		r.Windows++
+		r.LargestWindow = max(r.LargestWindow, len(w))
+		model := windowModel(states)
+		switch porcupine.CheckOperationsTimeout(model, w, remaining(deadline)) {
+		case porcupine.Unknown:
+			r.Verdict = TimedOut
+			r.TimedOutWindow = fmt.Sprintf("key %q, %d ops called from %d to %d", key, len(w), w[0].Call, w[len(w)-1].Call)
+			return r
+		case porcupine.Illegal:
+			r.Verdict = Illegal
+			_, r.info = porcupine.CheckOperationsVerbose(model, w, remaining(deadline))
+			r.model, r.hasInfo = model, true
+			return r
+		}
+		if i == len(windows)-1 {
+			break // nothing follows: its end states do not matter
+		}
+		next, ok := endStates(w, states, deadline)
+		if !ok {
+			r.Verdict = TimedOut
+			r.TimedOutWindow = fmt.Sprintf("key %q, end states of %d ops called from %d to %d", key, len(w), w[0].Call, w[len(w)-1].Call)
+			return r
+		}
+		states = next
+	}
+	return r
+}
+
+// remaining is the time left before deadline, for porcupine (0 means no
+// limit, so an expired deadline gives the smallest positive limit).
+func remaining(deadline time.Time) time.Duration {
+	if deadline.IsZero() {
+		return 0
+	}
+	return max(time.Until(deadline), time.Nanosecond)
+}
+
+// quiescentWindows cuts one key's operations at every point where none is
+// pending: an op starts a new window if every op called before it returned
+// before its call (strictly: porcupine orders a call before a return at the
+// same time, making them concurrent).
+func quiescentWindows(ops []porcupine.Operation) [][]porcupine.Operation {
+	sorted := slices.Clone(ops)
+	slices.SortStableFunc(sorted, func(a, b porcupine.Operation) int { return cmp.Compare(a.Call, b.Call) })
+	var windows [][]porcupine.Operation
+	var lastReturn int64
+	for i, op := range sorted {
+		if i == 0 || lastReturn < op.Call {
+			windows = append(windows, nil)
+		}
+		windows[len(windows)-1] = append(windows[len(windows)-1], op)
+		lastReturn = max(lastReturn, op.Return)
+	}
+	return windows
+}
+
+// endStates returns the states a window can end in, from any of the states
+// it can start in: a candidate (absent, a start state, or a value written in
+// the window) is possible if the window followed by a read returning it is
+// linearizable. ok is false if the deadline passed.
+func endStates(w []porcupine.Operation, start []kvState, deadline time.Time) ([]kvState, bool) {
+	candidates := append([]kvState{{}}, start...)
+	var end int64
+	lanes := 0
+	for _, op := range w {
+		in := op.Input.(kvInput)
+		if in.kind == Put || in.kind == CAS {
+			candidates = append(candidates, kvState{present: true, value: in.value})
+		}
+		end = max(end, op.Return, op.Call)
+		lanes = max(lanes, op.ClientId+1)
+	}
+	slices.SortFunc(candidates, compareStates)
+	candidates = slices.Compact(candidates)
+	model := windowModel(start)
+	key := w[0].Input.(kvInput).key
+	var out []kvState
+	for _, c := range candidates {
+		probe := porcupine.Operation{ClientId: lanes, Call: end + 1, Return: end + 2,
+			Input:  kvInput{kind: Get, key: key, index: -1, client: -1},
+			Output: kvOutput{found: c.present, value: c.value}}
+		switch porcupine.CheckOperationsTimeout(model, append(slices.Clone(w), probe), remaining(deadline)) {
+		case porcupine.Ok:
+			out = append(out, c)
+		case porcupine.Unknown:
+			return nil, false
+		}
+	}
+	return out, true
+}
+
+func compareStates(a, b kvState) int {
+	if a.present != b.present {
+		if !a.present {
+			return -1
+		}
+		return 1
+	}
+	return cmp.Compare(a.value, b.value)
+}
+
+// windowModel is kvModel for one key's window that may start in any of
+// states: porcupine's nondeterministic model, whose state is the set of
+// register states still possible.
+func windowModel(states []kvState) porcupine.Model {
+	base := kvModel()
+	init := make([]any, len(states))
+	for i, s := range states {
+		init[i] = s
+	}
+	nm := porcupine.NondeterministicModel{
+		Init: func() []any { return init },
+		Step: func(state, input, output any) []any {
+			if ok, next := kvStep(state, input, output); ok {
+				return []any{next}
+			}
+			return nil
+		},
+		Hash:                      base.Hash,
+		DescribeOperation:         base.DescribeOperation,
+		DescribeState:             base.DescribeState,
+		DescribeOperationMetadata: base.DescribeOperationMetadata,
+	}
+	return nm.ToModel()
 }
 
 // kvInput is a porcupine operation input: the request.

@@ -238,16 +238,18 @@ func TestVisualizationWrittenOnFailure(t *testing.T) {
 }
 
 func TestTimeoutGivesTimedOut(t *testing.T) {
-	// Many concurrent puts and a read of a value none of them wrote: proving
-	// the read illegal means trying every subset of the puts, 2^24 states.
+	// Many concurrent puts and, concurrent with them (so no quiescent point
+	// separates it from them), a read of a value none of them wrote:
+	// proving the read illegal means trying every subset of the puts, 2^24
+	// states.
 	var h []Op
 	for c := range 24 {
 		h = append(h, put(c, "x", fmt.Sprint(c), 0, 100))
 	}
-	h = append(h, get(24, "x", "never-written", 101, 102))
+	h = append(h, get(24, "x", "never-written", 50, 150))
 	r := CheckLinearizable(h, 50*time.Millisecond)
-	if r.Verdict != TimedOut {
-		t.Fatalf("verdict %v, want %v", r, TimedOut)
+	if r.Verdict != TimedOut || !strings.Contains(r.String(), `key "x", 25 ops`) {
+		t.Fatalf("verdict %v, want %v naming the window of key x", r, TimedOut)
 	}
 	if err := r.WriteVisualization(filepath.Join(t.TempDir(), "x.html")); err == nil {
 		t.Error("WriteVisualization of a timed-out result succeeded")
@@ -388,4 +390,24 @@ func BenchmarkCheckLinearizable(b *testing.B) {
 			}
 		})
 	}
+}
+
+// TestWindowsCarryStates checks the cut at quiescent points: the states a
+// window may end in all carry over to the next window, and only those.
+func TestWindowsCarryStates(t *testing.T) {
+	// Two concurrent puts, then (after both returned) reads: either value
+	// may be the one that stuck, but not both one after the other.
+	racing := []Op{put(0, "x", "a", 0, 10), put(1, "x", "b", 0, 10)}
+	ok := append(slices.Clone(racing), get(2, "x", "b", 20, 21), get(2, "x", "b", 30, 31))
+	if r := wantVerdict(t, ok, Linearizable); r.Windows != 3 {
+		t.Errorf("%d windows, want 3 (the puts, then each read)", r.Windows)
+	}
+	wantVerdict(t, append(slices.Clone(racing), get(2, "x", "a", 20, 21)), Linearizable)
+	wantVerdict(t, append(slices.Clone(racing), get(2, "x", "a", 20, 21), get(2, "x", "b", 30, 31)), Illegal)
+	// A failed CAS in a later window rules out one of the states.
+	wantVerdict(t, append(slices.Clone(racing), cas(2, "x", "a", "c", false, 20, 21), get(3, "x", "a", 30, 31)), Illegal)
+	wantVerdict(t, append(slices.Clone(racing), cas(2, "x", "a", "c", false, 20, 21), get(3, "x", "b", 30, 31)), Linearizable)
+	// A delete in the first window: absent is a possible end state.
+	h := []Op{put(0, "x", "a", 0, 10), del(1, "x", true, 5, 15), getAbsent(2, "x", 20, 21)}
+	wantVerdict(t, h, Linearizable)
 }

@@ -187,7 +187,7 @@ func (c *clientState) route(op *clientOp) routeOutcome {
 		return routeWait
 	}
 	delete(c.unrouted, op.wireID)
-	if !covers(desc, op.span) {
+	if !covers(desc, op.span) && !c.n.cfg.Bugs.ServeCrossRangeFromFirst {
 		c.finish(op, nil, status.Errorf(codes.FailedPrecondition,
 			"tenfold: request spans more than one range (key %q to %q crosses range %d [%q, %q)); multi-range %s is not supported yet: split the request by range",
 			op.span.Start, op.span.End, desc.GetRangeId(), desc.GetStartKey(), desc.GetEndKey(), kindName(op.req.Kind)))
@@ -332,7 +332,7 @@ func (c *clientState) handleResponse(from uint64, r *tenfoldpb.Response) {
 	// so "not applied" is never certain; the range's session table makes
 	// every retry and copy execute at most once. (Lease writes, which the
 	// system range does not deduplicate, are not resent on silence.)
-	if retryable(r.GetError()) {
+	if retryable(r.GetError()) && !c.n.cfg.Bugs.FailOnDeposed {
 		if op.attempts < 20 || op.deduped() {
 			op.nextTry = c.n.now.Add(c.retryDelay(op))
 			if r.GetLeaderHint() != 0 && r.GetLeaderHint() != op.target {

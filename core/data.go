@@ -161,6 +161,10 @@ func (d *dataState) handle(req *tenfoldpb.Request) {
 		n.reply(req, nil, errOverloaded)
 		return
 	}
+	if n.cfg.Bugs.RefuseWritesAfterFailover && d.r.term > 1 && req.GetKind() != tenfoldpb.RequestKind_RANGE && req.GetKind() != tenfoldpb.RequestKind_CLOSE {
+		n.reply(req, nil, errOverloaded)
+		return
+	}
 	if req.GetKind() == tenfoldpb.RequestKind_RANGE || req.GetKind() == tenfoldpb.RequestKind_LEASE_KEYS {
 		d.reads = append(d.reads, req)
 		d.pump()
@@ -251,6 +255,9 @@ func (d *dataState) lostLeadership() {
 		}
 		// A proposed batch may still commit under the next leader; it is
 		// answered when it applies, or failed when a later term applies.
+		if c.proposed && n.cfg.Bugs.FailOnDeposed {
+			d.failCycle(c) // deliberate defect: "not applied" too early
+		}
 	}
 }
 

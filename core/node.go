@@ -140,6 +140,27 @@ type Bugs struct {
 	// keeps its role, and a node rejoining with a higher term can unseat a
 	// healthy leader.
 	NoCheckQuorum bool
+	// RefuseWritesAfterFailover makes a data range leader refuse every
+	// write (as overloaded, a definite refusal) once the range is past its
+	// bootstrap term 1, i.e. after its first leader was replaced: a
+	// cluster that recovers leaders but never serves writes again (L2).
+	RefuseWritesAfterFailover bool
+	// SkipRevision makes the sequencer never hand out revisions that are
+	// multiples of 50: a gap between consecutive writes in a run without
+	// faults (the no-gap check of S6).
+	SkipRevision bool
+	// FailOnDeposed makes a leader that loses leadership fail its proposed
+	// batch at once as "leader changed, not applied", although the next
+	// leader may still commit it, and makes origins pass such refusals on
+	// as definite failures instead of retrying them (S9).
+	FailOnDeposed bool
+	// NoQuiesce makes idle leaders never quiesce their ranges: an idle
+	// range keeps sending heartbeats (L4).
+	NoQuiesce bool
+	// ServeCrossRangeFromFirst sends a request that spans ranges to the
+	// range of its first key, which serves it from its node's engine at its
+	// own revision, instead of refusing it (S8).
+	ServeCrossRangeFromFirst bool
 }
 
 func (c *Config) setDefaults() {

@@ -209,7 +209,7 @@ func (r *replica) maybeQuiesce() {
 		r.idleTicks = 0
 		return
 	}
-	if r.idleTicks++; r.idleTicks < quiesceAfterTicks {
+	if r.idleTicks++; r.idleTicks < quiesceAfterTicks || r.n.cfg.Bugs.NoQuiesce {
 		return
 	}
 	st := r.rn.Status()

@@ -368,6 +368,9 @@ func (s *systemState) grant(ws *[]seqWaiter) {
 		if n.cfg.Bugs.ReuseRevision && w.req.GetCount() > 0 && s.counter > 1 {
 			first = s.counter // deliberate defect: hand the last revision out again
 		}
+		if n.cfg.Bugs.SkipRevision && w.req.GetCount() > 0 && first%50 == 0 {
+			first++ // deliberate defect: a revision no write gets
+		}
 		s.counter = first + int64(w.req.GetCount()) - 1
 		if w.req.GetCount() == 0 {
 			s.counter = first - 1

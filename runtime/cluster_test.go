@@ -1,12 +1,15 @@
 package runtime
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/tenfold/tenfold/core"
+	"github.com/tenfold/tenfold/tenfoldpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
@@ -109,6 +112,36 @@ func (c *testCluster) waitReady(cli *clientv3.Client) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// waitFor polls cond until it holds, failing the test (and logging every
+// node's status) if it does not within timeout. It is how tests wait for the
+// cluster to reach a state, instead of sleeping and hoping.
+func (c *testCluster) waitFor(what string, timeout time.Duration, cond func() bool) {
+	c.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			c.logStatus()
+			c.t.Fatalf("%s: not reached within %v", what, timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// rangesQuiesced reports whether every replica on n of a range for which
+// match holds is quiesced, reading the core on n's own loop goroutine.
+func rangesQuiesced(ctx context.Context, n *Node, match func(core.RangeStatus) bool) bool {
+	quiet := false
+	_ = n.do(ctx, func() {
+		quiet = true
+		for _, r := range n.core.RangeStatuses() {
+			if match(r) {
+				quiet = quiet && r.Quiesced
+			}
+		}
+	})
+	return quiet
 }
 
 // logStatus logs every running node's latest status snapshot.
@@ -244,8 +277,19 @@ func TestClusterWatchAndLease(t *testing.T) {
 	}
 
 	// A progress request on an idle (quiesced) range brings a notification at
-	// or above the last write.
-	time.Sleep(200 * time.Millisecond)
+	// or above the last write: wait until the range of /w/ is quiesced on
+	// every data node.
+	holdsW := func(r core.RangeStatus) bool {
+		return r.Kind == tenfoldpb.RangeKind_DATA && bytes.Compare(r.Start, []byte("/w/")) <= 0 && (len(r.End) == 0 || bytes.Compare([]byte("/w/"), r.End) < 0)
+	}
+	c.waitFor("range of /w/ quiesced", 20*time.Second, func() bool {
+		for _, n := range c.nodes[1:] {
+			if !rangesQuiesced(ctx, n, holdsW) {
+				return false
+			}
+		}
+		return true
+	})
 	if err := cli.RequestProgress(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -459,16 +503,8 @@ func TestClusterQuiescesIdleRanges(t *testing.T) {
 	if _, err := cli.Put(ctx, "k", "v"); err != nil {
 		t.Fatal(err)
 	}
-	// Each node's core is read on its own loop goroutine.
 	nodeQuiet := func(n *Node) bool {
-		quiet := false
-		_ = n.do(ctx, func() {
-			quiet = true
-			for _, r := range n.core.RangeStatuses() {
-				quiet = quiet && r.Quiesced
-			}
-		})
-		return quiet
+		return rangesQuiesced(ctx, n, func(core.RangeStatus) bool { return true })
 	}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -541,7 +577,35 @@ func TestClusterThreeControlNodes(t *testing.T) {
 	}
 	// Stop the control leader: the other two elect a new one, and data
 	// nodes keep serving throughout.
-	time.Sleep(600 * time.Millisecond) // let the status snapshots catch up
+	// Wait until the status snapshots of all three control nodes agree on
+	// one leader of the control range, which names itself.
+	c.waitFor("control nodes agree on a control leader", 20*time.Second, func() bool {
+		leaders := map[uint64]bool{}
+		for _, n := range c.nodes[:3] {
+			st := n.Status()
+			if st == nil {
+				return false
+			}
+			var l uint64
+			for _, r := range st.Ranges {
+				if r.Kind == tenfoldpb.RangeKind_CONTROL {
+					l = r.Leader
+				}
+			}
+			leaders[l] = true
+		}
+		if len(leaders) != 1 || leaders[0] {
+			return false
+		}
+		for l := range leaders {
+			for _, n := range c.nodes[:3] {
+				if n.ID() == l {
+					return true
+				}
+			}
+		}
+		return false
+	})
 	stopped := 0
 	for _, n := range c.nodes[:3] {
 		for _, r := range n.Status().Ranges {

@@ -37,6 +37,7 @@ type client struct {
 type pendingOp struct {
 	hubRef uint64   // a watch hub's CLOSE request (not in the history)
 	lease  *leaseOp // a lease client's operation (not in the history)
+	scan   bool     // a read across ranges (not in the history; see scan.go)
 	client *client  // nil for a final read
 	final  int      // key index of a final read
 	op     check.Op
@@ -203,6 +204,10 @@ func (s *Sim) clientResult(n *node, r core.Result) {
 		s.leaseResult(p, r)
 		return
 	}
+	if p.scan {
+		s.scanAnswered(r.Resp, r.Err)
+		return
+	}
 	outcome := classify(r.Err)
 	var out check.Output
 	if outcome == check.Ok {
@@ -279,6 +284,9 @@ func (s *Sim) complete(p *pendingOp, outcome check.Outcome, out check.Output) {
 		s.leaseCompleted(p, outcome)
 		return
 	}
+	if p.scan {
+		return
+	}
 	p.op.Outcome, p.op.Return, p.op.Output = outcome, s.now, out
 	if outcome != check.Ok {
 		p.op.Output = check.Output{}
@@ -286,7 +294,11 @@ func (s *Sim) complete(p *pendingOp, outcome check.Outcome, out check.Output) {
 	s.history = append(s.history, p.op)
 	s.opInfo = append(s.opInfo, opInfo{node: p.node, err: p.err})
 	s.hashNote("op %d %v %s %v %v %d", p.op.ClientID, p.op.Kind, p.op.Key, outcome, out.Found, out.Revision)
-	s.inv.opDone(p.op)
+	clientIdx := -1
+	if p.client != nil {
+		clientIdx = p.client.idx
+	}
+	s.inv.opDone(p.op, clientIdx)
 	if p.client == nil {
 		s.finalDone(p, outcome, out)
 		return

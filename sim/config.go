@@ -114,8 +114,18 @@ func ParseBugs(s string) (core.Bugs, error) {
 			b.NoCheckQuorum = true
 		case "no-dedup":
 			b.NoDedup = true
+		case "refuse-writes-after-failover":
+			b.RefuseWritesAfterFailover = true
+		case "skip-revision":
+			b.SkipRevision = true
+		case "fail-on-deposed":
+			b.FailOnDeposed = true
+		case "no-quiesce":
+			b.NoQuiesce = true
+		case "serve-cross-range":
+			b.ServeCrossRangeFromFirst = true
 		default:
-			return b, fmt.Errorf("unknown bug %q: want ack-before-sync, stale-reads, reuse-revision, drop-watch-event, overlapping-ranges, divergent-apply, no-reelection, stale-watch-start, revoke-skips-range, put-ignores-revoke, lease-reads-from-memory, no-check-quorum or no-dedup", part)
+			return b, fmt.Errorf("unknown bug %q: want ack-before-sync, stale-reads, reuse-revision, drop-watch-event, overlapping-ranges, divergent-apply, no-reelection, stale-watch-start, revoke-skips-range, put-ignores-revoke, lease-reads-from-memory, no-check-quorum, no-dedup, refuse-writes-after-failover, skip-revision, fail-on-deposed, no-quiesce or serve-cross-range", part)
 		}
 	}
 	return b, nil
@@ -162,6 +172,21 @@ func BugsString(b core.Bugs) string {
 	}
 	if b.NoDedup {
 		s = append(s, "no-dedup")
+	}
+	if b.RefuseWritesAfterFailover {
+		s = append(s, "refuse-writes-after-failover")
+	}
+	if b.SkipRevision {
+		s = append(s, "skip-revision")
+	}
+	if b.FailOnDeposed {
+		s = append(s, "fail-on-deposed")
+	}
+	if b.NoQuiesce {
+		s = append(s, "no-quiesce")
+	}
+	if b.ServeCrossRangeFromFirst {
+		s = append(s, "serve-cross-range")
 	}
 	return strings.Join(s, ",")
 }
@@ -235,10 +260,34 @@ type Config struct {
 	CheckInterval, HashInterval time.Duration
 	// LinearizabilityTimeout bounds porcupine's search.
 	LinearizabilityTimeout time.Duration
+	// StopOn ends the run at the first violation of any invariant it names
+	// (the history checkers still run on what was recorded): bug hunts need
+	// the first sign, and a broken cluster can be slow to simulate. Not
+	// part of Args; tests only.
+	StopOn []string
+
+	// SendEarly says whether nodes send their leaders' raft appends before
+	// their own log write is synced, as the runtime does
+	// (core.Config.SendEarly): SendEarlySeed (the zero value) lets the seed
+	// choose, so both paths run in every soak.
+	SendEarly SendEarlyMode
 
 	// Bugs switches on deliberate core defects (demonstrations, tests).
 	Bugs core.Bugs
 }
+
+// SendEarlyMode chooses the replication path the simulated nodes use.
+type SendEarlyMode int
+
+const (
+	// SendEarlySeed lets the seed choose, half of the seeds each way.
+	SendEarlySeed SendEarlyMode = iota
+	// SendEarlyOn sends appends early, as the runtime does.
+	SendEarlyOn
+	// SendEarlyOff sends appends with the rest of the output, after the
+	// leader's own fsync.
+	SendEarlyOff
+)
 
 // DefaultConfig returns the configuration `tenfold sim` runs by default.
 func DefaultConfig() Config {
@@ -352,6 +401,14 @@ func (c *Config) resolveFaults(rng *rand.Rand) {
 		}
 	}
 	c.FaultsRandom = false
+}
+
+// resolveSendEarly fixes the replication path: when SendEarlySeed, the seed
+// picks one.
+func (c *Config) resolveSendEarly(rng *rand.Rand) {
+	if c.SendEarly == SendEarlySeed {
+		c.SendEarly = []SendEarlyMode{SendEarlyOn, SendEarlyOff}[rng.IntN(2)]
+	}
 }
 
 // hasFault reports whether fault family k is enabled.

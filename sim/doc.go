@@ -12,7 +12,11 @@
 // after a link's latency (two in-order streams per directed link, urgent and
 // bulk, as in the runtime's transport; links and streams race each other),
 // and when the round synced the engine, nothing leaves the node before a
-// sampled fsync latency. The run goes through four phases:
+// sampled fsync latency, except, when the seed chose SendEarly (as the
+// runtime always does, core.Config.SendEarly), a leader's raft appends:
+// those leave during Ready, after the node's earlier outputs but before the
+// round's fsync, so a crash can lose the leader's copy of entries its
+// followers have. The run goes through four phases:
 //
 //  1. Warmup: the cluster bootstraps (control leader, registrations,
 //     system and data ranges). The control plane waits for every data node
@@ -59,12 +63,16 @@
 //
 // # Invariants and how they are checked
 //
-//	S1 single-key linearizability    check.CheckLinearizable (porcupine, per key) over the whole
+//	S1 single-key linearizability    check.CheckLinearizable (porcupine, per key, per window between
+//	                                 quiescent points, carrying the possible states) over the whole
 //	                                 history, including a final read of every key after healing,
-//	                                 so a lost acknowledged write (S2) shows up here too
+//	                                 so a lost acknowledged write (S2) shows up here too; a check
+//	                                 that runs out of LinearizabilityTimeout fails the seed
 //	S2 no acknowledged write lost    final reads + S1; crashes lose unsynced writes for real
 //	S3 one leader per range and term (range, term) -> leader from every node's RangeStatuses, every
-//	                                 CheckInterval; two leaders for one pair is a violation
+//	                                 CheckInterval, and from every raft append, heartbeat and
+//	                                 snapshot sent (only leaders send them); two leaders for one
+//	                                 pair is a violation
 //	S4 directory coverage            every directory the control leader serves (KeepaliveResponse)
 //	                                 covers the keyspace with no gap or overlap and has Ranges data
 //	                                 ranges; no node's range cache has overlapping ranges
@@ -74,13 +82,23 @@
 //	S6 revision order                per replica, each applied entry's events are above every earlier
 //	                                 entry's (plus the core's own assertion, reported as "core");
 //	                                 check.CheckRevisions: no revision acknowledged twice, per-key mod
-//	                                 revisions follow real time; fault-free runs: no revision gaps
+//	                                 revisions follow real time; no revision gaps ("S6-gaps") in a
+//	                                 fault-free run, and in every run over its fault-free tail (from
+//	                                 recovery and the last leader change on: every revision between
+//	                                 the lowest and highest acknowledged to a write issued there was
+//	                                 applied; earlier gaps are legal, failed compares and reads take
+//	                                 none, and each write that timed out in the tail may leave one)
 //	S6 watches ("S6-watch")          check.CheckWatches: order, no duplicates, no gaps, progress
 //	                                 notifications honest, every watcher reaches the last write;
 //	                                 a watch from now starts above every write acknowledged
 //	                                 before it was created (sim/watch.go)
 //	S7 store revision monotonic      check.CheckRevisions: an op that starts after another returned
 //	                                 never reports a lower revision
+//	S8 reads across ranges           a read of the whole client keyspace every second (sim/scan.go):
+//	                                 refused, or every key as the applied events left it at the
+//	                                 header revision
+//	S9 not applied means never       no put or CAS that failed definitely has its (unique) value
+//	                                 applied by any replica
 //	S10 leases                       once a client saw a lease dead (revoke acknowledged, or NotFound /
 //	                                 TimeToLive -1), no put with it issued later succeeds and a
 //	                                 linearizable read of each of its keys finds nothing
@@ -89,20 +107,26 @@
 //	L2 definite answers              every operation issued after recovery ends Ok or with a definite
 //	                                 error within its deadline (lease operations too); a lease seen
 //	                                 expiring before recovery is gone by the end of the client phase;
-//	                                 final reads succeed; the run finishes before its hard deadline
+//	                                 final reads succeed; the run finishes before its hard deadline;
+//	                                 progress: refusals are answers but not progress, so every client
+//	                                 has an operation answered after recovery, and so has the write
+//	                                 traffic (10 writes or more) of every data range
+//	L4 idle ranges are free          fault-free runs without lease clients (a revoke visits every
+//	                                 range): a data range without client keys sends no
+//	                                 message in the active phase once it had 2 s to quiesce
 //
 // L3 (repair of under-replicated ranges) is not checked: the control plane
-// does not repair yet. The safety checkers have tests that switch on a
-// deliberate core bug (core.Bugs, --bugs) and show it is caught within a
+// does not repair yet. Every checker has a test that switches on a
+// deliberate core bug (core.Bugs, --bugs) and shows it is caught within a
 // bounded number of seeds (TestCatches*): S1 ack-before-sync, stale-reads;
-// S4 overlapping-ranges; S5 divergent-apply; S6 reuse-revision,
-// drop-watch-event, stale-watch-start; S7 stale-reads; S10 revoke-skips-range,
-// put-ignores-revoke (sim/lease_test.go); S11 (at-most-once writes, asserted by
-// the core on apply and reported as "core") no-dedup. S3 is the exception: raft owns voting,
-// and no core bug tried (a replica that forgets its vote on restart: no
-// S3 in 2,000 seeds of crash, partition and dup faults) gives a range two
-// leaders in one term, so TestS3Checker feeds the checker fabricated
-// range statuses instead.
+// S3 ack-before-sync (crashed voters forget their votes); S4
+// overlapping-ranges; S5 divergent-apply; S6 reuse-revision,
+// drop-watch-event, stale-watch-start, skip-revision (gaps, in runs with
+// faults); S7 stale-reads; S8 serve-cross-range; S9 fail-on-deposed; S10
+// revoke-skips-range, put-ignores-revoke (sim/lease_test.go); S11
+// (at-most-once writes, asserted by the core on apply and reported as
+// "core") no-dedup; L1 no-reelection; L2 refuse-writes-after-failover; L4
+// no-quiesce. Config.StopOn ends a bug hunt's run at the first sign.
 //
 // # Running
 //

@@ -11,6 +11,8 @@ import (
 	"github.com/tenfold/tenfold/core"
 	"github.com/tenfold/tenfold/mvcc"
 	"github.com/tenfold/tenfold/tenfoldpb"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	raftpb "go.etcd.io/raft/v3/raftpb"
 )
 
 // invariants checks safety continuously while the run goes, and tracks what
@@ -29,11 +31,34 @@ type invariants struct {
 	// postRecoveryFail counts definite failures of operations issued after
 	// recovery (allowed, but worth reporting).
 	postRecoveryFail int
-	reported         map[string]bool
+	// afterRecovery counts, per client and per key group (the keys of one
+	// data range), the operations issued after recovery and how many were
+	// answered (Ok), for the progress rule of L2 (checkProgress).
+	clientIssued, clientOK map[int]int
+	groupWrites, groupOK   map[int]int
+	reported               map[string]bool
 	// leaderlessSince is, per range without a leader, since when (from the
 	// active phase on); failovers are the lengths of such periods.
 	leaderlessSince map[uint64]int64
 	failovers       []time.Duration
+	// lastLeaders is, per range, the leader and term of the last check, and
+	// lastLeaderChange when some range's last changed (or the range lost
+	// its leader): the no-gap check of faulty runs only trusts writes
+	// issued after both the recovery and that time.
+	lastLeaders      map[uint64]rangeTerm
+	lastLeaderChange int64
+	// appliedValues is every value some replica applied in a put event,
+	// for S9 (client values are unique).
+	appliedValues map[string]bool
+	// keyEvents is, per key and revision, the event some replica applied
+	// (replicas agree, S5), for the S8 check of reads across ranges.
+	keyEvents map[string]map[int64]*mvccpb.Event
+	// idleMsgs counts, per idle data range (no client key in its span),
+	// the messages of that range sent in the quiet part of the active phase
+	// of a fault-free run (L4).
+	idleMsgs map[uint64]int
+	// tailWrites is the span of revisions checkTailGaps judged (0: none).
+	tailWrites int64
 }
 
 type rangeTerm struct {
@@ -41,7 +66,8 @@ type rangeTerm struct {
 }
 
 func newInvariants(s *Sim) *invariants {
-	return &invariants{s: s, leaders: map[rangeTerm]uint64{}, revs: map[int64]bool{}, reported: map[string]bool{}, leaderlessSince: map[uint64]int64{}}
+	return &invariants{s: s, leaders: map[rangeTerm]uint64{}, revs: map[int64]bool{}, reported: map[string]bool{}, leaderlessSince: map[uint64]int64{},
+		clientIssued: map[int]int{}, clientOK: map[int]int{}, groupWrites: map[int]int{}, groupOK: map[int]int{}, lastLeaders: map[uint64]rangeTerm{}, appliedValues: map[string]bool{}, idleMsgs: map[uint64]int{}, keyEvents: map[string]map[int64]*mvccpb.Event{}}
 }
 
 // once reports a violation the first time its key is seen, so a broken
@@ -94,6 +120,11 @@ func (iv *invariants) checkNow() {
 	if s.now >= s.activeAt {
 		iv.trackFailovers(leaderOf)
 	}
+	for _, r := range iv.expectedRanges() {
+		if cur := (rangeTerm{leaderOf[r], termOf[r]}); cur != iv.lastLeaders[r] || leaderOf[r] == 0 {
+			iv.lastLeaders[r], iv.lastLeaderChange = cur, s.now
+		}
+	}
 	if !s.healed || s.recoveredAt != math.MaxInt64 {
 		return
 	}
@@ -125,6 +156,26 @@ func (iv *invariants) observeLeader(id uint64, st core.RangeStatus) {
 	} else if l != st.Leader {
 		iv.once(fmt.Sprintf("S3/%d/%d", st.RangeID, st.Term), "S3",
 			"range %d has two leaders in term %d: node %d and node %d (seen by node %d)", st.RangeID, st.Term, l, st.Leader, id)
+	}
+}
+
+// observeLeaderMessages checks S3 on every message a node sends: raft
+// appends, heartbeats and snapshots are sent only by a leader, so each one
+// is a claim to lead its range in the message's term. Two leaders of one
+// term may overlap for less than a check interval, or never at the same
+// time; their messages still show both.
+func (iv *invariants) observeLeaderMessages(m *tenfoldpb.Message) {
+	claim := func(rm *tenfoldpb.RaftMessage) {
+		switch msg := rm.GetMsg(); msg.GetType() {
+		case raftpb.MessageType_MsgApp, raftpb.MessageType_MsgHeartbeat, raftpb.MessageType_MsgSnap:
+			iv.observeLeader(m.GetFrom(), core.RangeStatus{RangeID: rm.GetRangeId(), Term: msg.GetTerm(), Leader: m.GetFrom()})
+		}
+	}
+	if rm := m.GetRaft(); rm != nil {
+		claim(rm)
+	}
+	for _, rm := range m.GetHeartbeats().GetMsgs() {
+		claim(rm)
 	}
 }
 
@@ -258,6 +309,14 @@ func (iv *invariants) observeApplied(n *node, applied []core.Applied) {
 			rev := ev.Kv.ModRevision
 			lo, hi = min(lo, rev), max(hi, rev)
 			iv.revs[rev] = true
+			if ev.Type == mvccpb.PUT {
+				iv.appliedValues[string(ev.Kv.Value)] = true
+			}
+			k := string(ev.Kv.Key)
+			if iv.keyEvents[k] == nil {
+				iv.keyEvents[k] = map[int64]*mvccpb.Event{}
+			}
+			iv.keyEvents[k][rev] = ev
 		}
 		if last := n.lastRev[a.RangeID]; lo <= last {
 			iv.once(fmt.Sprintf("S6/%d/%d", n.id, a.RangeID), "S6",
@@ -269,8 +328,9 @@ func (iv *invariants) observeApplied(n *node, applied []core.Applied) {
 }
 
 // opDone tracks finished client operations: the highest acknowledged write,
-// and L2 for operations issued after recovery.
-func (iv *invariants) opDone(op check.Op) {
+// and L2 for operations issued after recovery. client is the simulated
+// client's index, -1 for the final reads.
+func (iv *invariants) opDone(op check.Op, client int) {
 	s := iv.s
 	if op.Outcome == check.Ok {
 		switch {
@@ -280,6 +340,19 @@ func (iv *invariants) opDone(op check.Op) {
 	}
 	if op.Call < s.recoveredAt {
 		return
+	}
+	if client >= 0 {
+		iv.clientIssued[client]++
+		if op.Outcome == check.Ok {
+			iv.clientOK[client]++
+		}
+		if op.Kind != check.Get {
+			g := s.keyGroup[slices.Index(s.keys, op.Key)]
+			iv.groupWrites[g]++
+			if op.Outcome == check.Ok {
+				iv.groupOK[g]++
+			}
+		}
 	}
 	switch op.Outcome {
 	case check.Unknown:
@@ -307,5 +380,152 @@ func (iv *invariants) checkNoGaps() {
 		slices.Sort(missing)
 		iv.s.violate("S6-gaps", "fault-free run: %d revisions below %d were never applied by any replica, first %v",
 			len(missing), top, missing[:min(len(missing), 10)])
+	}
+}
+
+// minProgressWrites is how many writes to one data range's keys, issued
+// after recovery, the progress rule needs before it judges the range: with
+// fewer, all of them being refused could be bad luck (stale routing right
+// after a leader change).
+const minProgressWrites = 10
+
+// checkProgress is L2's progress rule, for operations issued after
+// recovery (every range has a leader; the faults healed at least one check
+// interval earlier): a definite error is an answer, but a refusal (not
+// leader, overloaded, no leader) is not progress. So every client that
+// issued operations must have had at least one answered (Ok), and the keys
+// of every data range that got at least minProgressWrites writes must have
+// had at least one write answered (a CAS whose compare failed is an
+// answer). A cluster that elects leaders but refuses everything fails here.
+func (iv *invariants) checkProgress() {
+	s := iv.s
+	if s.recoveredAt == math.MaxInt64 {
+		return // L1 already failed the run
+	}
+	for _, c := range sortedKeys(iv.clientIssued) {
+		if iv.clientOK[c] == 0 {
+			s.violate("L2", "client %d issued %d operations after recovery and none was answered: every one was refused or timed out", c, iv.clientIssued[c])
+		}
+	}
+	for _, g := range sortedKeys(iv.groupWrites) {
+		if n := iv.groupWrites[g]; n >= minProgressWrites && iv.groupOK[g] == 0 {
+			s.violate("L2", "%d writes to the keys of one data range (prefix %q) were issued after recovery and none was answered: every one was refused or timed out", n, groupPrefix(g))
+		}
+	}
+}
+
+// checkTailGaps is the no-gap check of S6 for runs with faults: it looks
+// only at the fault-free tail of the run, from the later of the recovery
+// (every fault healed, every range led) and the last leader change of any
+// range. Writes acknowledged there were granted their revisions after that
+// point by a sequencer leader that stays, for range leaders that stay, on a
+// network that loses nothing: every such grant's entry commits and applies.
+// So every revision from the lowest to the highest revision acknowledged to
+// a write issued in the tail belongs to some applied write, except one per
+// write that timed out in the tail: its request may expire between the grant
+// and the proposal (seed 1526 of the CI configurations: a put queued behind
+// a partition reached the leader at the heal, was granted a revision and
+// expired), and such a write may also apply (then it fills its revision).
+// Gaps before the tail are legal (an old sequencer leader's unused window, a
+// deposed range leader's grant), and so are failed compares and reads (they
+// take no revision).
+func (iv *invariants) checkTailGaps() {
+	s := iv.s
+	if s.recoveredAt == math.MaxInt64 {
+		return
+	}
+	from := max(s.recoveredAt, iv.lastLeaderChange)
+	lo, hi := int64(math.MaxInt64), int64(0)
+	timedOut := 0 // writes still pending in the tail that ended unknown
+	for _, op := range s.history {
+		if op.Outcome == check.Unknown && op.Kind != check.Get && op.Return >= from {
+			timedOut++
+		}
+		if op.Call < from || op.Outcome != check.Ok || op.Output.Revision == 0 {
+			continue
+		}
+		if op.Kind == check.Put || (op.Kind == check.CAS && op.Output.Succeeded) || (op.Kind == check.Delete && op.Output.Found) {
+			lo, hi = min(lo, op.Output.Revision), max(hi, op.Output.Revision)
+		}
+	}
+	iv.tailWrites = hi - lo + 1
+	if hi == 0 {
+		return // no write acknowledged in the tail
+	}
+	var missing []int64
+	for r := lo; r <= hi; r++ {
+		if !iv.revs[r] {
+			missing = append(missing, r)
+		}
+	}
+	if len(missing) > timedOut {
+		s.violate("S6-gaps", "fault-free tail from %v: %d revisions between %d and %d (acknowledged to writes issued in the tail) were never applied by any replica, first %v; only %d writes that timed out in the tail may explain a gap",
+			dur(from), len(missing), lo, hi, missing[:min(len(missing), 10)], timedOut)
+	}
+}
+
+// checkNotApplied checks S9: a write the system reported as definitely not
+// applied (outcome Fail) never applies. Every client put and CAS writes a
+// value of its own, so a failed one whose value some replica applied broke
+// the promise (the client may retry it, and it then happened twice).
+func (iv *invariants) checkNotApplied(info []opInfo) {
+	for i, op := range iv.s.history {
+		if op.Outcome != check.Fail || (op.Kind != check.Put && op.Kind != check.CAS) || !iv.appliedValues[op.Value] {
+			continue
+		}
+		iv.once("S9/"+op.Value, "S9", "%v failed definitely (%s) but a replica applied its value %q", op, info[i].err, op.Value)
+	}
+}
+
+// idleSettle is how long after the active phase starts an idle range has
+// to go quiet: a few ticks to quiesce, with margin.
+const idleSettle = 2 * time.Second
+
+// idleRanges lists the data ranges no client key falls in (the ranges
+// beyond the key groups, see Config.layout); the data ranges are numbered
+// from 3 in key order.
+func (iv *invariants) idleRanges() []uint64 {
+	groups := min(iv.s.cfg.Ranges, iv.s.cfg.Keys)
+	var ids []uint64
+	for j := groups; j < iv.s.cfg.Ranges; j++ {
+		ids = append(ids, uint64(3+j))
+	}
+	return ids
+}
+
+// observeIdleTraffic counts, for L4, the messages of idle ranges (raft
+// messages, coalesced heartbeats, quiesce notices) sent in the active phase
+// of a fault-free run, from idleSettle on.
+func (iv *invariants) observeIdleTraffic(m *tenfoldpb.Message) {
+	s := iv.s
+	// A lease revoke (or expiry) asks every data range to delete the
+	// lease's keys, so with lease clients no range stays idle.
+	if len(s.cfg.Faults) > 0 || s.cfg.LeaseClients > 0 || s.now < s.activeAt+int64(idleSettle) {
+		return
+	}
+	for _, r := range iv.idleRanges() {
+		n := 0
+		if rm := m.GetRaft(); rm != nil && rm.GetRangeId() == r {
+			n++
+		}
+		for _, hb := range m.GetHeartbeats().GetMsgs() {
+			if hb.GetRangeId() == r {
+				n++
+			}
+		}
+		if q := m.GetQuiesce(); q != nil && q.GetRangeId() == r {
+			n++
+		}
+		iv.idleMsgs[r] += n
+	}
+}
+
+// checkIdle checks L4 at the end of a fault-free run: an idle range sent no
+// message in the active phase once it had time to quiesce.
+func (iv *invariants) checkIdle() {
+	for _, r := range sortedKeys(iv.idleMsgs) {
+		if n := iv.idleMsgs[r]; n > 0 {
+			iv.s.violate("L4", "idle range %d (no client key in its span) sent %d messages in the active phase of a fault-free run, from %v after its start on", r, n, idleSettle)
+		}
 	}
 }

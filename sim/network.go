@@ -77,9 +77,11 @@ func (nw *network) send(m *tenfoldpb.Message) {
 		panic(fmt.Sprintf("sim: cannot encode a core message: %v", err))
 	}
 	from, to := m.GetFrom(), m.GetTo()
+	s.inv.observeLeaderMessages(m)
 	s.stats.record(m, from, to, len(b), s.isControl(from) || s.isControl(to))
 	if s.now >= s.activeAt && s.now < s.healAt {
 		s.active.record(m, from, to, len(b), s.isControl(from) || s.isControl(to))
+		s.inv.observeIdleTraffic(m)
 	}
 	if kr := m.GetKeepaliveResponse(); kr != nil && len(kr.GetRanges()) > 0 {
 		s.inv.checkServedDirectory(from, kr.GetRanges())

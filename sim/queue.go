@@ -22,6 +22,7 @@ const (
 	evHash                              // periodic replica checksum comparison
 	evWatch                             // (re)create watches that are not running
 	evPhase                             // the run moves to its next phase
+	evScan                              // a read across every key group (S8)
 )
 
 func (k eventKind) String() string {
@@ -50,6 +51,8 @@ func (k eventKind) String() string {
 		return "watch"
 	case evPhase:
 		return "phase"
+	case evScan:
+		return "scan"
 	}
 	return "?"
 }

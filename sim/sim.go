@@ -64,6 +64,7 @@ type Sim struct {
 	final   *finalReads
 
 	watchers []*watcher
+	scans    []scanResult
 
 	leaseClients []*leaseClient
 	lease        *leaseState
@@ -123,6 +124,7 @@ func New(cfg Config) (*Sim, error) {
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0x5eed5eed))
 	replay := "tenfold sim " + strings.Join(cfg.Args(), " ")
 	cfg.resolveFaults(rng)
+	cfg.resolveSendEarly(rng)
 	s := &Sim{
 		cfg:           cfg,
 		replay:        replay,
@@ -170,6 +172,9 @@ func New(cfg Config) (*Sim, error) {
 	if cfg.Watchers > 0 {
 		s.schedule(s.activeAt, &event{kind: evWatch})
 	}
+	if len(s.splits) > 0 && cfg.Clients > 0 {
+		s.schedule(s.activeAt+int64(scanEvery), &event{kind: evScan})
+	}
 	s.schedule(0, &event{kind: evCheck})
 	s.schedule(int64(cfg.HashInterval), &event{kind: evHash})
 	s.schedule(s.healAt, &event{kind: evPhase})
@@ -180,6 +185,10 @@ func New(cfg Config) (*Sim, error) {
 // startCore creates the node's core on its engine (a fresh one, or what a
 // crash left), with a Rand drawn from the run's seed.
 func (s *Sim) startCore(n *node) error {
+	var sendEarly func([]*tenfoldpb.Message)
+	if s.cfg.SendEarly == SendEarlyOn {
+		sendEarly = func(msgs []*tenfoldpb.Message) { s.sendEarly(n, msgs) }
+	}
 	c, err := core.New(core.Config{
 		NodeID: n.id,
 		Engine: n.eng,
@@ -193,6 +202,7 @@ func (s *Sim) startCore(n *node) error {
 		SplitKeys:        s.splits,
 		InitialDataNodes: s.cfg.initialDataNodes(),
 		Bugs:             s.cfg.Bugs,
+		SendEarly:        sendEarly,
 	})
 	if err != nil {
 		return fmt.Errorf("sim: start node %d (incarnation %d): %w", n.id, n.inc, err)
@@ -257,6 +267,8 @@ func (s *Sim) dispatch(e *event) {
 		s.schedule(s.now+int64(500*time.Millisecond), &event{kind: evWatch})
 	case evPhase:
 		s.heal()
+	case evScan:
+		s.scan()
 	}
 }
 
@@ -320,6 +332,9 @@ func (s *Sim) violate(invariant, format string, args ...any) {
 	v := Violation{Invariant: invariant, At: dur(s.now), Detail: fmt.Sprintf(format, args...)}
 	s.violation = append(s.violation, v)
 	s.hashNote("violation %s", v)
+	if slices.Contains(s.cfg.StopOn, invariant) {
+		s.stopped = true
+	}
 }
 
 // clock is node n's idea of the current time.
@@ -387,6 +402,23 @@ func (s *Sim) ready(n *node) {
 		return
 	}
 	s.schedule(at, &event{kind: evEmit, node: n.id, inc: n.inc, out: &out})
+}
+
+// sendEarly sends a leader's appends during Ready, before the round's
+// fsync, as the runtime does: they leave after the node's earlier outputs
+// (the runtime's loop sent those before this round began) but do not wait
+// for this round's sync, so a crash can lose the leader's own copy of
+// entries its followers already have.
+func (s *Sim) sendEarly(n *node, msgs []*tenfoldpb.Message) {
+	at := max(s.now, n.lastEmit)
+	n.lastEmit = at
+	if at == s.now {
+		for _, m := range msgs {
+			s.net.send(m)
+		}
+		return
+	}
+	s.schedule(at, &event{kind: evEmit, node: n.id, inc: n.inc, out: &core.Output{Messages: msgs}})
 }
 
 func (s *Sim) fsyncLatency(n *node) time.Duration {

@@ -4,11 +4,13 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/tenfold/tenfold/check"
 	"github.com/tenfold/tenfold/core"
 )
 
@@ -176,7 +178,11 @@ func findBug(t *testing.T, cfg Config, maxSeeds int, want ...string) {
 	for seed := 1; seed <= maxSeeds && len(caught) < len(want); seed++ {
 		c := cfg
 		c.Seed = uint64(seed)
+		if len(want) == 1 {
+			c.StopOn = append(slices.Clone(cfg.StopOn), want[0])
+		}
 		r := run(t, c)
+		t.Logf("seed %d: broke %v in %v", seed, r.Invariants(), r.WallTime.Round(time.Millisecond))
 		for _, w := range want {
 			if caught[w] || !r.Broke(w) {
 				continue
@@ -354,5 +360,110 @@ func TestReplayArgs(t *testing.T) {
 	want := "[--seed=42 --nodes=7 --faults=crash,loss --bugs=stale-reads]"
 	if got != want {
 		t.Errorf("Args() = %s, want %s", got, want)
+	}
+}
+
+// TestLinearizabilityTimeoutFails: a linearizability check that runs out
+// of time proves nothing, so it fails the seed (S1) instead of passing it.
+func TestLinearizabilityTimeoutFails(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Faults, cfg.FaultsRandom = nil, false
+	cfg.Duration = 2 * time.Second
+	cfg.LinearizabilityTimeout = time.Nanosecond
+	r := run(t, cfg)
+	if r.Linearizability.Verdict != check.TimedOut || !r.Broke("S1") {
+		t.Fatalf("check with a 1ns budget: verdict %v, violations %v; want timed out, reported as S1", r.Linearizability, r.Violations)
+	}
+	t.Logf("caught: %v", r.Violations[0])
+}
+
+// TestCatchesRefuseWritesAfterFailover: range leaders elected after a
+// failover refuse every write (as overloaded, a definite error). Reads and
+// final reads still work and every range has a leader (L1 holds), so only
+// L2's progress rule sees that the recovered cluster serves no writes.
+func TestCatchesRefuseWritesAfterFailover(t *testing.T) {
+	cfg := bugConfig(core.Bugs{RefuseWritesAfterFailover: true}, FaultCrash, FaultPartition)
+	findBug(t, cfg, 10, "L2")
+}
+
+// TestCatchesSkipRevision: a sequencer that never hands out multiples of 50
+// leaves gaps between consecutive writes. The runs have faults, so the
+// whole-run no-gap check is off; the check of the fault-free tail (after
+// recovery and the last leader change) catches it.
+func TestCatchesSkipRevision(t *testing.T) {
+	cfg := bugConfig(core.Bugs{SkipRevision: true}, FaultCrash, FaultPartition)
+	findBug(t, cfg, 5, "S6-gaps")
+}
+
+// TestCatchesTwoLeadersAckBeforeSync: a node that does not sync its raft
+// hard state and log before answering forgets, when it crashes, the votes
+// it gave; voting again in the same term, it lets two candidates win one
+// term (S3). S3 is checked on the node statuses every check interval and on
+// every raft append and heartbeat sent (only leaders send those), so short
+// overlaps are seen too.
+func TestCatchesTwoLeadersAckBeforeSync(t *testing.T) {
+	cfg := bugConfig(core.Bugs{AckBeforeSync: true}, FaultCrash)
+	cfg.FaultRate, cfg.MaxDown = 2, 3
+	findBug(t, cfg, 40, "S3")
+}
+
+// TestCatchesFailOnDeposed: a deposed leader that fails its proposed batch
+// as "not applied" at once, instead of waiting for an entry of a later term
+// to apply, tells clients a write did not happen that the next leader then
+// commits (S9: the failed write's value is applied by the replicas). A
+// paused leader is the usual case: the others elect a leader that commits
+// its last entry, and it steps down when it resumes, while its clients
+// still wait (an isolated one steps down only at the heal, long after its
+// clients gave up).
+func TestCatchesFailOnDeposed(t *testing.T) {
+	cfg := bugConfig(core.Bugs{FailOnDeposed: true}, FaultPause)
+	cfg.FaultRate, cfg.Clients, cfg.Duration = 3, 16, 30*time.Second
+	findBug(t, cfg, 20, "S9")
+}
+
+// idleConfig is a fault-free run with one data range no client key falls
+// in, for L4.
+func idleConfig() Config {
+	cfg := DefaultConfig()
+	cfg.Faults, cfg.FaultsRandom = nil, false
+	cfg.Ranges, cfg.Keys = 3, 2
+	// Lease revokes visit every data range: L4 is judged without leases.
+	cfg.LeaseClients = 0
+	return cfg
+}
+
+// TestIdleRangeQuiet: with working quiescence, the idle range of a
+// fault-free run sends nothing in the active phase (L4 holds).
+func TestIdleRangeQuiet(t *testing.T) {
+	r := run(t, idleConfig())
+	if r.Failed() {
+		report(t, r)
+	}
+}
+
+// TestCatchesNoQuiesce: leaders that never quiesce keep heartbeating their
+// idle range (L4).
+func TestCatchesNoQuiesce(t *testing.T) {
+	cfg := idleConfig()
+	cfg.Bugs.NoQuiesce = true
+	findBug(t, cfg, 2, "L4")
+}
+
+// TestCatchesServeCrossRange: a request across ranges sent to the range of
+// its first key, which reads its node's engine at its own revision, shows
+// keys of other ranges as they were not at that revision (S8). (The correct
+// core refuses such requests with FailedPrecondition, which S8 allows.)
+func TestCatchesServeCrossRange(t *testing.T) {
+	cfg := bugConfig(core.Bugs{ServeCrossRangeFromFirst: true})
+	findBug(t, cfg, 5, "S8")
+}
+
+// TestTailGapOfExpiredWrite replays CI seed 1526: a put queued behind a
+// partition reaches its range leader at the heal, is granted a revision and
+// expires before the proposal, leaving a legal gap in the fault-free tail.
+// The no-gap check allows one gap per write that timed out in the tail.
+func TestTailGapOfExpiredWrite(t *testing.T) {
+	if r := run(t, ciConfig(1526)); r.Failed() {
+		report(t, r)
 	}
 }
