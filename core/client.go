@@ -7,9 +7,10 @@ import (
 	"slices"
 	"time"
 
+	"github.com/tenfold/tenfold/core/host"
+	"github.com/tenfold/tenfold/core/keys"
 	"github.com/tenfold/tenfold/tenfoldpb"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
-	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -38,17 +39,6 @@ type Result struct {
 	Resp proto.Message
 	Err  error
 }
-
-// Errors the core returns to clients.
-var (
-	errNotLeader       = status.Error(codes.Unavailable, "tenfold: not the range leader")
-	errNoLeader        = rpctypes.ErrGRPCNoLeader
-	errTimeout         = rpctypes.ErrGRPCTimeout
-	errLeaderChanged   = status.Error(codes.Unavailable, "tenfold: leader changed before the request was applied; it was not applied, retry")
-	errOverloaded      = status.Error(codes.ResourceExhausted, "tenfold: range leader overloaded (too many pending requests), retry later")
-	errRangeNotHere    = status.Error(codes.Unavailable, "tenfold: this node has no replica of the range; range cache refreshed, retry")
-	errUnknownLeaseOps = status.Error(codes.InvalidArgument, "tenfold: unknown request kind")
-)
 
 // clientOp is a request this node originated and waits on.
 type clientOp struct {
@@ -81,7 +71,7 @@ type clientOp struct {
 // (session.go), hence safe to send again. Writes to the system range
 // (lease writes, compaction decisions) are not (yet).
 func (op *clientOp) deduped() bool {
-	return op.write && dedupKind(op.req.Kind) && op.rangeID != systemRangeID
+	return op.write && host.DedupKind(op.req.Kind) && op.rangeID != keys.SystemRangeID
 }
 
 type clientState struct {
@@ -141,7 +131,7 @@ func (c *clientState) submit(req ClientRequest) {
 	case tenfoldpb.RequestKind_LEASE_GRANT, tenfoldpb.RequestKind_LEASE_REVOKE, tenfoldpb.RequestKind_LEASE_KEEPALIVE,
 		tenfoldpb.RequestKind_LEASE_TTL, tenfoldpb.RequestKind_LEASE_LEASES, tenfoldpb.RequestKind_COMPACT:
 		// Compaction is one decision of the system range (compact.go).
-		op.rangeID = systemRangeID
+		op.rangeID = keys.SystemRangeID
 		op.write = req.Kind == tenfoldpb.RequestKind_LEASE_GRANT || req.Kind == tenfoldpb.RequestKind_LEASE_REVOKE ||
 			req.Kind == tenfoldpb.RequestKind_COMPACT
 	case tenfoldpb.RequestKind_LEASE_KEYS:
@@ -190,7 +180,7 @@ func (c *clientState) route(op *clientOp) routeOutcome {
 	if !covers(desc, op.span) && !c.n.cfg.Bugs.ServeCrossRangeFromFirst {
 		c.finish(op, nil, status.Errorf(codes.FailedPrecondition,
 			"tenfold: request spans more than one range (key %q to %q crosses range %d [%q, %q)); multi-range %s is not supported yet: split the request by range",
-			op.span.Start, op.span.End, desc.GetRangeId(), desc.GetStartKey(), desc.GetEndKey(), kindName(op.req.Kind)))
+			op.span.Start, op.span.End, desc.GetRangeId(), desc.GetStartKey(), desc.GetEndKey(), host.KindName(op.req.Kind)))
 		return routeEnded
 	}
 	op.rangeID = desc.GetRangeId()
@@ -322,7 +312,7 @@ func (c *clientState) handleResponse(from uint64, r *tenfoldpb.Response) {
 	}
 	code := codes.Code(r.GetCode())
 	if code == codes.OK {
-		resp, err := decodeResponse(op.req.Kind, r.GetPayload())
+		resp, err := host.DecodeResponse(op.req.Kind, r.GetPayload())
 		c.end(op, resp, err)
 		return
 	}
@@ -341,7 +331,7 @@ func (c *clientState) handleResponse(from uint64, r *tenfoldpb.Response) {
 			}
 			return
 		}
-		c.end(op, nil, errNoLeader)
+		c.end(op, nil, host.ErrNoLeader)
 		return
 	}
 	c.end(op, nil, status.Error(code, r.GetError()))
@@ -349,7 +339,7 @@ func (c *clientState) handleResponse(from uint64, r *tenfoldpb.Response) {
 
 // retryable reports whether an error message is a refusal that did nothing.
 func retryable(msg string) bool {
-	for _, e := range []error{errNotLeader, errRangeNotHere, errNoLeader, errLeaderChanged} {
+	for _, e := range []error{host.ErrNotLeader, host.ErrRangeNotHere, host.ErrNoLeader, host.ErrLeaderChanged} {
 		if msg == status.Convert(e).Message() {
 			return true
 		}
@@ -385,7 +375,7 @@ func (c *clientState) tick() {
 			continue // ended earlier in this loop (a fan-out's part), or waiting for routing
 		}
 		if !op.req.Deadline.IsZero() && now.After(op.req.Deadline) {
-			c.end(op, nil, errTimeout)
+			c.end(op, nil, host.ErrTimeout)
 			continue
 		}
 		if op.fanout {
@@ -434,7 +424,7 @@ func (n *Node) reply(req *tenfoldpb.Request, resp proto.Message, err error) {
 func (n *Node) handleRequest(from uint64, req *tenfoldpb.Request) {
 	r, ok := n.replicas[req.GetRangeId()]
 	if !ok {
-		n.reply(req, nil, errRangeNotHere)
+		n.reply(req, nil, host.ErrRangeNotHere)
 		return
 	}
 	r.unquiesce()
@@ -446,82 +436,6 @@ func (n *Node) handleRequest(from uint64, req *tenfoldpb.Request) {
 	default:
 		n.reply(req, nil, status.Errorf(codes.InvalidArgument, "tenfold: range %d does not serve client requests", req.GetRangeId()))
 	}
-}
-
-func decodeResponse(kind tenfoldpb.RequestKind, b []byte) (proto.Message, error) {
-	var m proto.Message
-	switch kind {
-	case tenfoldpb.RequestKind_RANGE, tenfoldpb.RequestKind_CLOSE:
-		m = &pb.RangeResponse{}
-	case tenfoldpb.RequestKind_PUT:
-		m = &pb.PutResponse{}
-	case tenfoldpb.RequestKind_DELETE_RANGE:
-		m = &pb.DeleteRangeResponse{}
-	case tenfoldpb.RequestKind_TXN:
-		m = &pb.TxnResponse{}
-	case tenfoldpb.RequestKind_COMPACT:
-		m = &pb.CompactionResponse{}
-	case tenfoldpb.RequestKind_LEASE_GRANT:
-		m = &pb.LeaseGrantResponse{}
-	case tenfoldpb.RequestKind_LEASE_REVOKE:
-		m = &pb.LeaseRevokeResponse{}
-	case tenfoldpb.RequestKind_LEASE_KEEPALIVE:
-		m = &pb.LeaseKeepAliveResponse{}
-	case tenfoldpb.RequestKind_LEASE_TTL, tenfoldpb.RequestKind_LEASE_KEYS:
-		m = &pb.LeaseTimeToLiveResponse{}
-	case tenfoldpb.RequestKind_LEASE_LEASES:
-		m = &pb.LeaseLeasesResponse{}
-	default:
-		return nil, errUnknownLeaseOps
-	}
-	if err := proto.Unmarshal(b, m); err != nil {
-		return nil, status.Errorf(codes.Internal, "tenfold: decode %s response: %v", kindName(kind), err)
-	}
-	return m, nil
-}
-
-func decodeRequest(kind tenfoldpb.RequestKind, b []byte) (proto.Message, error) {
-	var m proto.Message
-	switch kind {
-	case tenfoldpb.RequestKind_RANGE, tenfoldpb.RequestKind_CLOSE:
-		m = &pb.RangeRequest{}
-	case tenfoldpb.RequestKind_PUT:
-		m = &pb.PutRequest{}
-	case tenfoldpb.RequestKind_DELETE_RANGE:
-		m = &pb.DeleteRangeRequest{}
-	case tenfoldpb.RequestKind_TXN:
-		m = &pb.TxnRequest{}
-	case tenfoldpb.RequestKind_COMPACT:
-		m = &pb.CompactionRequest{}
-	case tenfoldpb.RequestKind_LEASE_GRANT:
-		m = &pb.LeaseGrantRequest{}
-	case tenfoldpb.RequestKind_LEASE_REVOKE:
-		m = &pb.LeaseRevokeRequest{}
-	case tenfoldpb.RequestKind_LEASE_KEEPALIVE:
-		m = &pb.LeaseKeepAliveRequest{}
-	case tenfoldpb.RequestKind_LEASE_TTL, tenfoldpb.RequestKind_LEASE_KEYS:
-		m = &pb.LeaseTimeToLiveRequest{}
-	case tenfoldpb.RequestKind_LEASE_LEASES:
-		m = &pb.LeaseLeasesRequest{}
-	default:
-		return nil, errUnknownLeaseOps
-	}
-	if err := proto.Unmarshal(b, m); err != nil {
-		return nil, status.Errorf(codes.InvalidArgument, "tenfold: decode %s request: %v", kindName(kind), err)
-	}
-	return m, nil
-}
-
-func kindName(k tenfoldpb.RequestKind) string {
-	switch k {
-	case tenfoldpb.RequestKind_RANGE:
-		return "range read"
-	case tenfoldpb.RequestKind_DELETE_RANGE:
-		return "delete range"
-	case tenfoldpb.RequestKind_TXN:
-		return "txn"
-	}
-	return k.String()
 }
 
 // requestSpan returns the key span a request touches, whether it writes,
@@ -576,7 +490,7 @@ func requestSpan(kind tenfoldpb.RequestKind, m proto.Message) (Span, bool, bool,
 		}
 		return s, true, false, nil
 	}
-	return Span{}, false, false, status.Errorf(codes.InvalidArgument, "tenfold: cannot route %s", kindName(kind))
+	return Span{}, false, false, status.Errorf(codes.InvalidArgument, "tenfold: cannot route %s", host.KindName(kind))
 }
 
 // EtcdSpan converts etcd's key/range_end convention to a Span.

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"time"
 
+	"github.com/tenfold/tenfold/core/host"
+	"github.com/tenfold/tenfold/core/keys"
 	"github.com/tenfold/tenfold/engine"
 	"github.com/tenfold/tenfold/tenfoldpb"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -54,7 +56,7 @@ type compactState struct {
 }
 
 func (c *compactState) load(eng engine.Reader) error {
-	v, ok, err := eng.Get(keySysCompact)
+	v, ok, err := eng.Get(keys.SysCompact)
 	if err != nil || !ok || len(v) != 9 {
 		return err
 	}
@@ -69,7 +71,7 @@ func (c *compactState) save(b engine.Batch) error {
 	} else {
 		v = append(v, 0)
 	}
-	return b.Set(keySysCompact, v)
+	return b.Set(keys.SysCompact, v)
 }
 
 // handleCompact serves a client's Compact at the fenced system leader.
@@ -86,7 +88,7 @@ func (s *systemState) handleCompact(req *tenfoldpb.Request, m *pb.CompactionRequ
 		if pid, ok := s.proposeFor(&tenfoldpb.SystemCommand{Compact: m.Revision}); ok {
 			s.proposals[pid] = leaseProposal{req: req, term: s.r.term}
 		} else {
-			n.reply(req, nil, errNotLeader)
+			n.reply(req, nil, host.ErrNotLeader)
 		}
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/tenfold/tenfold/core/host"
+	"github.com/tenfold/tenfold/core/keys"
 	"github.com/tenfold/tenfold/engine"
 	"github.com/tenfold/tenfold/tenfoldpb"
 	raftpb "go.etcd.io/raft/v3/raftpb"
@@ -55,7 +57,7 @@ type controlState struct {
 
 func newControlState(n *Node) *controlState {
 	return &controlState{n: n, nodes: map[uint64]*tenfoldpb.NodeInfo{}, ranges: map[uint64]*tenfoldpb.RangeDescriptor{},
-		nextRangeID: firstDataRange, lastSeen: map[uint64]time.Time{}, reports: map[uint64][]*tenfoldpb.RangeReport{}, registering: map[uint64]bool{}}
+		nextRangeID: keys.FirstDataRange, lastSeen: map[uint64]time.Time{}, reports: map[uint64][]*tenfoldpb.RangeReport{}, registering: map[uint64]bool{}}
 }
 
 func (c *controlState) load() error {
@@ -64,7 +66,7 @@ func (c *controlState) load() error {
 	}
 	c.loaded = true
 	eng := c.n.eng
-	if v, ok, err := eng.Get(keyCtlVersion); err != nil {
+	if v, ok, err := eng.Get(keys.CtlVersion); err != nil {
 		return err
 	} else if ok {
 		c.version = binary.BigEndian.Uint64(v)
@@ -73,20 +75,20 @@ func (c *controlState) load() error {
 	for _, kv := range []struct {
 		key []byte
 		v   *uint64
-	}{{keyCtlNodesVersion, &c.nodesVersion}, {keyCtlRangesVersion, &c.rangesVersion}} {
+	}{{keys.CtlNodesVersion, &c.nodesVersion}, {keys.CtlRangesVersion, &c.rangesVersion}} {
 		if v, ok, err := eng.Get(kv.key); err != nil {
 			return err
 		} else if ok {
 			*kv.v = binary.BigEndian.Uint64(v)
 		}
 	}
-	if v, ok, err := eng.Get(keyCtlNextID); err != nil {
+	if v, ok, err := eng.Get(keys.CtlNextID); err != nil {
 		return err
 	} else if ok {
 		c.nextRangeID = binary.BigEndian.Uint64(v)
 	}
 	load := func(prefix []byte, fn func(v []byte) error) error {
-		it, err := eng.NewIter(engine.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+		it, err := eng.NewIter(engine.IterOptions{LowerBound: prefix, UpperBound: keys.PrefixEnd(prefix)})
 		if err != nil {
 			return err
 		}
@@ -98,7 +100,7 @@ func (c *controlState) load() error {
 		}
 		return nil
 	}
-	if err := load(prefixCtlNode, func(v []byte) error {
+	if err := load(keys.PrefixCtlNode, func(v []byte) error {
 		ni := &tenfoldpb.NodeInfo{}
 		if err := proto.Unmarshal(v, ni); err != nil {
 			return err
@@ -108,7 +110,7 @@ func (c *controlState) load() error {
 	}); err != nil {
 		return err
 	}
-	return load(prefixCtlRange, func(v []byte) error {
+	return load(keys.PrefixCtlRange, func(v []byte) error {
 		d := &tenfoldpb.RangeDescriptor{}
 		if err := proto.Unmarshal(v, d); err != nil {
 			return err
@@ -119,7 +121,7 @@ func (c *controlState) load() error {
 	})
 }
 
-func (c *controlState) replica() *replica { return c.n.replicas[controlRangeID] }
+func (c *controlState) replica() *replica { return c.n.replicas[keys.ControlRangeID] }
 
 func (c *controlState) isLeader() bool {
 	r := c.replica()
@@ -189,8 +191,8 @@ func (c *controlState) pump() {
 		return
 	}
 	reps := data[:min(3, len(data))]
-	descs := []*tenfoldpb.RangeDescriptor{{RangeId: systemRangeID, Replicas: reps, Epoch: 1, Kind: tenfoldpb.RangeKind_SYSTEM}}
-	next := uint64(firstDataRange)
+	descs := []*tenfoldpb.RangeDescriptor{{RangeId: keys.SystemRangeID, Replicas: reps, Epoch: 1, Kind: tenfoldpb.RangeKind_SYSTEM}}
+	next := uint64(keys.FirstDataRange)
 	var start []byte
 	// Data ranges are spread round-robin over every registered data node,
 	// on 3 consecutive nodes (in ID order) each; the system range stays on
@@ -234,14 +236,14 @@ func (c *controlState) apply(b engine.Batch, e *raftpb.Entry) ([]func(), error) 
 		c.ranges[d.GetRangeId()] = d
 		c.indexStale = true
 		v, _ := proto.Marshal(d)
-		if err := b.Set(ctlKey(prefixCtlRange, d.GetRangeId()), v); err != nil {
+		if err := b.Set(keys.CtlKey(keys.PrefixCtlRange, d.GetRangeId()), v); err != nil {
 			return nil, err
 		}
 		created = append(created, d)
 	}
 	if cmd.GetNextRangeId() > c.nextRangeID {
 		c.nextRangeID = cmd.GetNextRangeId()
-		if err := b.Set(keyCtlNextID, binary.BigEndian.AppendUint64(nil, c.nextRangeID)); err != nil {
+		if err := b.Set(keys.CtlNextID, binary.BigEndian.AppendUint64(nil, c.nextRangeID)); err != nil {
 			return nil, err
 		}
 	}
@@ -251,7 +253,7 @@ func (c *controlState) apply(b engine.Batch, e *raftpb.Entry) ([]func(), error) 
 			key []byte
 			v   *uint64
 			set bool
-		}{{keyCtlVersion, &c.version, true}, {keyCtlNodesVersion, &c.nodesVersion, nodesChanged}, {keyCtlRangesVersion, &c.rangesVersion, len(created) > 0}}
+		}{{keys.CtlVersion, &c.version, true}, {keys.CtlNodesVersion, &c.nodesVersion, nodesChanged}, {keys.CtlRangesVersion, &c.rangesVersion, len(created) > 0}}
 		for _, kv := range sets {
 			if !kv.set {
 				continue
@@ -293,7 +295,7 @@ func (c *controlState) register(b engine.Batch, ni *tenfoldpb.NodeInfo) (bool, e
 	if err != nil {
 		return false, err
 	}
-	return true, b.Set(ctlKey(prefixCtlNode, id), v)
+	return true, b.Set(keys.CtlKey(keys.PrefixCtlNode, id), v)
 }
 
 func (c *controlState) sendCreate(d *tenfoldpb.RangeDescriptor) {
@@ -309,7 +311,7 @@ func (c *controlState) handleKeepalive(from uint64, ka *tenfoldpb.Keepalive) {
 	resp := &tenfoldpb.KeepaliveResponse{}
 	r := c.replica()
 	if r == nil || !r.fenced() {
-		resp.Code, resp.Error = 14, status.Convert(errNotLeader).Message()
+		resp.Code, resp.Error = 14, status.Convert(host.ErrNotLeader).Message()
 		if r != nil {
 			resp.ControlLeader = r.leader
 		}

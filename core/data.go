@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/tenfold/tenfold/core/host"
+	"github.com/tenfold/tenfold/core/keys"
 	"github.com/tenfold/tenfold/engine"
 	"github.com/tenfold/tenfold/mvcc"
 	"github.com/tenfold/tenfold/tenfoldpb"
@@ -14,9 +16,6 @@ import (
 	raftpb "go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 )
-
-// ClusterID is reported in every response header.
-const ClusterID = 0x7e7f01d
 
 // dataState is a data range replica. Its leader runs one cycle at a time:
 //
@@ -46,7 +45,7 @@ type dataState struct {
 	applies     uint64
 
 	// revoked holds the leases whose keys this range deleted for a revoke
-	// (applied state, persisted under suffixRevoked): a put with one of
+	// (applied state, persisted under keys.SuffixRevoked): a put with one of
 	// them fails at evaluation, in log order with the deletion, so a put
 	// racing a revoke either is deleted by it or fails.
 	revoked map[int64]bool
@@ -89,8 +88,8 @@ type cycle struct {
 
 func newDataState(r *replica) (*dataState, error) {
 	d := &dataState{r: r, span: mvcc.Span{Start: r.desc.GetStartKey(), End: r.desc.GetEndKey()}, revoked: map[int64]bool{}}
-	p := rangeKey(r.id(), suffixRevoked)
-	it, err := r.n.eng.NewIter(engine.IterOptions{LowerBound: p, UpperBound: prefixEnd(p)})
+	p := keys.RangeKey(r.id(), keys.SuffixRevoked)
+	it, err := r.n.eng.NewIter(engine.IterOptions{LowerBound: p, UpperBound: keys.PrefixEnd(p)})
 	if err != nil {
 		return nil, err
 	}
@@ -144,7 +143,7 @@ func (d *dataState) n() *Node { return d.r.n }
 
 func (d *dataState) handle(req *tenfoldpb.Request) {
 	n := d.n()
-	msg, err := decodeRequest(req.GetKind(), req.GetPayload())
+	msg, err := host.DecodeRequest(req.GetKind(), req.GetPayload())
 	if err != nil {
 		n.reply(req, nil, err)
 		return
@@ -154,15 +153,15 @@ func (d *dataState) handle(req *tenfoldpb.Request) {
 		return
 	}
 	if !d.r.isLeader() {
-		n.reply(req, nil, errNotLeader)
+		n.reply(req, nil, host.ErrNotLeader)
 		return
 	}
 	if len(d.queue)+len(d.reads) >= n.cfg.MaxPendingRequests {
-		n.reply(req, nil, errOverloaded)
+		n.reply(req, nil, host.ErrOverloaded)
 		return
 	}
 	if n.cfg.Bugs.RefuseWritesAfterFailover && d.r.term > 1 && req.GetKind() != tenfoldpb.RequestKind_RANGE && req.GetKind() != tenfoldpb.RequestKind_CLOSE {
-		n.reply(req, nil, errOverloaded)
+		n.reply(req, nil, host.ErrOverloaded)
 		return
 	}
 	if req.GetKind() == tenfoldpb.RequestKind_RANGE || req.GetKind() == tenfoldpb.RequestKind_LEASE_KEYS {
@@ -223,7 +222,7 @@ func (d *dataState) tick() {
 	if c != nil && !c.granted && n.now.Sub(c.seqSent) >= n.cfg.RequestRetry {
 		// The sequencer did not answer: ask again, maybe elsewhere. A late
 		// answer to the old request is ignored (its revisions stay unused).
-		n.leaderHint[systemRangeID] = 0
+		n.leaderHint[keys.SystemRangeID] = 0
 		d.askSequencer(c)
 	}
 }
@@ -236,20 +235,20 @@ func (d *dataState) idle() bool {
 func (d *dataState) lostLeadership() {
 	n := d.n()
 	for _, q := range d.queue {
-		d.refuse(q, errNotLeader)
+		d.refuse(q, host.ErrNotLeader)
 	}
 	for _, rq := range d.reads {
-		n.reply(rq, nil, errNotLeader)
+		n.reply(rq, nil, host.ErrNotLeader)
 	}
 	d.queue, d.reads = nil, nil
 	if c := d.cycle; c != nil {
 		for _, rq := range c.reads {
-			n.reply(rq, nil, errNotLeader)
+			n.reply(rq, nil, host.ErrNotLeader)
 		}
 		c.reads = nil
 		if !c.proposed {
 			for _, q := range c.items {
-				d.refuse(q, errNotLeader)
+				d.refuse(q, host.ErrNotLeader)
 			}
 			d.cycle = nil
 		}
@@ -299,7 +298,7 @@ func (d *dataState) step() bool {
 	batchDone := c.batch == nil || c.applied
 	if c.granted && batchDone && len(c.reads) > 0 && c.readIndexD && d.r.applied.index >= c.readIndex {
 		for _, rq := range c.reads {
-			msg, err := decodeRequest(rq.GetKind(), rq.GetPayload())
+			msg, err := host.DecodeRequest(rq.GetKind(), rq.GetPayload())
 			if err != nil {
 				n.reply(rq, nil, err)
 				continue
@@ -339,7 +338,7 @@ func (d *dataState) startCycle() {
 			rest = append(rest, d.queue[i:]...)
 			break
 		}
-		if q.req != nil && dedupKind(q.req.GetKind()) && !n.cfg.Bugs.NoDedup {
+		if q.req != nil && host.DedupKind(q.req.GetKind()) && !n.cfg.Bugs.NoDedup {
 			name := requestName{q.req.GetOrigin(), q.req.GetOriginIncarnation(), q.req.GetId()}
 			if inBatch[name] {
 				continue // a copy of a request in this batch: the original's answer will come
@@ -394,7 +393,7 @@ func (d *dataState) startCycle() {
 				clearing[q.lease] = true
 			}
 		default:
-			err = errUnknownLeaseOps
+			err = host.ErrUnknownKind
 		}
 		if err != nil {
 			d.refuse(q, err)
@@ -523,7 +522,7 @@ func (d *dataState) propose(c *cycle) {
 			continue
 		}
 		comp := &tenfoldpb.Completion{RequestId: q.req.GetId(), Slot: c.slots[i]}
-		if dedupKind(q.req.GetKind()) {
+		if host.DedupKind(q.req.GetKind()) {
 			// Unstamped: the session table stamps it when it answers a copy.
 			resp, err := proto.Marshal(c.resps[i])
 			if err != nil {
@@ -545,7 +544,7 @@ func (d *dataState) propose(c *cycle) {
 	if err != nil {
 		// Not leader any more (raft drops the proposal): fail definitively.
 		for _, q := range c.items {
-			d.refuse(q, errLeaderChanged)
+			d.refuse(q, host.ErrLeaderChanged)
 		}
 		c.batch, c.items = nil, nil
 		return
@@ -580,7 +579,7 @@ func (d *dataState) apply(b engine.Batch, e *raftpb.Entry) ([]func(), error) {
 		return nil, fmt.Errorf("range %d: apply entry %d: %w", d.r.id(), e.GetIndex(), err)
 	}
 	for _, l := range wb.GetLeaseCleared() {
-		if err := b.Set(binary.BigEndian.AppendUint64(rangeKey(d.r.id(), suffixRevoked), uint64(l)), nil); err != nil {
+		if err := b.Set(binary.BigEndian.AppendUint64(keys.RangeKey(d.r.id(), keys.SuffixRevoked), uint64(l)), nil); err != nil {
 			return nil, err
 		}
 		d.revoked[l] = true
@@ -639,10 +638,10 @@ func (d *dataState) failStaleCycle(term uint64) {
 
 func (d *dataState) failCycle(c *cycle) {
 	for _, q := range c.items {
-		d.refuse(q, errLeaderChanged)
+		d.refuse(q, host.ErrLeaderChanged)
 	}
 	for _, rq := range c.reads {
-		d.n().reply(rq, nil, errNotLeader)
+		d.n().reply(rq, nil, host.ErrNotLeader)
 	}
 	if d.cycle == c {
 		d.cycle = nil
@@ -671,32 +670,11 @@ func (d *dataState) answer(c *cycle, wb *tenfoldpb.WriteBatch) {
 			resp.(*pb.RangeResponse).Header = d.header(rev)
 		} else {
 			mvcc.Stamp(resp, rev)
-			setHeaderMeta(resp, n.id, d.r.term)
+			host.SetHeaderMeta(resp, n.id, d.r.term)
 		}
 		n.reply(q.req, resp, nil)
 	}
 	d.pump()
-}
-
-// setHeaderMeta fills the non-revision header fields.
-func setHeaderMeta(resp proto.Message, member, term uint64) {
-	var h *pb.ResponseHeader
-	switch r := resp.(type) {
-	case *pb.PutResponse:
-		h = r.Header
-	case *pb.DeleteRangeResponse:
-		h = r.Header
-	case *pb.TxnResponse:
-		h = r.Header
-	case *pb.CompactionResponse:
-		if r.Header == nil {
-			r.Header = &pb.ResponseHeader{}
-		}
-		h = r.Header
-	}
-	if h != nil {
-		h.ClusterId, h.MemberId, h.RaftTerm = ClusterID, member, term
-	}
 }
 
 // handleLeaseRevoked queues the deletion of a revoked lease's keys.

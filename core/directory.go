@@ -4,14 +4,9 @@ import (
 	"bytes"
 	"sort"
 
+	"github.com/tenfold/tenfold/core/keys"
 	"github.com/tenfold/tenfold/tenfoldpb"
 )
-
-// Span is a half-open key interval [Start, End); an empty End is the end of
-// the keyspace.
-type Span struct {
-	Start, End []byte
-}
 
 // directory is a node's range cache: the descriptors it knows, newest epoch
 // wins. Data ranges are kept sorted by start key for lookups.
@@ -117,15 +112,10 @@ func (d *directory) complete() bool {
 }
 
 // system returns the system range's descriptor, if known.
-func (d *directory) system() *tenfoldpb.RangeDescriptor { return d.byID[systemRangeID] }
+func (d *directory) system() *tenfoldpb.RangeDescriptor { return d.byID[keys.SystemRangeID] }
 
 // dataRanges returns the data ranges in key order.
 func (d *directory) dataRanges() []*tenfoldpb.RangeDescriptor {
 	d.rebuild()
 	return d.data
-}
-
-// Contains reports whether key is in s.
-func (s Span) Contains(key []byte) bool {
-	return bytes.Compare(key, s.Start) >= 0 && (len(s.End) == 0 || bytes.Compare(key, s.End) < 0)
 }

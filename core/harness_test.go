@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/datadriven"
+	"github.com/tenfold/tenfold/core/keys"
 	"github.com/tenfold/tenfold/engine/memengine"
 	"github.com/tenfold/tenfold/tenfoldpb"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -671,7 +672,7 @@ func (h *harness) pendingWork() string {
 			if len(s.queue) > 0 || len(s.granting) > 0 || len(s.proposals) > 0 || len(s.revoking) > 0 || s.extending {
 				return fmt.Sprintf("system range leader n%d has sequencer or lease work in flight", lead.id)
 			}
-		case rid == controlRangeID:
+		case rid == keys.ControlRangeID:
 			ctl := lead.core.ctl
 			data := 0
 			for _, ni := range ctl.nodes {

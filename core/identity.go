@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 
+	"github.com/tenfold/tenfold/core/keys"
 	"github.com/tenfold/tenfold/engine"
 	"github.com/tenfold/tenfold/tenfoldpb"
 	"google.golang.org/protobuf/proto"
@@ -36,7 +37,7 @@ const errStoreMismatchText = "core: node %d: peer node %d knows node %d by anoth
 // and loads (or, for a new directory, draws and persists) its store ID and
 // the store IDs it knows for its peers.
 func (n *Node) loadIdentity() error {
-	v, ok, err := n.eng.Get(keyNodeIdent)
+	v, ok, err := n.eng.Get(keys.NodeIdent)
 	if err != nil {
 		return err
 	}
@@ -44,7 +45,7 @@ func (n *Node) loadIdentity() error {
 	if ok && string(v) != string(want) {
 		return fmt.Errorf("core: data directory belongs to %q, not %q: use the matching --id/--role or a fresh directory", v, want)
 	}
-	sv, sok, err := n.eng.Get(keyNodeStore)
+	sv, sok, err := n.eng.Get(keys.NodeStore)
 	if err != nil {
 		return err
 	}
@@ -62,10 +63,10 @@ func (n *Node) loadIdentity() error {
 		}
 		b := n.eng.NewBatch()
 		defer b.Close()
-		if err := b.Set(keyNodeIdent, want); err != nil {
+		if err := b.Set(keys.NodeIdent, want); err != nil {
 			return err
 		}
-		if err := b.Set(keyNodeStore, binary.BigEndian.AppendUint64(nil, n.storeID)); err != nil {
+		if err := b.Set(keys.NodeStore, binary.BigEndian.AppendUint64(nil, n.storeID)); err != nil {
 			return err
 		}
 		if err := b.Commit(true); err != nil {
@@ -81,17 +82,17 @@ func (n *Node) loadIdentity() error {
 }
 
 func (n *Node) loadPeerStores() error {
-	it, err := n.eng.NewIter(engine.IterOptions{LowerBound: prefixPeerStore, UpperBound: prefixEnd(prefixPeerStore)})
+	it, err := n.eng.NewIter(engine.IterOptions{LowerBound: keys.PrefixPeerStore, UpperBound: keys.PrefixEnd(keys.PrefixPeerStore)})
 	if err != nil {
 		return err
 	}
 	defer it.Close()
 	for ok := it.First(); ok; ok = it.Next() {
 		k, v := it.Key(), it.Value()
-		if len(k) != len(prefixPeerStore)+8 || len(v) != 8 {
+		if len(k) != len(keys.PrefixPeerStore)+8 || len(v) != 8 {
 			return fmt.Errorf("core: malformed peer store record %q", k)
 		}
-		n.peerStores[binary.BigEndian.Uint64(k[len(prefixPeerStore):])] = binary.BigEndian.Uint64(v)
+		n.peerStores[binary.BigEndian.Uint64(k[len(keys.PrefixPeerStore):])] = binary.BigEndian.Uint64(v)
 	}
 	return nil
 }
@@ -113,7 +114,7 @@ func (n *Node) learnPeerStore(node, store uint64, registered bool) {
 	n.peerStores[node] = store
 	b := n.eng.NewBatch()
 	defer b.Close()
-	err := b.Set(binary.BigEndian.AppendUint64(append([]byte(nil), prefixPeerStore...), node), binary.BigEndian.AppendUint64(nil, store))
+	err := b.Set(binary.BigEndian.AppendUint64(append([]byte(nil), keys.PrefixPeerStore...), node), binary.BigEndian.AppendUint64(nil, store))
 	if err == nil {
 		err = b.Commit(true)
 	}

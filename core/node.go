@@ -18,189 +18,17 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"slices"
 	"time"
 
+	"github.com/tenfold/tenfold/core/host"
+	"github.com/tenfold/tenfold/core/keys"
 	"github.com/tenfold/tenfold/engine"
 	"github.com/tenfold/tenfold/tenfoldpb"
-	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/raft/v3"
 	raftpb "go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 )
-
-// Config configures a node core. Zero durations and counts take the
-// defaults given on each field.
-type Config struct {
-	NodeID uint64
-	// Engine holds everything the node persists.
-	Engine engine.Engine
-	// Rand drives election timeouts and lease IDs; the simulator seeds it.
-	Rand *rand.Rand
-	// NewStoreID draws the store ID of a new data directory (identity.go);
-	// it must not repeat across directories. Nil draws from Rand.
-	NewStoreID func() uint64
-	// Control says the node hosts the control plane replica.
-	Control bool
-	// ControlNodes are the control plane's node IDs (every node knows them).
-	ControlNodes []uint64
-	// Self describes this node (addresses) for registration.
-	Self *tenfoldpb.NodeInfo
-
-	// TickInterval is the expected time between Tick calls (default 100ms).
-	TickInterval time.Duration
-	// ElectionTicks is the minimum election timeout in ticks (default 10);
-	// the actual timeout is uniform in [ElectionTicks, 2*ElectionTicks).
-	ElectionTicks int
-	// HeartbeatTicks is the leader heartbeat period in ticks (default 1).
-	HeartbeatTicks int
-	// KeepaliveInterval is how often data nodes beat to the control leader
-	// (default 1s).
-	KeepaliveInterval time.Duration
-	// LivenessTimeout is how long the control plane waits for a keepalive
-	// before it considers a node dead (default 5s).
-	LivenessTimeout time.Duration
-	// RequestRetry is how long the origin of a read waits for a reply before
-	// trying another replica (default 1s).
-	RequestRetry time.Duration
-	// MaxBatchRequests bounds the requests evaluated into one raft entry
-	// (default 512).
-	MaxBatchRequests int
-	// MaxPendingRequests bounds the requests queued at one range leader
-	// (default 10000); past it requests are refused as overloaded.
-	MaxPendingRequests int
-	// SequencerWindow is how many revisions the sequencer may hand out per
-	// persisted high-water mark (default 100000).
-	SequencerWindow int64
-	// InitialDataNodes is how many data nodes the control plane waits for
-	// before it bootstraps the first ranges (default 3).
-	InitialDataNodes int
-	// SplitKeys are the initial split points of the data keyspace.
-	SplitKeys [][]byte
-	// MaxRequestHops bounds forwarding of one request (default 4).
-	MaxRequestHops int
-	// Logger receives the core's (rare) log lines; nil is quiet.
-	Logger *slog.Logger
-	// SendEarly, if set, is called during Ready with the leaders' append
-	// messages, before the local log write is synced, so that replication
-	// overlaps the leader's fsync. Without it they go out with Output.
-	SendEarly func([]*tenfoldpb.Message)
-	// Bugs switches on deliberate defects, for tests that prove the
-	// checkers catch them. Never set in production.
-	Bugs Bugs
-}
-
-// Bugs are deliberate defects a test can switch on.
-type Bugs struct {
-	// AckBeforeSync acknowledges writes without syncing the raft log.
-	AckBeforeSync bool
-	// StaleReads serves linearizable reads from any replica without
-	// ReadIndex.
-	StaleReads bool
-	// ReuseRevision makes the sequencer grant a revision twice.
-	ReuseRevision bool
-	// DropWatchEvent drops the first event of every tenth applied batch
-	// from the events handed to watchers.
-	DropWatchEvent bool
-	// OverlappingRanges makes the control plane bootstrap the second data
-	// range (if there are two or more) from the start of the keyspace,
-	// overlapping the first (S4).
-	OverlappingRanges bool
-	// NoReelection makes replicas campaign only for a range's first
-	// election: once a range has had a leader, losing it leaves the range
-	// leaderless for good (L1).
-	NoReelection bool
-	// NoDedup makes range leaders skip the session table before they
-	// evaluate a write: a duplicated or resent request executes again (the
-	// apply-time assertion in session.go catches it).
-	NoDedup bool
-	// DivergentApply makes the first replica (in descriptor order) of
-	// every data range apply a different value for the last write of the
-	// entries whose log index is a multiple of 5 (when it is a put), so its
-	// state diverges from the other replicas' (S5).
-	DivergentApply bool
-	// StaleWatchStart makes the watch hub (core/watch) start a watch
-	// without a start revision right after the local replica's resolved
-	// revision, which may be below writes already acknowledged (S6 for
-	// watches: a watch from now must not deliver them).
-	StaleWatchStart bool
-	// RevokeSkipsRange makes the system leader count the last data range
-	// as having deleted a revoked lease's keys without telling it, so the
-	// keys survive the revoke (the lease invariant).
-	RevokeSkipsRange bool
-	// PutIgnoresRevoke makes data ranges accept puts with a lease whose
-	// keys they already deleted for its revoke (the lease invariant).
-	PutIgnoresRevoke bool
-	// LeaseReadsFromMemory makes the system leader answer keepalives and
-	// lease reads from memory, without a ReadIndex round: a deposed leader
-	// that does not know it keeps leases alive.
-	LeaseReadsFromMemory bool
-	// NoCheckQuorum turns raft's CheckQuorum off: a partitioned leader
-	// keeps its role, and a node rejoining with a higher term can unseat a
-	// healthy leader.
-	NoCheckQuorum bool
-	// RefuseWritesAfterFailover makes a data range leader refuse every
-	// write (as overloaded, a definite refusal) once the range is past its
-	// bootstrap term 1, i.e. after its first leader was replaced: a
-	// cluster that recovers leaders but never serves writes again (L2).
-	RefuseWritesAfterFailover bool
-	// SkipRevision makes the sequencer never hand out revisions that are
-	// multiples of 50: a gap between consecutive writes in a run without
-	// faults (the no-gap check of S6).
-	SkipRevision bool
-	// FailOnDeposed makes a leader that loses leadership fail its proposed
-	// batch at once as "leader changed, not applied", although the next
-	// leader may still commit it, and makes origins pass such refusals on
-	// as definite failures instead of retrying them (S9).
-	FailOnDeposed bool
-	// NoQuiesce makes idle leaders never quiesce their ranges: an idle
-	// range keeps sending heartbeats (L4).
-	NoQuiesce bool
-	// ServeCrossRangeFromFirst sends a request that spans ranges to the
-	// range of its first key, which serves it from its node's engine at its
-	// own revision, instead of refusing it (S8).
-	ServeCrossRangeFromFirst bool
-}
-
-func (c *Config) setDefaults() {
-	if c.TickInterval == 0 {
-		c.TickInterval = 100 * time.Millisecond
-	}
-	if c.ElectionTicks == 0 {
-		c.ElectionTicks = 10
-	}
-	if c.HeartbeatTicks == 0 {
-		c.HeartbeatTicks = 1
-	}
-	if c.KeepaliveInterval == 0 {
-		c.KeepaliveInterval = time.Second
-	}
-	if c.LivenessTimeout == 0 {
-		c.LivenessTimeout = 5 * time.Second
-	}
-	if c.RequestRetry == 0 {
-		c.RequestRetry = time.Second
-	}
-	if c.MaxBatchRequests == 0 {
-		c.MaxBatchRequests = 512
-	}
-	if c.MaxPendingRequests == 0 {
-		c.MaxPendingRequests = 10000
-	}
-	if c.SequencerWindow == 0 {
-		c.SequencerWindow = 100000
-	}
-	if c.InitialDataNodes == 0 {
-		c.InitialDataNodes = 3
-	}
-	if c.MaxRequestHops == 0 {
-		c.MaxRequestHops = 4
-	}
-	if c.Rand == nil {
-		c.Rand = rand.New(rand.NewPCG(c.NodeID, 0x7e7f01d))
-	}
-}
 
 // Output is what one Ready call hands back to the driver.
 type Output struct {
@@ -220,14 +48,22 @@ func (o *Output) Empty() bool {
 	return len(o.Messages) == 0 && len(o.Results) == 0 && len(o.Applied) == 0
 }
 
+// Config configures a node core (core/host holds it, so that the state
+// machines the node hosts read it too).
+type Config = host.Config
+
+// Bugs are deliberate defects a test can switch on.
+type Bugs = host.Bugs
+
 // Applied is a range's progress in one Ready round, for watchers.
-type Applied struct {
-	RangeID uint64
-	Span    Span
-	Events  []*mvccpb.Event
-	// Resolved: every event of this range at or below it has been applied.
-	Resolved int64
-}
+type Applied = host.Applied
+
+// Span is a half-open key interval [Start, End); an empty End is the end of
+// the keyspace.
+type Span = host.Span
+
+// ClusterID is reported in every response header.
+const ClusterID = host.ClusterID
 
 // Node is one node's core.
 type Node struct {
@@ -283,7 +119,7 @@ func New(cfg Config) (*Node, error) {
 	if cfg.Engine == nil {
 		return nil, errors.New("core: an engine is required")
 	}
-	cfg.setDefaults()
+	cfg.SetDefaults()
 	n := &Node{
 		cfg:          cfg,
 		id:           cfg.NodeID,
@@ -315,8 +151,8 @@ func New(cfg Config) (*Node, error) {
 		if n.ctl == nil {
 			n.ctl = newControlState(n)
 		}
-		if _, ok := n.replicas[controlRangeID]; !ok {
-			desc := &tenfoldpb.RangeDescriptor{RangeId: controlRangeID, Replicas: append([]uint64(nil), cfg.ControlNodes...), Epoch: 1, Kind: tenfoldpb.RangeKind_CONTROL}
+		if _, ok := n.replicas[keys.ControlRangeID]; !ok {
+			desc := &tenfoldpb.RangeDescriptor{RangeId: keys.ControlRangeID, Replicas: append([]uint64(nil), cfg.ControlNodes...), Epoch: 1, Kind: tenfoldpb.RangeKind_CONTROL}
 			if err := n.createReplica(desc); err != nil {
 				return nil, err
 			}
@@ -332,7 +168,7 @@ func (n *Node) ID() uint64 { return n.id }
 // or grant addressed to an earlier incarnation carries an older number and
 // can never complete a request of this one.
 func (n *Node) bumpIncarnation() error {
-	v, ok, err := n.eng.Get(keyNodeIncarnation)
+	v, ok, err := n.eng.Get(keys.NodeIncarnation)
 	if err != nil {
 		return err
 	}
@@ -346,7 +182,7 @@ func (n *Node) bumpIncarnation() error {
 	inc++
 	b := n.eng.NewBatch()
 	defer b.Close()
-	if err := b.Set(keyNodeIncarnation, binary.BigEndian.AppendUint64(nil, inc)); err != nil {
+	if err := b.Set(keys.NodeIncarnation, binary.BigEndian.AppendUint64(nil, inc)); err != nil {
 		return err
 	}
 	if err := b.Commit(true); err != nil {
@@ -368,7 +204,7 @@ func (n *Node) recoverReplicas() error {
 	var descs []*tenfoldpb.RangeDescriptor
 	for ok := it.First(); ok; ok = it.Next() {
 		k := it.Key()
-		if len(k) == 10 && k[9] == suffixDesc {
+		if len(k) == 10 && k[9] == keys.SuffixDesc {
 			d := &tenfoldpb.RangeDescriptor{}
 			if err := proto.Unmarshal(it.Value(), d); err != nil {
 				it.Close()
@@ -411,7 +247,7 @@ func (n *Node) createReplica(d *tenfoldpb.RangeDescriptor) error {
 	if err != nil {
 		return err
 	}
-	if err := b.Set(rangeKey(d.GetRangeId(), suffixDesc), v); err != nil {
+	if err := b.Set(keys.RangeKey(d.GetRangeId(), keys.SuffixDesc), v); err != nil {
 		return err
 	}
 	if err := b.Commit(true); err != nil {

@@ -3,16 +3,11 @@ package core
 import (
 	"fmt"
 
+	"github.com/tenfold/tenfold/core/keys"
 	"github.com/tenfold/tenfold/engine"
 	"github.com/tenfold/tenfold/tenfoldpb"
 	"go.etcd.io/raft/v3"
 	raftpb "go.etcd.io/raft/v3/raftpb"
-)
-
-const (
-	controlRangeID = 1 // the control plane's raft group
-	systemRangeID  = 2 // sequencer and lease table
-	firstDataRange = 3
 )
 
 // replica is this node's member of one range's raft group.
@@ -51,7 +46,7 @@ func (n *Node) openReplica(d *tenfoldpb.RangeDescriptor) (*replica, error) {
 		return nil, err
 	}
 	r := &replica{n: n, desc: d, storage: st}
-	if v, ok, err := n.eng.Get(rangeKey(d.GetRangeId(), suffixApplied)); err != nil {
+	if v, ok, err := n.eng.Get(keys.RangeKey(d.GetRangeId(), keys.SuffixApplied)); err != nil {
 		return nil, err
 	} else if ok {
 		if r.applied, err = decodeAppliedState(v); err != nil {
@@ -305,7 +300,7 @@ func (r *replica) lostLeadership() {
 	if r.sys != nil {
 		r.sys.lostLeadership()
 	}
-	if r.id() == controlRangeID && r.n.ctl != nil {
+	if r.id() == keys.ControlRangeID && r.n.ctl != nil {
 		r.n.ctl.lostLeadership()
 	}
 }
@@ -369,7 +364,7 @@ func (r *replica) applyEntry(e *raftpb.Entry) ([]func(), error) {
 		return nil, fmt.Errorf("range %d: conf changes are not supported yet (entry %d)", r.id(), e.GetIndex())
 	}
 	r.applied.index, r.applied.term = e.GetIndex(), e.GetTerm()
-	if err := b.Set(rangeKey(r.id(), suffixApplied), r.applied.encode()); err != nil {
+	if err := b.Set(keys.RangeKey(r.id(), keys.SuffixApplied), r.applied.encode()); err != nil {
 		return nil, err
 	}
 	// Applied state needs no sync of its own: the log is durable, and a
@@ -386,7 +381,7 @@ func (r *replica) applyCommand(b engine.Batch, e *raftpb.Entry) ([]func(), error
 		return r.data.apply(b, e)
 	case r.sys != nil:
 		return r.sys.apply(b, e)
-	case r.id() == controlRangeID && r.n.ctl != nil:
+	case r.id() == keys.ControlRangeID && r.n.ctl != nil:
 		return r.n.ctl.apply(b, e)
 	}
 	return nil, nil
@@ -400,7 +395,7 @@ func (r *replica) afterReady() {
 	if r.sys != nil {
 		r.sys.pump()
 	}
-	if r.id() == controlRangeID && r.n.ctl != nil {
+	if r.id() == keys.ControlRangeID && r.n.ctl != nil {
 		r.n.ctl.pump()
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/tenfold/tenfold/core/host"
+	"github.com/tenfold/tenfold/core/keys"
 	"github.com/tenfold/tenfold/engine"
 	"github.com/tenfold/tenfold/mvcc"
 	"github.com/tenfold/tenfold/tenfoldpb"
@@ -54,32 +56,22 @@ const (
 	sessionStale                       // ended at its origin: drop it
 )
 
-// dedupKind reports whether requests of kind k go through the session
-// table: the client writes (CLOSE writes nothing and is safe to repeat).
-func dedupKind(k tenfoldpb.RequestKind) bool {
-	switch k {
-	case tenfoldpb.RequestKind_PUT, tenfoldpb.RequestKind_DELETE_RANGE, tenfoldpb.RequestKind_TXN, tenfoldpb.RequestKind_COMPACT:
-		return true
-	}
-	return false
-}
-
 func sessionEntryKey(rangeID, origin, inc, id uint64) []byte {
-	k := rangeKey(rangeID, suffixSession)
+	k := keys.RangeKey(rangeID, keys.SuffixSession)
 	k = binary.BigEndian.AppendUint64(k, origin)
 	k = binary.BigEndian.AppendUint64(k, inc)
 	return binary.BigEndian.AppendUint64(k, id)
 }
 
 func sessionClientKey(rangeID, origin uint64) []byte {
-	return binary.BigEndian.AppendUint64(rangeKey(rangeID, suffixSessionClient), origin)
+	return binary.BigEndian.AppendUint64(keys.RangeKey(rangeID, keys.SuffixSessionClient), origin)
 }
 
 // loadSessions rebuilds the in-memory index from the engine.
 func (d *dataState) loadSessions() error {
 	eng, id := d.n().eng, d.r.id()
 	d.sessions = map[uint64]*sessionClient{}
-	it, err := eng.NewIter(engine.IterOptions{LowerBound: rangeKey(id, suffixSessionClient), UpperBound: prefixEnd(rangeKey(id, suffixSessionClient))})
+	it, err := eng.NewIter(engine.IterOptions{LowerBound: keys.RangeKey(id, keys.SuffixSessionClient), UpperBound: keys.PrefixEnd(keys.RangeKey(id, keys.SuffixSessionClient))})
 	if err != nil {
 		return err
 	}
@@ -95,7 +87,7 @@ func (d *dataState) loadSessions() error {
 	if err := it.Close(); err != nil {
 		return err
 	}
-	it, err = eng.NewIter(engine.IterOptions{LowerBound: rangeKey(id, suffixSession), UpperBound: prefixEnd(rangeKey(id, suffixSession))})
+	it, err = eng.NewIter(engine.IterOptions{LowerBound: keys.RangeKey(id, keys.SuffixSession), UpperBound: keys.PrefixEnd(keys.RangeKey(id, keys.SuffixSession))})
 	if err != nil {
 		return err
 	}
@@ -144,12 +136,12 @@ func (d *dataState) sessionAnswer(req *tenfoldpb.Request) error {
 	if err := proto.Unmarshal(v, e); err != nil {
 		return fmt.Errorf("range %d: decode session entry: %w", d.r.id(), err)
 	}
-	resp, err := decodeResponse(e.GetKind(), e.GetResponse())
+	resp, err := host.DecodeResponse(e.GetKind(), e.GetResponse())
 	if err != nil {
 		return err
 	}
 	mvcc.Stamp(resp, e.GetRevision())
-	setHeaderMeta(resp, n.id, d.r.term)
+	host.SetHeaderMeta(resp, n.id, d.r.term)
 	n.reply(req, resp, nil)
 	return nil
 }
@@ -164,7 +156,7 @@ func (d *dataState) sessionRecord(b engine.Batch, e uint64, comps []*tenfoldpb.C
 	rid := d.r.id()
 	dirty := map[uint64]bool{}
 	for _, c := range comps {
-		if c.GetOrigin() == 0 || !dedupKind(c.GetKind()) {
+		if c.GetOrigin() == 0 || !host.DedupKind(c.GetKind()) {
 			continue
 		}
 		origin, inc, id := c.GetOrigin(), c.GetOriginIncarnation(), c.GetRequestId()

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 
+	"github.com/tenfold/tenfold/core/keys"
 	"github.com/tenfold/tenfold/engine"
 	"go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
@@ -25,14 +26,14 @@ type raftStorage struct {
 
 func newRaftStorage(eng engine.Engine, rangeID uint64, voters []uint64) (*raftStorage, error) {
 	s := &raftStorage{eng: eng, rangeID: rangeID, hard: &pb.HardState{}, conf: &pb.ConfState{Voters: append([]uint64(nil), voters...)}}
-	if v, ok, err := eng.Get(rangeKey(rangeID, suffixHard)); err != nil {
+	if v, ok, err := eng.Get(keys.RangeKey(rangeID, keys.SuffixHard)); err != nil {
 		return nil, err
 	} else if ok {
 		if err := proto.Unmarshal(v, s.hard); err != nil {
 			return nil, fmt.Errorf("range %d: decode hard state: %w", rangeID, err)
 		}
 	}
-	it, err := eng.NewIter(engine.IterOptions{LowerBound: logKey(rangeID, 0), UpperBound: rangeKey(rangeID, suffixLog+1)})
+	it, err := eng.NewIter(engine.IterOptions{LowerBound: keys.LogKey(rangeID, 0), UpperBound: keys.RangeKey(rangeID, keys.SuffixLog+1)})
 	if err != nil {
 		return nil, err
 	}
@@ -60,7 +61,7 @@ func (s *raftStorage) Entries(lo, hi, maxSize uint64) ([]*pb.Entry, error) {
 	if hi > s.lastIndex+1 {
 		return nil, raft.ErrUnavailable
 	}
-	it, err := s.eng.NewIter(engine.IterOptions{LowerBound: logKey(s.rangeID, lo), UpperBound: logKey(s.rangeID, hi)})
+	it, err := s.eng.NewIter(engine.IterOptions{LowerBound: keys.LogKey(s.rangeID, lo), UpperBound: keys.LogKey(s.rangeID, hi)})
 	if err != nil {
 		return nil, err
 	}
@@ -100,7 +101,7 @@ func (s *raftStorage) Term(i uint64) (uint64, error) {
 	if i == s.lastIndex {
 		return s.lastTerm, nil
 	}
-	v, ok, err := s.eng.Get(logKey(s.rangeID, i))
+	v, ok, err := s.eng.Get(keys.LogKey(s.rangeID, i))
 	if err != nil {
 		return 0, err
 	}
@@ -133,7 +134,7 @@ func (s *raftStorage) append(b engine.Batch, ents []*pb.Entry, hs *pb.HardState)
 	if len(ents) > 0 {
 		first := ents[0].GetIndex()
 		if first <= s.lastIndex {
-			if err := b.DeleteRange(logKey(s.rangeID, first), logKey(s.rangeID, s.lastIndex+1)); err != nil {
+			if err := b.DeleteRange(keys.LogKey(s.rangeID, first), keys.LogKey(s.rangeID, s.lastIndex+1)); err != nil {
 				return err
 			}
 		}
@@ -142,7 +143,7 @@ func (s *raftStorage) append(b engine.Batch, ents []*pb.Entry, hs *pb.HardState)
 			if err != nil {
 				return err
 			}
-			if err := b.Set(logKey(s.rangeID, e.GetIndex()), v); err != nil {
+			if err := b.Set(keys.LogKey(s.rangeID, e.GetIndex()), v); err != nil {
 				return err
 			}
 		}
@@ -155,7 +156,7 @@ func (s *raftStorage) append(b engine.Batch, ents []*pb.Entry, hs *pb.HardState)
 		if err != nil {
 			return err
 		}
-		if err := b.Set(rangeKey(s.rangeID, suffixHard), v); err != nil {
+		if err := b.Set(keys.RangeKey(s.rangeID, keys.SuffixHard), v); err != nil {
 			return err
 		}
 	}

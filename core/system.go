@@ -6,6 +6,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/tenfold/tenfold/core/host"
+	"github.com/tenfold/tenfold/core/keys"
 	"github.com/tenfold/tenfold/engine"
 	"github.com/tenfold/tenfold/tenfoldpb"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -97,14 +99,14 @@ func newSystemState(r *replica) (*systemState, error) {
 	if err := s.compact.load(eng); err != nil {
 		return nil, err
 	}
-	if v, ok, err := eng.Get(keySysWindow); err != nil {
+	if v, ok, err := eng.Get(keys.SysWindow); err != nil {
 		return nil, err
 	} else if ok {
 		s.windowEnd = int64(binary.BigEndian.Uint64(v))
 	} else {
 		s.windowEnd = 1 // etcd's empty store is at revision 1
 	}
-	if v, ok, err := eng.Get(keySysNextID); err != nil {
+	if v, ok, err := eng.Get(keys.SysNextID); err != nil {
 		return nil, err
 	} else if ok {
 		s.nextLeaseID = int64(binary.BigEndian.Uint64(v))
@@ -113,7 +115,7 @@ func newSystemState(r *replica) (*systemState, error) {
 		prefix []byte
 		fn     func(id int64, v []byte) error
 	}{
-		{prefixSysLease, func(id int64, v []byte) error {
+		{keys.PrefixSysLease, func(id int64, v []byte) error {
 			l := &tenfoldpb.LeaseRecord{}
 			if err := proto.Unmarshal(v, l); err != nil {
 				return err
@@ -121,10 +123,10 @@ func newSystemState(r *replica) (*systemState, error) {
 			s.leases[id] = l.GetTtl()
 			return nil
 		}},
-		{prefixSysRevok, func(id int64, _ []byte) error { s.revoking[id] = true; return nil }},
-		{prefixSysDone, func(id int64, _ []byte) error { s.revoked[id] = true; return nil }},
+		{keys.PrefixSysRevok, func(id int64, _ []byte) error { s.revoking[id] = true; return nil }},
+		{keys.PrefixSysDone, func(id int64, _ []byte) error { s.revoked[id] = true; return nil }},
 	} {
-		it, err := eng.NewIter(engine.IterOptions{LowerBound: p.prefix, UpperBound: prefixEnd(p.prefix)})
+		it, err := eng.NewIter(engine.IterOptions{LowerBound: p.prefix, UpperBound: keys.PrefixEnd(p.prefix)})
 		if err != nil {
 			return nil, err
 		}
@@ -145,7 +147,7 @@ func (s *systemState) n() *Node { return s.r.n }
 // askSequencer sends a SeqRequest for rangeID to the sequencer leader and
 // returns the node it went to (0: none known yet).
 func (n *Node) askSequencer(rangeID, id, count uint64) uint64 {
-	target := n.leaderHint[systemRangeID]
+	target := n.leaderHint[keys.SystemRangeID]
 	if target == 0 {
 		if d := n.dir.system(); d != nil && len(d.GetReplicas()) > 0 {
 			target = d.GetReplicas()[int(id)%len(d.GetReplicas())]
@@ -159,13 +161,13 @@ func (n *Node) askSequencer(rangeID, id, count uint64) uint64 {
 }
 
 func (n *Node) handleSeqRequest(from uint64, req *tenfoldpb.SeqRequest) {
-	r, ok := n.replicas[systemRangeID]
+	r, ok := n.replicas[keys.SystemRangeID]
 	if !ok || !r.isLeader() {
 		var hint uint64
 		if ok {
 			hint = r.leader
 		}
-		n.send(from, &tenfoldpb.Message{Body: &tenfoldpb.Message_SeqResponse{SeqResponse: &tenfoldpb.SeqResponse{Id: req.GetId(), RangeId: req.GetRangeId(), Code: 14, Error: status.Convert(errNotLeader).Message(), LeaderHint: hint, Incarnation: req.GetIncarnation()}}})
+		n.send(from, &tenfoldpb.Message{Body: &tenfoldpb.Message_SeqResponse{SeqResponse: &tenfoldpb.SeqResponse{Id: req.GetId(), RangeId: req.GetRangeId(), Code: 14, Error: status.Convert(host.ErrNotLeader).Message(), LeaderHint: hint, Incarnation: req.GetIncarnation()}}})
 		return
 	}
 	r.unquiesce()
@@ -176,7 +178,7 @@ func (n *Node) handleSeqRequest(from uint64, req *tenfoldpb.SeqRequest) {
 func (n *Node) handleSeqResponse(from uint64, resp *tenfoldpb.SeqResponse) {
 	if resp.GetCode() != 0 {
 		if h := resp.GetLeaderHint(); h != 0 {
-			n.leaderHint[systemRangeID] = h
+			n.leaderHint[keys.SystemRangeID] = h
 			if r, ok := n.replicas[resp.GetRangeId()]; ok && r.data != nil && h != from {
 				r.data.seqRedirected(from, resp)
 			}
@@ -185,7 +187,7 @@ func (n *Node) handleSeqResponse(from uint64, resp *tenfoldpb.SeqResponse) {
 	}
 	if r, ok := n.replicas[resp.GetRangeId()]; ok && r.data != nil {
 		if r.data.seqGranted(from, resp) {
-			n.leaderHint[systemRangeID] = from
+			n.leaderHint[keys.SystemRangeID] = from
 		}
 	}
 }
@@ -193,7 +195,7 @@ func (n *Node) handleSeqResponse(from uint64, resp *tenfoldpb.SeqResponse) {
 func (s *systemState) lostLeadership() {
 	n := s.n()
 	for _, w := range append(append(s.queue, s.granting...), s.fast...) {
-		n.send(w.from, &tenfoldpb.Message{Body: &tenfoldpb.Message_SeqResponse{SeqResponse: &tenfoldpb.SeqResponse{Id: w.req.GetId(), RangeId: w.req.GetRangeId(), Code: 14, Error: status.Convert(errNotLeader).Message(), LeaderHint: s.r.leader, Incarnation: w.req.GetIncarnation()}}})
+		n.send(w.from, &tenfoldpb.Message{Body: &tenfoldpb.Message_SeqResponse{SeqResponse: &tenfoldpb.SeqResponse{Id: w.req.GetId(), RangeId: w.req.GetRangeId(), Code: 14, Error: status.Convert(host.ErrNotLeader).Message(), LeaderHint: s.r.leader, Incarnation: w.req.GetIncarnation()}}})
 	}
 	s.queue, s.granting, s.fast, s.readCtx = nil, nil, nil, nil
 	s.counterTerm, s.extending = 0, false
@@ -202,7 +204,7 @@ func (s *systemState) lostLeadership() {
 	// waiting for their keys' deletion stay too: the next leader finishes
 	// the deletion and RevokeDone applies here as well.
 	for _, req := range append(append(s.leaseWaiter, s.leaseRound...), s.leaseReads...) {
-		n.reply(req, nil, errNotLeader)
+		n.reply(req, nil, host.ErrNotLeader)
 	}
 	s.leaseWaiter, s.leaseRound, s.leaseReads, s.leaseCtx = nil, nil, nil, nil
 	s.expiry, s.expiring = map[int64]time.Time{}, map[int64]bool{}
@@ -401,7 +403,7 @@ func (s *systemState) failStaleProposals(term uint64) {
 	for _, pid := range sortedKeys(s.proposals) {
 		if p := s.proposals[pid]; p.term < term {
 			delete(s.proposals, pid)
-			s.n().reply(p.req, nil, errLeaderChanged)
+			s.n().reply(p.req, nil, host.ErrLeaderChanged)
 		}
 	}
 }
@@ -421,14 +423,14 @@ func (s *systemState) proposeCmd(c *tenfoldpb.SystemCommand) bool {
 func (s *systemState) handle(req *tenfoldpb.Request) {
 	n := s.n()
 	if !s.r.isLeader() {
-		n.reply(req, nil, errNotLeader)
+		n.reply(req, nil, host.ErrNotLeader)
 		return
 	}
 	if !s.r.fenced() || s.counterTerm != s.r.term {
 		s.leaseWaiter = append(s.leaseWaiter, req)
 		return
 	}
-	msg, err := decodeRequest(req.GetKind(), req.GetPayload())
+	msg, err := host.DecodeRequest(req.GetKind(), req.GetPayload())
 	if err != nil {
 		n.reply(req, nil, err)
 		return
@@ -446,7 +448,7 @@ func (s *systemState) handle(req *tenfoldpb.Request) {
 		if pid, ok := s.proposeFor(&tenfoldpb.SystemCommand{Grant: &tenfoldpb.LeaseRecord{Id: id, Ttl: ttl}}); ok {
 			s.proposals[pid] = leaseProposal{req: req, term: s.r.term}
 		} else {
-			n.reply(req, nil, errNotLeader)
+			n.reply(req, nil, host.ErrNotLeader)
 		}
 	case *pb.LeaseRevokeRequest:
 		if s.revoking[m.ID] {
@@ -462,7 +464,7 @@ func (s *systemState) handle(req *tenfoldpb.Request) {
 		if pid, ok := s.proposeFor(&tenfoldpb.SystemCommand{Revoke: m.ID}); ok {
 			s.proposals[pid] = leaseProposal{req: req, term: s.r.term}
 		} else {
-			n.reply(req, nil, errNotLeader)
+			n.reply(req, nil, host.ErrNotLeader)
 		}
 	case *pb.LeaseKeepAliveRequest, *pb.LeaseTimeToLiveRequest, *pb.LeaseLeasesRequest:
 		if n.cfg.Bugs.LeaseReadsFromMemory {
@@ -474,7 +476,7 @@ func (s *systemState) handle(req *tenfoldpb.Request) {
 	case *pb.CompactionRequest:
 		s.handleCompact(req, m)
 	default:
-		n.reply(req, nil, errUnknownLeaseOps)
+		n.reply(req, nil, host.ErrUnknownKind)
 	}
 }
 
@@ -492,7 +494,7 @@ func (s *systemState) pumpLeaseReads() {
 		round := s.leaseRound
 		s.leaseRound, s.leaseCtx = nil, nil
 		for _, req := range round {
-			msg, err := decodeRequest(req.GetKind(), req.GetPayload())
+			msg, err := host.DecodeRequest(req.GetKind(), req.GetPayload())
 			if err != nil {
 				s.n().reply(req, nil, err)
 				continue
@@ -570,7 +572,7 @@ func (s *systemState) apply(b engine.Batch, e *raftpb.Entry) ([]func(), error) {
 	}
 	if c.GetWindowEnd() > s.windowEnd {
 		s.windowEnd = c.GetWindowEnd()
-		if err := b.Set(keySysWindow, binary.BigEndian.AppendUint64(nil, uint64(s.windowEnd))); err != nil {
+		if err := b.Set(keys.SysWindow, binary.BigEndian.AppendUint64(nil, uint64(s.windowEnd))); err != nil {
 			return nil, err
 		}
 		if mine {
@@ -592,10 +594,10 @@ func (s *systemState) apply(b engine.Batch, e *raftpb.Entry) ([]func(), error) {
 				s.nextLeaseID = id + 1
 			}
 			v, _ := proto.Marshal(&tenfoldpb.LeaseRecord{Id: id, Ttl: g.GetTtl()})
-			if err := b.Set(sysLeaseKey(prefixSysLease, id), v); err != nil {
+			if err := b.Set(keys.SysLeaseKey(keys.PrefixSysLease, id), v); err != nil {
 				return nil, err
 			}
-			if err := b.Set(keySysNextID, binary.BigEndian.AppendUint64(nil, uint64(s.nextLeaseID))); err != nil {
+			if err := b.Set(keys.SysNextID, binary.BigEndian.AppendUint64(nil, uint64(s.nextLeaseID))); err != nil {
 				return nil, err
 			}
 			if s.r.isLeader() {
@@ -626,10 +628,10 @@ func (s *systemState) apply(b engine.Batch, e *raftpb.Entry) ([]func(), error) {
 			delete(s.expiry, id)
 			delete(s.expiring, id)
 			s.revoking[id] = true
-			if err := b.Delete(sysLeaseKey(prefixSysLease, id)); err != nil {
+			if err := b.Delete(keys.SysLeaseKey(keys.PrefixSysLease, id)); err != nil {
 				return nil, err
 			}
-			if err := b.Set(sysLeaseKey(prefixSysRevok, id), nil); err != nil {
+			if err := b.Set(keys.SysLeaseKey(keys.PrefixSysRevok, id), nil); err != nil {
 				return nil, err
 			}
 			if waiting != nil {
@@ -649,10 +651,10 @@ func (s *systemState) apply(b engine.Batch, e *raftpb.Entry) ([]func(), error) {
 		delete(s.revoking, id)
 		delete(s.revokeAcks, id)
 		s.revoked[id] = true
-		if err := b.Delete(sysLeaseKey(prefixSysRevok, id)); err != nil {
+		if err := b.Delete(keys.SysLeaseKey(keys.PrefixSysRevok, id)); err != nil {
 			return nil, err
 		}
-		if err := b.Set(sysLeaseKey(prefixSysDone, id), nil); err != nil {
+		if err := b.Set(keys.SysLeaseKey(keys.PrefixSysDone, id), nil); err != nil {
 			return nil, err
 		}
 		waiters := s.revokeWait[id]
@@ -720,7 +722,7 @@ func (s *systemState) sendRevokeTo(id int64, d *tenfoldpb.RangeDescriptor) {
 const maxRevokeRedirects = 3
 
 func (n *Node) handleLeaseRevokedAck(from uint64, m *tenfoldpb.LeaseRevokedAck) {
-	r, ok := n.replicas[systemRangeID]
+	r, ok := n.replicas[keys.SystemRangeID]
 	if !ok || !r.isLeader() || !r.sys.revoking[m.GetLease()] {
 		return
 	}
