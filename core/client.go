@@ -406,7 +406,7 @@ func (n *Node) reply(req *tenfoldpb.Request, resp proto.Message, err error) {
 		st, _ := status.FromError(err)
 		r.Code, r.Error = uint32(st.Code()), st.Message()
 		if rng, ok := n.replicas[req.GetRangeId()]; ok {
-			r.LeaderHint = rng.leader
+			r.LeaderHint = rng.Leader()
 		} else if h := n.leaderHint[req.GetRangeId()]; h != 0 {
 			r.LeaderHint = h
 		}
@@ -427,15 +427,8 @@ func (n *Node) handleRequest(from uint64, req *tenfoldpb.Request) {
 		n.reply(req, nil, host.ErrRangeNotHere)
 		return
 	}
-	r.unquiesce()
-	switch {
-	case r.data != nil:
-		r.data.handle(req)
-	case r.sys != nil:
-		r.sys.handle(req)
-	default:
-		n.reply(req, nil, status.Errorf(codes.InvalidArgument, "tenfold: range %d does not serve client requests", req.GetRangeId()))
-	}
+	r.Unquiesce()
+	r.Machine().Handle(req)
 }
 
 // requestSpan returns the key span a request touches, whether it writes,

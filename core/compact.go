@@ -86,7 +86,7 @@ func (s *systemState) handleCompact(req *tenfoldpb.Request, m *pb.CompactionRequ
 		n.reply(req, nil, rpctypes.ErrGRPCFutureRev)
 	default:
 		if pid, ok := s.proposeFor(&tenfoldpb.SystemCommand{Compact: m.Revision}); ok {
-			s.proposals[pid] = leaseProposal{req: req, term: s.r.term}
+			s.proposals[pid] = leaseProposal{req: req, term: s.r.Term()}
 		} else {
 			n.reply(req, nil, host.ErrNotLeader)
 		}
@@ -139,7 +139,7 @@ func (s *systemState) applyCompact(b engine.Batch, cmd *tenfoldpb.SystemCommand,
 // be skipped.
 func (s *systemState) driveCompaction() {
 	n, c := s.n(), &s.compact
-	if c.rev == 0 || c.done || !s.r.fenced() || !n.dir.complete() {
+	if c.rev == 0 || c.done || !s.r.Fenced() || !n.dir.complete() {
 		return
 	}
 	if c.acked == nil {

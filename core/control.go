@@ -8,9 +8,12 @@ import (
 
 	"github.com/tenfold/tenfold/core/host"
 	"github.com/tenfold/tenfold/core/keys"
+	"github.com/tenfold/tenfold/core/replica"
 	"github.com/tenfold/tenfold/engine"
 	"github.com/tenfold/tenfold/tenfoldpb"
+	"go.etcd.io/raft/v3"
 	raftpb "go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 )
@@ -121,14 +124,36 @@ func (c *controlState) load() error {
 	})
 }
 
-func (c *controlState) replica() *replica { return c.n.replicas[keys.ControlRangeID] }
+func (c *controlState) replica() *replica.Replica { return c.n.replicas[keys.ControlRangeID] }
+
+// Handle refuses client requests: the control range serves none.
+func (c *controlState) Handle(req *tenfoldpb.Request) {
+	c.n.reply(req, nil, status.Errorf(codes.InvalidArgument, "tenfold: range %d does not serve client requests", req.GetRangeId()))
+}
+
+// Idle is false: the control range is never idle, keepalives keep coming.
+func (c *controlState) Idle() bool { return false }
+
+// NewTermApplied does nothing: the control range answers no proposals.
+func (c *controlState) NewTermApplied(uint64) {}
+
+// ReadState does nothing: the control range issues no ReadIndex.
+func (c *controlState) ReadState(raft.ReadState) {}
+
+// controlMachine is the control state as its replica's state machine: it
+// does nothing per raft tick, since the control leader's work runs on every
+// Tick of the node (Node.Tick calls controlState.Tick).
+type controlMachine struct{ *controlState }
+
+// Tick does nothing (see controlMachine).
+func (controlMachine) Tick() {}
 
 func (c *controlState) isLeader() bool {
 	r := c.replica()
-	return r != nil && r.fenced()
+	return r != nil && r.Fenced()
 }
 
-func (c *controlState) lostLeadership() {
+func (c *controlState) LostLeadership() {
 	c.lastSeen, c.reports, c.registering = map[uint64]time.Time{}, map[uint64][]*tenfoldpb.RangeReport{}, map[uint64]bool{}
 	c.bootstrapping = false
 	c.leaderSince = time.Time{}
@@ -152,9 +177,9 @@ func (c *controlState) index() {
 	}
 }
 
-func (c *controlState) tick() {
+func (c *controlState) Tick() {
 	if c.isLeader() {
-		c.pump()
+		c.Pump()
 	}
 }
 
@@ -166,12 +191,12 @@ func (c *controlState) propose(cmd *tenfoldpb.ControlCommand) bool {
 		return false
 	}
 	r := c.replica()
-	defer r.touch()
-	return r.rn.Propose(data) == nil
+	defer r.Touch()
+	return r.Propose(data) == nil
 }
 
-// pump runs the control leader's decisions: bootstrap the first ranges.
-func (c *controlState) pump() {
+// Pump runs the control leader's decisions: bootstrap the first ranges.
+func (c *controlState) Pump() {
 	if !c.isLeader() {
 		return
 	}
@@ -215,7 +240,7 @@ func (c *controlState) pump() {
 	}
 }
 
-func (c *controlState) apply(b engine.Batch, e *raftpb.Entry) ([]func(), error) {
+func (c *controlState) Apply(b engine.Batch, e *raftpb.Entry) ([]func(), error) {
 	cmd := &tenfoldpb.ControlCommand{}
 	if err := proto.Unmarshal(e.GetData(), cmd); err != nil {
 		return nil, fmt.Errorf("control: decode entry %d: %w", e.GetIndex(), err)
@@ -310,10 +335,10 @@ func (c *controlState) handleKeepalive(from uint64, ka *tenfoldpb.Keepalive) {
 	n := c.n
 	resp := &tenfoldpb.KeepaliveResponse{}
 	r := c.replica()
-	if r == nil || !r.fenced() {
+	if r == nil || !r.Fenced() {
 		resp.Code, resp.Error = 14, status.Convert(host.ErrNotLeader).Message()
 		if r != nil {
-			resp.ControlLeader = r.leader
+			resp.ControlLeader = r.Leader()
 		}
 		n.send(from, &tenfoldpb.Message{Body: &tenfoldpb.Message_KeepaliveResponse{KeepaliveResponse: resp}})
 		return
@@ -367,7 +392,7 @@ func (c *controlState) handleKeepalive(from uint64, ka *tenfoldpb.Keepalive) {
 		resp.Live = c.live
 	}
 	n.send(from, &tenfoldpb.Message{Body: &tenfoldpb.Message_KeepaliveResponse{KeepaliveResponse: resp}})
-	c.pump()
+	c.Pump()
 }
 
 // liveSet brings c.live up to date and returns its version.
@@ -375,7 +400,7 @@ func (c *controlState) liveSet() uint64 {
 	live := c.liveNodes()
 	if c.liveVersion == 0 || !slices.Equal(live, c.live) {
 		seq := c.liveVersion&0xffffffff + 1
-		c.live, c.liveVersion = live, c.replica().term<<32|seq
+		c.live, c.liveVersion = live, c.replica().Term()<<32|seq
 	}
 	return c.liveVersion
 }
@@ -412,7 +437,7 @@ func (n *Node) maybeKeepalive() {
 	}
 	for _, id := range n.replicaIDs() {
 		r := n.replicas[id]
-		ka.Ranges = append(ka.Ranges, &tenfoldpb.RangeReport{RangeId: id, Epoch: r.desc.GetEpoch(), Leader: r.leader, Term: r.term, Applied: r.applied.index, Revision: r.applied.closed})
+		ka.Ranges = append(ka.Ranges, &tenfoldpb.RangeReport{RangeId: id, Epoch: r.Desc().GetEpoch(), Leader: r.Leader(), Term: r.Term(), Applied: r.Applied().Index, Revision: r.Applied().Closed})
 	}
 	n.send(to, &tenfoldpb.Message{Body: &tenfoldpb.Message_Keepalive{Keepalive: ka}})
 }

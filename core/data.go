@@ -7,6 +7,7 @@ import (
 
 	"github.com/tenfold/tenfold/core/host"
 	"github.com/tenfold/tenfold/core/keys"
+	"github.com/tenfold/tenfold/core/replica"
 	"github.com/tenfold/tenfold/engine"
 	"github.com/tenfold/tenfold/mvcc"
 	"github.com/tenfold/tenfold/tenfoldpb"
@@ -34,7 +35,8 @@ import (
 // One cycle in flight keeps revisions increasing in log order and lets
 // evaluation read applied state only; batching keeps throughput up.
 type dataState struct {
-	r     *replica
+	nd    *Node
+	r     *replica.Replica
 	span  mvcc.Span
 	queue []*queued // writes waiting for the next cycle (leader only)
 	reads []*tenfoldpb.Request
@@ -86,17 +88,17 @@ type cycle struct {
 	readIndexD bool
 }
 
-func newDataState(r *replica) (*dataState, error) {
-	d := &dataState{r: r, span: mvcc.Span{Start: r.desc.GetStartKey(), End: r.desc.GetEndKey()}, revoked: map[int64]bool{}}
-	p := keys.RangeKey(r.id(), keys.SuffixRevoked)
-	it, err := r.n.eng.NewIter(engine.IterOptions{LowerBound: p, UpperBound: keys.PrefixEnd(p)})
+func newDataState(n *Node, r *replica.Replica) (*dataState, error) {
+	d := &dataState{nd: n, r: r, span: mvcc.Span{Start: r.Desc().GetStartKey(), End: r.Desc().GetEndKey()}, revoked: map[int64]bool{}}
+	p := keys.RangeKey(r.ID(), keys.SuffixRevoked)
+	it, err := n.eng.NewIter(engine.IterOptions{LowerBound: p, UpperBound: keys.PrefixEnd(p)})
 	if err != nil {
 		return nil, err
 	}
 	defer it.Close()
 	for ok := it.First(); ok; ok = it.Next() {
 		if len(it.Key()) != len(p)+8 {
-			return nil, fmt.Errorf("range %d: malformed revoked-lease key %x", r.id(), it.Key())
+			return nil, fmt.Errorf("range %d: malformed revoked-lease key %x", r.ID(), it.Key())
 		}
 		d.revoked[int64(binary.BigEndian.Uint64(it.Key()[len(p):]))] = true
 	}
@@ -139,9 +141,9 @@ func (d *dataState) revokedLease(msg proto.Message, clearing map[int64]bool) int
 	return 0
 }
 
-func (d *dataState) n() *Node { return d.r.n }
+func (d *dataState) n() *Node { return d.nd }
 
-func (d *dataState) handle(req *tenfoldpb.Request) {
+func (d *dataState) Handle(req *tenfoldpb.Request) {
 	n := d.n()
 	msg, err := host.DecodeRequest(req.GetKind(), req.GetPayload())
 	if err != nil {
@@ -152,7 +154,7 @@ func (d *dataState) handle(req *tenfoldpb.Request) {
 		d.serveLocal(req, msg.(*pb.RangeRequest))
 		return
 	}
-	if !d.r.isLeader() {
+	if !d.r.IsLeader() {
 		n.reply(req, nil, host.ErrNotLeader)
 		return
 	}
@@ -160,24 +162,24 @@ func (d *dataState) handle(req *tenfoldpb.Request) {
 		n.reply(req, nil, host.ErrOverloaded)
 		return
 	}
-	if n.cfg.Bugs.RefuseWritesAfterFailover && d.r.term > 1 && req.GetKind() != tenfoldpb.RequestKind_RANGE && req.GetKind() != tenfoldpb.RequestKind_CLOSE {
+	if n.cfg.Bugs.RefuseWritesAfterFailover && d.r.Term() > 1 && req.GetKind() != tenfoldpb.RequestKind_RANGE && req.GetKind() != tenfoldpb.RequestKind_CLOSE {
 		n.reply(req, nil, host.ErrOverloaded)
 		return
 	}
 	if req.GetKind() == tenfoldpb.RequestKind_RANGE || req.GetKind() == tenfoldpb.RequestKind_LEASE_KEYS {
 		d.reads = append(d.reads, req)
-		d.pump()
+		d.Pump()
 		return
 	}
 	d.queue = append(d.queue, &queued{req: req, msg: msg, close: req.GetKind() == tenfoldpb.RequestKind_CLOSE})
-	d.pump()
+	d.Pump()
 }
 
 // serveLocal answers a serializable read from this replica's applied state.
 func (d *dataState) serveLocal(req *tenfoldpb.Request, rr *pb.RangeRequest) {
-	cur := d.r.applied.closed
-	if d.n().cfg.Bugs.StaleReads && cur < d.r.applied.revision {
-		cur = d.r.applied.revision
+	cur := d.r.Applied().Closed
+	if d.n().cfg.Bugs.StaleReads && cur < d.r.Applied().Revision {
+		cur = d.r.Applied().Revision
 	}
 	resp, err := d.read(rr, cur)
 	d.n().reply(req, resp, err)
@@ -191,7 +193,7 @@ func (d *dataState) read(rr *pb.RangeRequest, current int64) (*pb.RangeResponse,
 	if rev > current {
 		return nil, rpctypes.ErrGRPCFutureRev
 	}
-	if rev < d.r.applied.compacted {
+	if rev < d.r.Applied().Compacted {
 		return nil, rpctypes.ErrGRPCCompacted
 	}
 	resp, err := mvcc.Range(d.n().eng, rr, rev)
@@ -213,10 +215,10 @@ func (d *dataState) leaseKeys(m *pb.LeaseTimeToLiveRequest, current int64) (*pb.
 }
 
 func (d *dataState) header(rev int64) *pb.ResponseHeader {
-	return &pb.ResponseHeader{ClusterId: ClusterID, MemberId: d.n().id, Revision: rev, RaftTerm: d.r.term}
+	return &pb.ResponseHeader{ClusterId: ClusterID, MemberId: d.n().id, Revision: rev, RaftTerm: d.r.Term()}
 }
 
-func (d *dataState) tick() {
+func (d *dataState) Tick() {
 	n := d.n()
 	c := d.cycle
 	if c != nil && !c.granted && n.now.Sub(c.seqSent) >= n.cfg.RequestRetry {
@@ -227,12 +229,12 @@ func (d *dataState) tick() {
 	}
 }
 
-// idle reports whether the leader has nothing queued or in flight.
-func (d *dataState) idle() bool {
+// Idle reports whether the leader has nothing queued or in flight.
+func (d *dataState) Idle() bool {
 	return d.cycle == nil && len(d.queue) == 0 && len(d.reads) == 0
 }
 
-func (d *dataState) lostLeadership() {
+func (d *dataState) LostLeadership() {
 	n := d.n()
 	for _, q := range d.queue {
 		d.refuse(q, host.ErrNotLeader)
@@ -266,15 +268,15 @@ func (d *dataState) refuse(q *queued, err error) {
 	}
 }
 
-func (d *dataState) readState(rs raft.ReadState) {
+func (d *dataState) ReadState(rs raft.ReadState) {
 	c := d.cycle
 	if c != nil && c.readCtx != nil && string(rs.RequestCtx) == string(c.readCtx) {
 		c.readIndex, c.readIndexD = rs.Index, true
 	}
 }
 
-// pump advances the leader's cycle as far as it can.
-func (d *dataState) pump() {
+// Pump advances the leader's cycle as far as it can.
+func (d *dataState) Pump() {
 	for i := 0; i < 3; i++ {
 		if !d.step() {
 			return
@@ -286,7 +288,7 @@ func (d *dataState) step() bool {
 	n := d.n()
 	c := d.cycle
 	if c == nil {
-		if !d.r.fenced() || (len(d.queue) == 0 && len(d.reads) == 0) {
+		if !d.r.Fenced() || (len(d.queue) == 0 && len(d.reads) == 0) {
 			return false
 		}
 		d.startCycle()
@@ -296,7 +298,7 @@ func (d *dataState) step() bool {
 		d.propose(c)
 	}
 	batchDone := c.batch == nil || c.applied
-	if c.granted && batchDone && len(c.reads) > 0 && c.readIndexD && d.r.applied.index >= c.readIndex {
+	if c.granted && batchDone && len(c.reads) > 0 && c.readIndexD && d.r.Applied().Index >= c.readIndex {
 		for _, rq := range c.reads {
 			msg, err := host.DecodeRequest(rq.GetKind(), rq.GetPayload())
 			if err != nil {
@@ -323,11 +325,11 @@ func (d *dataState) step() bool {
 
 func (d *dataState) startCycle() {
 	n := d.n()
-	c := &cycle{term: d.r.term}
-	ev := mvcc.NewEvaluator(n.eng, d.r.applied.revision)
+	c := &cycle{term: d.r.Term()}
+	ev := mvcc.NewEvaluator(n.eng, d.r.Applied().Revision)
 	// Reads inside a txn at an explicit revision are checked against the
 	// range's compaction and resolved revisions.
-	ev.SetReadBounds(d.r.applied.compacted, d.r.applied.closed)
+	ev.SetReadBounds(d.r.Applied().Compacted, d.r.Applied().Closed)
 	var rest []*queued
 	var compact int64
 	var cleared []int64
@@ -374,7 +376,7 @@ func (d *dataState) startCycle() {
 		case *pb.TxnRequest:
 			resp, wrote, ok, err = ev.Txn(m)
 		case *pb.CompactionRequest:
-			if m.Revision < d.r.applied.compacted {
+			if m.Revision < d.r.Applied().Compacted {
 				// Compactions come from the system range's decision
 				// (compact.go), which may ask again for the revision a
 				// range already compacted at: that is a yes, below a no.
@@ -435,8 +437,7 @@ func (d *dataState) startCycle() {
 		c.reads, d.reads = d.reads, nil
 		d.nextSeqID++
 		c.readCtx = binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, n.id), d.nextSeqID)
-		d.r.rn.ReadIndex(c.readCtx)
-		d.r.touch()
+		d.r.ReadIndex(c.readCtx)
 	}
 	d.cycle = c
 	d.askSequencer(c)
@@ -451,7 +452,7 @@ func (d *dataState) askSequencer(c *cycle) {
 	if c.batch != nil {
 		c.seqCount = c.batch.GetSlots()
 	}
-	c.seqTarget = n.askSequencer(d.r.id(), c.seqID, c.seqCount)
+	c.seqTarget = n.askSequencer(d.r.ID(), c.seqID, c.seqCount)
 }
 
 // seqAnswers reports whether resp answers the cycle's current request:
@@ -490,12 +491,12 @@ func (d *dataState) seqGranted(from uint64, resp *tenfoldpb.SeqResponse) bool {
 	}
 	first, count, current := resp.GetFirst(), resp.GetCount(), resp.GetCurrent()
 	if count != c.seqCount || (count > 0 && (first < 1 || first+int64(count)-1 > current)) {
-		d.n().logger.Warn("core: dropped a sequencer grant that does not match its request", "range", d.r.id(), "id", resp.GetId(),
-			"asked", c.seqCount, "count", count, "first", first, "current", current, "applied", d.r.applied.revision)
+		d.n().logger.Warn("core: dropped a sequencer grant that does not match its request", "range", d.r.ID(), "id", resp.GetId(),
+			"asked", c.seqCount, "count", count, "first", first, "current", current, "applied", d.r.Applied().Revision)
 		return false
 	}
 	c.granted, c.first, c.current = true, first, current
-	d.pump()
+	d.Pump()
 	return true
 }
 
@@ -539,8 +540,8 @@ func (d *dataState) propose(c *cycle) {
 		n.fail(err)
 		return
 	}
-	err = d.r.rn.Propose(data)
-	d.r.touch()
+	err = d.r.Propose(data)
+	d.r.Touch()
 	if err != nil {
 		// Not leader any more (raft drops the proposal): fail definitively.
 		for _, q := range c.items {
@@ -552,12 +553,12 @@ func (d *dataState) propose(c *cycle) {
 	c.proposed = true
 }
 
-// apply applies one WriteBatch entry on every replica.
-func (d *dataState) apply(b engine.Batch, e *raftpb.Entry) ([]func(), error) {
+// Apply applies one WriteBatch entry on every replica.
+func (d *dataState) Apply(b engine.Batch, e *raftpb.Entry) ([]func(), error) {
 	n := d.n()
 	wb := &tenfoldpb.WriteBatch{}
 	if err := proto.Unmarshal(e.GetData(), wb); err != nil {
-		return nil, fmt.Errorf("range %d: decode write batch at %d: %w", d.r.id(), e.GetIndex(), err)
+		return nil, fmt.Errorf("range %d: decode write batch at %d: %w", d.r.ID(), e.GetIndex(), err)
 	}
 	var after []func()
 	// A batch proposed in an older term than one already applied can no
@@ -567,19 +568,19 @@ func (d *dataState) apply(b engine.Batch, e *raftpb.Entry) ([]func(), error) {
 	}
 	if wb.GetSlots() > 0 {
 		// S6: revisions strictly increase within a range, in log order.
-		if wb.GetBaseRevision() <= d.r.applied.revision {
-			return nil, fmt.Errorf("invariant S6 violated: range %d entry %d writes revision %d after revision %d", d.r.id(), e.GetIndex(), wb.GetBaseRevision(), d.r.applied.revision)
+		if wb.GetBaseRevision() <= d.r.Applied().Revision {
+			return nil, fmt.Errorf("invariant S6 violated: range %d entry %d writes revision %d after revision %d", d.r.ID(), e.GetIndex(), wb.GetBaseRevision(), d.r.Applied().Revision)
 		}
 	}
-	if w := wb.GetWrites(); n.cfg.Bugs.DivergentApply && len(w) > 0 && !w[len(w)-1].GetDelete() && e.GetIndex()%5 == 0 && d.r.desc.GetReplicas()[0] == n.id {
+	if w := wb.GetWrites(); n.cfg.Bugs.DivergentApply && len(w) > 0 && !w[len(w)-1].GetDelete() && e.GetIndex()%5 == 0 && d.r.Desc().GetReplicas()[0] == n.id {
 		w[len(w)-1].Value = append([]byte("diverged:"), w[len(w)-1].GetValue()...)
 	}
 	events, err := mvcc.Apply(n.eng, b, wb.GetWrites(), wb.GetBaseRevision())
 	if err != nil {
-		return nil, fmt.Errorf("range %d: apply entry %d: %w", d.r.id(), e.GetIndex(), err)
+		return nil, fmt.Errorf("range %d: apply entry %d: %w", d.r.ID(), e.GetIndex(), err)
 	}
 	for _, l := range wb.GetLeaseCleared() {
-		if err := b.Set(binary.BigEndian.AppendUint64(keys.RangeKey(d.r.id(), keys.SuffixRevoked), uint64(l)), nil); err != nil {
+		if err := b.Set(binary.BigEndian.AppendUint64(keys.RangeKey(d.r.ID(), keys.SuffixRevoked), uint64(l)), nil); err != nil {
 			return nil, err
 		}
 		d.revoked[l] = true
@@ -593,24 +594,24 @@ func (d *dataState) apply(b engine.Batch, e *raftpb.Entry) ([]func(), error) {
 	if err := d.sessionRecord(b, e.GetIndex(), wb.GetCompletions(), stamped); err != nil {
 		return nil, err
 	}
-	if wb.GetCompact() > d.r.applied.compacted {
+	if wb.GetCompact() > d.r.Applied().Compacted {
 		if _, err := mvcc.Compact(n.eng, b, d.span, wb.GetCompact()); err != nil {
 			return nil, err
 		}
-		d.r.applied.compacted = wb.GetCompact()
+		d.r.Applied().Compacted = wb.GetCompact()
 	}
 	if wb.GetSlots() > 0 {
-		d.r.applied.revision = wb.GetBaseRevision() + int64(wb.GetSlots()) - 1
+		d.r.Applied().Revision = wb.GetBaseRevision() + int64(wb.GetSlots()) - 1
 	}
-	if wb.GetClosed() > d.r.applied.closed {
-		d.r.applied.closed = wb.GetClosed()
+	if wb.GetClosed() > d.r.Applied().Closed {
+		d.r.Applied().Closed = wb.GetClosed()
 	}
 	d.applies++
 	if n.cfg.Bugs.DropWatchEvent && len(events) > 0 && d.applies%10 == 0 {
 		events = events[1:]
 	}
-	resolved := d.r.applied.closed
-	n.out.Applied = append(n.out.Applied, Applied{RangeID: d.r.id(), Span: Span{Start: d.span.Start, End: d.span.End}, Events: events, Resolved: resolved})
+	resolved := d.r.Applied().Closed
+	n.out.Applied = append(n.out.Applied, Applied{RangeID: d.r.ID(), Span: Span{Start: d.span.Start, End: d.span.End}, Events: events, Resolved: resolved})
 	if c := d.cycle; c != nil && c.proposed && d.ownBatch(c, wb) {
 		// Applied now, answered after the round: a later entry of this
 		// round (a new leader's) must not fail the cycle meanwhile.
@@ -625,6 +626,9 @@ func (d *dataState) ownBatch(c *cycle, wb *tenfoldpb.WriteBatch) bool {
 	n := d.n()
 	return wb.GetProposer() == n.id && wb.GetProposerIncarnation() == n.incarnation && wb.GetBatchId() == c.batch.GetBatchId()
 }
+
+// NewTermApplied fails a cycle proposed in an older term.
+func (d *dataState) NewTermApplied(term uint64) { d.failStaleCycle(term) }
 
 // failStaleCycle fails the proposed cycle once an entry of a later term
 // is applied without it: its entry was overwritten and cannot commit. (A
@@ -655,7 +659,7 @@ func (d *dataState) answer(c *cycle, wb *tenfoldpb.WriteBatch) {
 	c.applied = true
 	for i, q := range c.items {
 		if q.req == nil && q.lease != 0 {
-			n.send(q.from, &tenfoldpb.Message{Body: &tenfoldpb.Message_LeaseRevokedAck{LeaseRevokedAck: &tenfoldpb.LeaseRevokedAck{Lease: q.lease, RangeId: d.r.id()}}})
+			n.send(q.from, &tenfoldpb.Message{Body: &tenfoldpb.Message_LeaseRevokedAck{LeaseRevokedAck: &tenfoldpb.LeaseRevokedAck{Lease: q.lease, RangeId: d.r.ID()}}})
 			continue
 		}
 		if q.req == nil {
@@ -670,33 +674,43 @@ func (d *dataState) answer(c *cycle, wb *tenfoldpb.WriteBatch) {
 			resp.(*pb.RangeResponse).Header = d.header(rev)
 		} else {
 			mvcc.Stamp(resp, rev)
-			host.SetHeaderMeta(resp, n.id, d.r.term)
+			host.SetHeaderMeta(resp, n.id, d.r.Term())
 		}
 		n.reply(q.req, resp, nil)
 	}
-	d.pump()
+	d.Pump()
 }
 
 // handleLeaseRevoked queues the deletion of a revoked lease's keys.
 func (n *Node) handleLeaseRevoked(from uint64, m *tenfoldpb.LeaseRevoked) {
 	r, ok := n.replicas[m.GetRangeId()]
-	if !ok || r.data == nil || !r.isLeader() {
+	d, isData := (*dataState)(nil), false
+	if ok {
+		d, isData = r.Machine().(*dataState)
+	}
+	if !isData || !r.IsLeader() {
 		// Say so, with the leader we know: the system leader may host no
 		// replica of this range and learn its leader only from us.
 		var hint uint64
 		if ok {
-			hint = r.leader
+			hint = r.Leader()
 		}
 		n.send(from, &tenfoldpb.Message{Body: &tenfoldpb.Message_LeaseRevokedAck{LeaseRevokedAck: &tenfoldpb.LeaseRevokedAck{
 			Lease: m.GetLease(), RangeId: m.GetRangeId(), NotLeader: true, LeaderHint: hint}}})
 		return
 	}
-	r.unquiesce()
-	for _, q := range r.data.queue {
-		if q.req == nil && q.lease == m.GetLease() {
+	r.Unquiesce()
+	d.LeaseRevoked(from, m.GetLease())
+}
+
+// LeaseRevoked queues, at the leader, the deletion of a revoked lease's
+// keys (once: a resent LeaseRevoked joins the queued one).
+func (d *dataState) LeaseRevoked(from uint64, lease int64) {
+	for _, q := range d.queue {
+		if q.req == nil && q.lease == lease {
 			return
 		}
 	}
-	r.data.queue = append(r.data.queue, &queued{lease: m.GetLease(), from: from})
-	r.data.pump()
+	d.queue = append(d.queue, &queued{lease: lease, from: from})
+	d.Pump()
 }

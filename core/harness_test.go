@@ -10,11 +10,9 @@ import (
 	"time"
 
 	"github.com/cockroachdb/datadriven"
-	"github.com/tenfold/tenfold/core/keys"
 	"github.com/tenfold/tenfold/engine/memengine"
 	"github.com/tenfold/tenfold/tenfoldpb"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
-	raftpb "go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 )
@@ -323,16 +321,15 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		}
 		var err error
 		if d.HasArg("timer") {
-			err = r.rn.Campaign()
+			err = r.Campaign()
 		} else {
 			// As a leadership transfer does: skip PreVote and the voters'
 			// CheckQuorum lease (MsgTimeoutNow), so the election happens now.
-			err = r.rn.Step(&raftpb.Message{Type: raftpb.MessageType_MsgTimeoutNow.Enum(), From: proto.Uint64(r.leader), To: proto.Uint64(n.id)})
+			err = r.TakeOver()
 		}
 		if err != nil {
 			out = fmt.Sprintf("campaign: %v", err)
 		}
-		r.touch()
 		h.ready(n)
 	case "put", "get", "delete", "cas", "txn", "lease-grant", "lease-revoke", "lease-ttl", "lease-keepalive", "compact":
 		out = h.submit(t, d)
@@ -646,7 +643,7 @@ func (h *harness) pendingWork() string {
 		var lead *hnode
 		for _, n := range byRange[rid] {
 			r := n.core.replicas[rid]
-			if r.isLeader() && (lead == nil || r.term > lead.core.replicas[rid].term) {
+			if r.IsLeader() && (lead == nil || r.Term() > lead.core.replicas[rid].Term()) {
 				lead = n
 			}
 		}
@@ -654,25 +651,25 @@ func (h *harness) pendingWork() string {
 			return fmt.Sprintf("range %d has no leader", rid)
 		}
 		lr := lead.core.replicas[rid]
-		if !lr.fenced() {
+		if !lr.Fenced() {
 			return fmt.Sprintf("range %d leader n%d has not applied an entry of its term", rid, lead.id)
 		}
 		for _, n := range byRange[rid] {
-			if n != lead && !h.cuts[[2]uint64{lead.id, n.id}] && n.core.replicas[rid].leader != lead.id {
+			if n != lead && !h.cuts[[2]uint64{lead.id, n.id}] && n.core.replicas[rid].Leader() != lead.id {
 				return fmt.Sprintf("n%d does not follow range %d leader n%d", n.id, rid, lead.id)
 			}
 		}
-		switch {
-		case lr.data != nil:
-			if len(lr.data.queue) > 0 || len(lr.data.reads) > 0 || lr.data.cycle != nil {
+		switch sm := lr.Machine().(type) {
+		case *dataState:
+			if len(sm.queue) > 0 || len(sm.reads) > 0 || sm.cycle != nil {
 				return fmt.Sprintf("range %d leader n%d has a cycle in flight or queued requests", rid, lead.id)
 			}
-		case lr.sys != nil:
-			s := lr.sys
+		case *systemState:
+			s := sm
 			if len(s.queue) > 0 || len(s.granting) > 0 || len(s.proposals) > 0 || len(s.revoking) > 0 || s.extending {
 				return fmt.Sprintf("system range leader n%d has sequencer or lease work in flight", lead.id)
 			}
-		case rid == keys.ControlRangeID:
+		case controlMachine:
 			ctl := lead.core.ctl
 			data := 0
 			for _, ni := range ctl.nodes {
@@ -736,7 +733,7 @@ func (h *harness) status(t *testing.T, d *datadriven.TestData) string {
 				}
 			}
 			if st.Kind == tenfoldpb.RangeKind_SYSTEM {
-				if s := n.core.replicas[st.RangeID].sys; s != nil {
+				if s, ok := n.core.replicas[st.RangeID].Machine().(*systemState); ok {
 					fmt.Fprintf(&b, " window=%d", s.windowEnd)
 				}
 			}

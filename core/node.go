@@ -23,6 +23,7 @@ import (
 
 	"github.com/tenfold/tenfold/core/host"
 	"github.com/tenfold/tenfold/core/keys"
+	"github.com/tenfold/tenfold/core/replica"
 	"github.com/tenfold/tenfold/engine"
 	"github.com/tenfold/tenfold/tenfoldpb"
 	"go.etcd.io/raft/v3"
@@ -80,7 +81,7 @@ type Node struct {
 	ticks    uint64
 	logger   *slog.Logger
 
-	replicas map[uint64]*replica
+	replicas map[uint64]*replica.Replica
 	// ids are the keys of replicas in order; a new replica replaces the
 	// slice (never changes it in place), so a loop over it is a snapshot.
 	ids []uint64
@@ -125,7 +126,7 @@ func New(cfg Config) (*Node, error) {
 		id:           cfg.NodeID,
 		eng:          cfg.Engine,
 		logger:       cfg.Logger,
-		replicas:     map[uint64]*replica{},
+		replicas:     map[uint64]*replica.Replica{},
 		dirty:        map[uint64]bool{},
 		dir:          newDirectory(),
 		leaderHint:   map[uint64]uint64{},
@@ -228,8 +229,8 @@ func (n *Node) recoverReplicas() error {
 }
 
 // addReplica registers an opened replica.
-func (n *Node) addReplica(r *replica) {
-	id := r.id()
+func (n *Node) addReplica(r *replica.Replica) {
+	id := r.ID()
 	n.replicas[id] = r
 	i, _ := slices.BinarySearch(n.ids, id)
 	n.ids = slices.Insert(slices.Clone(n.ids), i, id)
@@ -277,12 +278,12 @@ func (n *Node) Tick(now time.Time) {
 		n.lastTick = n.lastTick.Add(n.cfg.TickInterval)
 		n.ticks++
 		for _, id := range n.replicaIDs() {
-			n.replicas[id].tick()
+			n.replicas[id].Tick()
 		}
 	}
 	n.client.tick()
 	if n.ctl != nil {
-		n.ctl.tick()
+		n.ctl.Tick()
 	}
 	n.maybeKeepalive()
 }
@@ -326,7 +327,7 @@ func (n *Node) Step(m *tenfoldpb.Message) {
 		n.handleLeaseRevokedAck(m.GetFrom(), b.LeaseRevokedAck)
 	case *tenfoldpb.Message_Quiesce:
 		if r, ok := n.replicas[b.Quiesce.GetRangeId()]; ok {
-			r.quiesce(m.GetFrom(), b.Quiesce)
+			r.Quiesce(m.GetFrom(), b.Quiesce)
 		}
 	}
 }
@@ -348,7 +349,7 @@ func (n *Node) stepRaft(from uint64, rm *tenfoldpb.RaftMessage) {
 	if !ok {
 		return
 	}
-	r.step(rm.GetMsg())
+	r.Step(rm.GetMsg())
 }
 
 // send queues a message to another node (or handles it locally).
@@ -385,15 +386,15 @@ func (n *Node) Ready() (Output, error) {
 		}
 		ids := sortedKeys(n.dirty)
 		type rd struct {
-			r  *replica
+			r  *replica.Replica
 			rd raft.Ready
 		}
 		var readies []rd
 		for _, id := range ids {
 			delete(n.dirty, id)
 			r := n.replicas[id]
-			if r.rn.HasReady() {
-				readies = append(readies, rd{r, r.rn.Ready()})
+			if r.HasReady() {
+				readies = append(readies, rd{r, r.Ready()})
 			}
 		}
 		if len(readies) == 0 {
@@ -411,7 +412,7 @@ func (n *Node) Ready() (Output, error) {
 				kept := x.rd.Messages[:0:0]
 				for _, m := range x.rd.Messages {
 					if m.GetType() == raftpb.MessageType_MsgApp {
-						early = append(early, &tenfoldpb.Message{From: n.id, FromStore: n.storeID, To: m.GetTo(), Body: &tenfoldpb.Message_Raft{Raft: &tenfoldpb.RaftMessage{RangeId: x.r.id(), Msg: m}}})
+						early = append(early, &tenfoldpb.Message{From: n.id, FromStore: n.storeID, To: m.GetTo(), Body: &tenfoldpb.Message_Raft{Raft: &tenfoldpb.RaftMessage{RangeId: x.r.ID(), Msg: m}}})
 					} else {
 						kept = append(kept, m)
 					}
@@ -424,15 +425,15 @@ func (n *Node) Ready() (Output, error) {
 		}
 		b := n.eng.NewBatch()
 		needSync := false
-		for _, x := range readies {
-			if err := x.r.storage.append(b, x.rd.Entries, x.rd.HardState); err != nil {
+		for i := range readies {
+			x := &readies[i]
+			sync, err := x.r.Persist(b, &x.rd)
+			if err != nil {
 				b.Close()
 				n.fail(err)
 				return Output{}, err
 			}
-			if len(x.rd.Entries) > 0 || (x.rd.HardState != nil && !raft.IsEmptyHardState(x.rd.HardState)) {
-				needSync = true
-			}
+			needSync = needSync || sync
 		}
 		if b.Count() > 0 {
 			sync := needSync && !n.cfg.Bugs.AckBeforeSync
@@ -447,22 +448,17 @@ func (n *Node) Ready() (Output, error) {
 		} else {
 			b.Close()
 		}
-		for _, x := range readies {
-			x.r.sendRaft(x.rd.Messages)
-			x.r.handleSoftState(x.rd.SoftState)
-			x.r.handleReadStates(x.rd.ReadStates)
+		for i := range readies {
+			readies[i].r.Deliver(&readies[i].rd)
 		}
 		for _, x := range readies {
-			if err := x.r.applyEntries(x.rd.CommittedEntries); err != nil {
+			if err := x.r.Apply(x.rd); err != nil {
 				n.fail(err)
 				return Output{}, err
 			}
-			x.r.rn.Advance(x.rd)
-			// Advance steps the leader's own acknowledgements: look again.
-			x.r.touch()
 		}
 		for _, x := range readies {
-			x.r.afterReady()
+			x.r.AfterReady()
 		}
 	}
 	n.coalesceHeartbeats()

@@ -69,7 +69,7 @@ func sessionClientKey(rangeID, origin uint64) []byte {
 
 // loadSessions rebuilds the in-memory index from the engine.
 func (d *dataState) loadSessions() error {
-	eng, id := d.n().eng, d.r.id()
+	eng, id := d.n().eng, d.r.ID()
 	d.sessions = map[uint64]*sessionClient{}
 	it, err := eng.NewIter(engine.IterOptions{LowerBound: keys.RangeKey(id, keys.SuffixSessionClient), UpperBound: keys.PrefixEnd(keys.RangeKey(id, keys.SuffixSessionClient))})
 	if err != nil {
@@ -125,23 +125,23 @@ func (d *dataState) sessionCheck(req *tenfoldpb.Request) sessionVerdict {
 // sessionAnswer answers a copy of an applied request from the table.
 func (d *dataState) sessionAnswer(req *tenfoldpb.Request) error {
 	n := d.n()
-	v, ok, err := n.eng.Get(sessionEntryKey(d.r.id(), req.GetOrigin(), req.GetOriginIncarnation(), req.GetId()))
+	v, ok, err := n.eng.Get(sessionEntryKey(d.r.ID(), req.GetOrigin(), req.GetOriginIncarnation(), req.GetId()))
 	if err != nil {
 		return err
 	}
 	if !ok {
-		return fmt.Errorf("range %d: session entry %d/%d/%d indexed but not stored", d.r.id(), req.GetOrigin(), req.GetOriginIncarnation(), req.GetId())
+		return fmt.Errorf("range %d: session entry %d/%d/%d indexed but not stored", d.r.ID(), req.GetOrigin(), req.GetOriginIncarnation(), req.GetId())
 	}
 	e := &tenfoldpb.SessionEntry{}
 	if err := proto.Unmarshal(v, e); err != nil {
-		return fmt.Errorf("range %d: decode session entry: %w", d.r.id(), err)
+		return fmt.Errorf("range %d: decode session entry: %w", d.r.ID(), err)
 	}
 	resp, err := host.DecodeResponse(e.GetKind(), e.GetResponse())
 	if err != nil {
 		return err
 	}
 	mvcc.Stamp(resp, e.GetRevision())
-	host.SetHeaderMeta(resp, n.id, d.r.term)
+	host.SetHeaderMeta(resp, n.id, d.r.Term())
 	n.reply(req, resp, nil)
 	return nil
 }
@@ -153,7 +153,7 @@ type requestName struct{ origin, inc, id uint64 }
 // sessionRecord records the applied completions of one entry, on every
 // replica, in the entry's batch; rev gives a completion's stamped revision.
 func (d *dataState) sessionRecord(b engine.Batch, e uint64, comps []*tenfoldpb.Completion, rev func(*tenfoldpb.Completion) int64) error {
-	rid := d.r.id()
+	rid := d.r.ID()
 	dirty := map[uint64]bool{}
 	for _, c := range comps {
 		if c.GetOrigin() == 0 || !host.DedupKind(c.GetKind()) {

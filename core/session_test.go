@@ -3,6 +3,7 @@ package core
 import (
 	"testing"
 
+	"github.com/tenfold/tenfold/core/replica"
 	"github.com/tenfold/tenfold/engine/memengine"
 	"github.com/tenfold/tenfold/tenfoldpb"
 )
@@ -14,9 +15,13 @@ import (
 // incarnation drops the old one's entries, the state survives a reload
 // from the engine, and recording one request twice is refused.
 func TestSessionTableBounds(t *testing.T) {
-	n := &Node{id: 1, eng: memengine.New()}
-	r := &replica{n: n, desc: &tenfoldpb.RangeDescriptor{RangeId: 3}}
-	d := &dataState{r: r, sessions: map[uint64]*sessionClient{}}
+	n := &Node{id: 1, eng: memengine.New(), cfg: Config{NodeID: 1}, dirty: map[uint64]bool{}}
+	n.cfg.SetDefaults()
+	r, err := replica.Open(n.host(), &tenfoldpb.RangeDescriptor{RangeId: 3, Replicas: []uint64{1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &dataState{nd: n, r: r, sessions: map[uint64]*sessionClient{}}
 	record := func(inc, minPending uint64, ids ...uint64) error {
 		t.Helper()
 		var comps []*tenfoldpb.Completion

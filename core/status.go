@@ -30,9 +30,9 @@ func (n *Node) RangeStatuses() []RangeStatus {
 	}
 	for _, id := range n.replicaIDs() {
 		r := n.replicas[id]
-		out = append(out, RangeStatus{RangeID: id, Kind: r.desc.GetKind(), Epoch: r.desc.GetEpoch(), Start: r.desc.GetStartKey(), End: r.desc.GetEndKey(),
-			Replicas: r.desc.GetReplicas(), Leader: r.leader, Term: r.term, Applied: r.applied.index,
-			Revision: r.applied.revision, Closed: r.applied.closed, Compacted: r.applied.compacted, Quiesced: r.quiesced})
+		out = append(out, RangeStatus{RangeID: id, Kind: r.Desc().GetKind(), Epoch: r.Desc().GetEpoch(), Start: r.Desc().GetStartKey(), End: r.Desc().GetEndKey(),
+			Replicas: r.Desc().GetReplicas(), Leader: r.Leader(), Term: r.Term(), Applied: r.Applied().Index,
+			Revision: r.Applied().Revision, Closed: r.Applied().Closed, Compacted: r.Applied().Compacted, Quiesced: r.Quiesced()})
 	}
 	return out
 }
@@ -84,5 +84,5 @@ func (n *Node) WatchTarget(key, end []byte) (rangeID uint64, resolved, compacted
 	if !ok {
 		return 0, 0, 0, status.Errorf(codes.FailedPrecondition, "tenfold: node %d has no replica of range %d; watch through a node that has one (replicas %v)", n.id, desc.GetRangeId(), desc.GetReplicas())
 	}
-	return desc.GetRangeId(), r.applied.closed, r.applied.compacted, nil
+	return desc.GetRangeId(), r.Applied().Closed, r.Applied().Compacted, nil
 }

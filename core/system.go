@@ -8,6 +8,7 @@ import (
 
 	"github.com/tenfold/tenfold/core/host"
 	"github.com/tenfold/tenfold/core/keys"
+	"github.com/tenfold/tenfold/core/replica"
 	"github.com/tenfold/tenfold/engine"
 	"github.com/tenfold/tenfold/tenfoldpb"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -28,7 +29,8 @@ import (
 // revisions. Every batch of requests waits for a ReadIndex first, so the
 // "current" it reports is never behind a revision granted by a newer leader.
 type systemState struct {
-	r *replica
+	nd *Node
+	r  *replica.Replica
 
 	// Applied state.
 	windowEnd int64
@@ -90,12 +92,12 @@ type seqWaiter struct {
 // minLeaseTTL is etcd's minimum lease TTL for our default timeouts.
 const minLeaseTTL = 2
 
-func newSystemState(r *replica) (*systemState, error) {
-	s := &systemState{r: r, leases: map[int64]int64{}, revoking: map[int64]bool{}, revoked: map[int64]bool{}, nextLeaseID: 1,
+func newSystemState(n *Node, r *replica.Replica) (*systemState, error) {
+	s := &systemState{nd: n, r: r, leases: map[int64]int64{}, revoking: map[int64]bool{}, revoked: map[int64]bool{}, nextLeaseID: 1,
 		expiry: map[int64]time.Time{}, proposals: map[uint64]leaseProposal{}, revokeAcks: map[int64]map[uint64]bool{},
 		revokeWait: map[int64][]*tenfoldpb.Request{}, expiring: map[int64]bool{},
 		revokeMisses: map[uint64]int{}, revokeRedirects: map[uint64]int{}}
-	eng := r.n.eng
+	eng := n.eng
 	if err := s.compact.load(eng); err != nil {
 		return nil, err
 	}
@@ -142,7 +144,7 @@ func newSystemState(r *replica) (*systemState, error) {
 	return s, nil
 }
 
-func (s *systemState) n() *Node { return s.r.n }
+func (s *systemState) n() *Node { return s.nd }
 
 // askSequencer sends a SeqRequest for rangeID to the sequencer leader and
 // returns the node it went to (0: none known yet).
@@ -162,40 +164,45 @@ func (n *Node) askSequencer(rangeID, id, count uint64) uint64 {
 
 func (n *Node) handleSeqRequest(from uint64, req *tenfoldpb.SeqRequest) {
 	r, ok := n.replicas[keys.SystemRangeID]
-	if !ok || !r.isLeader() {
+	if !ok || !r.IsLeader() {
 		var hint uint64
 		if ok {
-			hint = r.leader
+			hint = r.Leader()
 		}
 		n.send(from, &tenfoldpb.Message{Body: &tenfoldpb.Message_SeqResponse{SeqResponse: &tenfoldpb.SeqResponse{Id: req.GetId(), RangeId: req.GetRangeId(), Code: 14, Error: status.Convert(host.ErrNotLeader).Message(), LeaderHint: hint, Incarnation: req.GetIncarnation()}}})
 		return
 	}
-	r.unquiesce()
-	r.sys.queue = append(r.sys.queue, seqWaiter{from: from, req: req})
-	r.sys.pump()
+	r.Unquiesce()
+	r.Machine().(*systemState).SeqRequest(from, req)
+}
+
+// SeqRequest queues a range's request for revisions at the leader.
+func (s *systemState) SeqRequest(from uint64, req *tenfoldpb.SeqRequest) {
+	s.queue = append(s.queue, seqWaiter{from: from, req: req})
+	s.Pump()
 }
 
 func (n *Node) handleSeqResponse(from uint64, resp *tenfoldpb.SeqResponse) {
 	if resp.GetCode() != 0 {
 		if h := resp.GetLeaderHint(); h != 0 {
 			n.leaderHint[keys.SystemRangeID] = h
-			if r, ok := n.replicas[resp.GetRangeId()]; ok && r.data != nil && h != from {
-				r.data.seqRedirected(from, resp)
+			if d := n.dataRange(resp.GetRangeId()); d != nil && h != from {
+				d.seqRedirected(from, resp)
 			}
 		}
 		return // otherwise the data range asks again on its next tick
 	}
-	if r, ok := n.replicas[resp.GetRangeId()]; ok && r.data != nil {
-		if r.data.seqGranted(from, resp) {
+	if d := n.dataRange(resp.GetRangeId()); d != nil {
+		if d.seqGranted(from, resp) {
 			n.leaderHint[keys.SystemRangeID] = from
 		}
 	}
 }
 
-func (s *systemState) lostLeadership() {
+func (s *systemState) LostLeadership() {
 	n := s.n()
 	for _, w := range append(append(s.queue, s.granting...), s.fast...) {
-		n.send(w.from, &tenfoldpb.Message{Body: &tenfoldpb.Message_SeqResponse{SeqResponse: &tenfoldpb.SeqResponse{Id: w.req.GetId(), RangeId: w.req.GetRangeId(), Code: 14, Error: status.Convert(host.ErrNotLeader).Message(), LeaderHint: s.r.leader, Incarnation: w.req.GetIncarnation()}}})
+		n.send(w.from, &tenfoldpb.Message{Body: &tenfoldpb.Message_SeqResponse{SeqResponse: &tenfoldpb.SeqResponse{Id: w.req.GetId(), RangeId: w.req.GetRangeId(), Code: 14, Error: status.Convert(host.ErrNotLeader).Message(), LeaderHint: s.r.Leader(), Incarnation: w.req.GetIncarnation()}}})
 	}
 	s.queue, s.granting, s.fast, s.readCtx = nil, nil, nil, nil
 	s.counterTerm, s.extending = 0, false
@@ -211,16 +218,16 @@ func (s *systemState) lostLeadership() {
 	s.compact.lostLeadership()
 }
 
-// idle reports whether the sequencer and lease table need no ticks: no
+// Idle reports whether the sequencer and lease table need no ticks: no
 // requests in flight and no leases (their expiry is checked on ticks).
-func (s *systemState) idle() bool {
+func (s *systemState) Idle() bool {
 	return len(s.queue) == 0 && len(s.granting) == 0 && len(s.fast) == 0 && s.readCtx == nil && !s.extending &&
 		len(s.leases) == 0 && len(s.revoking) == 0 && len(s.proposals) == 0 && len(s.leaseWaiter) == 0 &&
 		len(s.leaseReads) == 0 && s.leaseCtx == nil &&
 		(s.compact.rev == 0 || s.compact.done) && len(s.compact.waiting) == 0
 }
 
-func (s *systemState) readState(rs raft.ReadState) {
+func (s *systemState) ReadState(rs raft.ReadState) {
 	if s.readCtx != nil && string(rs.RequestCtx) == string(s.readCtx) {
 		s.readIndex, s.readDone = rs.Index, true
 	}
@@ -229,8 +236,8 @@ func (s *systemState) readState(rs raft.ReadState) {
 	}
 }
 
-func (s *systemState) tick() {
-	if !s.r.fenced() || s.counterTerm != s.r.term {
+func (s *systemState) Tick() {
+	if !s.r.Fenced() || s.counterTerm != s.r.Term() {
 		return
 	}
 	n := s.n()
@@ -239,7 +246,7 @@ func (s *systemState) tick() {
 		// replica did not observe as such): propose it again rather than
 		// stall every grant.
 		s.extending = false
-		s.pump()
+		s.Pump()
 	}
 	for _, id := range sortedKeys(s.expiry) {
 		if !n.now.Before(s.expiry[id]) && !s.expiring[id] && !s.revoking[id] {
@@ -283,23 +290,23 @@ func (s *systemState) countRevokeMisses() {
 	s.revokeRedirects = map[uint64]int{}
 }
 
-// pump runs the leader's sequencer and lease work.
-func (s *systemState) pump() {
+// Pump runs the leader's sequencer and lease work.
+func (s *systemState) Pump() {
 	n := s.n()
-	if !s.r.fenced() {
+	if !s.r.Fenced() {
 		return
 	}
-	if s.counterTerm != s.r.term {
+	if s.counterTerm != s.r.Term() {
 		// First time as fenced leader in this term: start above everything
 		// any earlier leader may have handed out, and give every lease a
 		// full TTL (expiry survives leader changes, never early).
-		s.counter, s.counterTerm = s.windowEnd, s.r.term
+		s.counter, s.counterTerm = s.windowEnd, s.r.Term()
 		s.extending = false // an extension proposed in an earlier term may be lost
 		for id, ttl := range s.leases {
 			s.expiry[id] = n.now.Add(time.Duration(ttl) * time.Second)
 		}
 		for _, req := range s.leaseWaiter {
-			s.handle(req)
+			s.Handle(req)
 		}
 		s.leaseWaiter = nil
 	}
@@ -324,18 +331,17 @@ func (s *systemState) pump() {
 		s.nextCtx++
 		s.readCtx = binary.BigEndian.AppendUint64([]byte("seq"), s.nextCtx)
 		s.readDone = false
-		s.r.rn.ReadIndex(s.readCtx)
-		s.r.touch()
+		s.r.ReadIndex(s.readCtx)
 		return
 	}
-	if s.readCtx == nil || !s.readDone || s.r.applied.index < s.readIndex || !s.fits(s.granting) {
+	if s.readCtx == nil || !s.readDone || s.r.Applied().Index < s.readIndex || !s.fits(s.granting) {
 		return
 	}
 	// Clear the round before answering: an answer may re-enter pump.
 	s.readCtx = nil
 	s.grant(&s.granting)
 	if len(s.queue) > 0 || len(s.fast) > 0 {
-		s.pump()
+		s.Pump()
 	}
 }
 
@@ -396,6 +402,9 @@ func (s *systemState) proposeFor(c *tenfoldpb.SystemCommand) (uint64, bool) {
 	return s.nextProposal, s.proposeCmd(c)
 }
 
+// NewTermApplied fails this node's proposals from older terms.
+func (s *systemState) NewTermApplied(term uint64) { s.failStaleProposals(term) }
+
 // failStaleProposals fails this node's proposals from terms before term:
 // an entry of term has applied, so theirs were overwritten (log terms never
 // decrease) and can no longer apply.
@@ -415,18 +424,18 @@ func (s *systemState) proposeCmd(c *tenfoldpb.SystemCommand) bool {
 		s.n().fail(err)
 		return false
 	}
-	defer s.r.touch()
-	return s.r.rn.Propose(data) == nil
+	defer s.r.Touch()
+	return s.r.Propose(data) == nil
 }
 
-// handle serves a lease request at the system range.
-func (s *systemState) handle(req *tenfoldpb.Request) {
+// Handle serves a lease request at the system range.
+func (s *systemState) Handle(req *tenfoldpb.Request) {
 	n := s.n()
-	if !s.r.isLeader() {
+	if !s.r.IsLeader() {
 		n.reply(req, nil, host.ErrNotLeader)
 		return
 	}
-	if !s.r.fenced() || s.counterTerm != s.r.term {
+	if !s.r.Fenced() || s.counterTerm != s.r.Term() {
 		s.leaseWaiter = append(s.leaseWaiter, req)
 		return
 	}
@@ -446,7 +455,7 @@ func (s *systemState) handle(req *tenfoldpb.Request) {
 			}
 		}
 		if pid, ok := s.proposeFor(&tenfoldpb.SystemCommand{Grant: &tenfoldpb.LeaseRecord{Id: id, Ttl: ttl}}); ok {
-			s.proposals[pid] = leaseProposal{req: req, term: s.r.term}
+			s.proposals[pid] = leaseProposal{req: req, term: s.r.Term()}
 		} else {
 			n.reply(req, nil, host.ErrNotLeader)
 		}
@@ -462,7 +471,7 @@ func (s *systemState) handle(req *tenfoldpb.Request) {
 			return
 		}
 		if pid, ok := s.proposeFor(&tenfoldpb.SystemCommand{Revoke: m.ID}); ok {
-			s.proposals[pid] = leaseProposal{req: req, term: s.r.term}
+			s.proposals[pid] = leaseProposal{req: req, term: s.r.Term()}
 		} else {
 			n.reply(req, nil, host.ErrNotLeader)
 		}
@@ -488,7 +497,7 @@ func (s *systemState) handle(req *tenfoldpb.Request) {
 // leader" once CheckQuorum makes it step down.
 func (s *systemState) pumpLeaseReads() {
 	if s.leaseCtx != nil {
-		if !s.leaseDone || s.r.applied.index < s.leaseIndex {
+		if !s.leaseDone || s.r.Applied().Index < s.leaseIndex {
 			return
 		}
 		round := s.leaseRound
@@ -502,22 +511,21 @@ func (s *systemState) pumpLeaseReads() {
 			s.serveLeaseRead(req, msg)
 		}
 	}
-	if len(s.leaseReads) == 0 || !s.r.fenced() {
+	if len(s.leaseReads) == 0 || !s.r.Fenced() {
 		return
 	}
 	s.leaseRound, s.leaseReads = s.leaseReads, nil
 	s.nextCtx++
 	s.leaseCtx = binary.BigEndian.AppendUint64([]byte("lease"), s.nextCtx)
 	s.leaseDone = false
-	s.r.rn.ReadIndex(s.leaseCtx)
-	s.r.touch()
+	s.r.ReadIndex(s.leaseCtx)
 }
 
 // serveLeaseRead answers a keepalive, TimeToLive or Leases request from
 // the lease table; the caller made sure this node leads (a ReadIndex round).
 func (s *systemState) serveLeaseRead(req *tenfoldpb.Request, msg proto.Message) {
 	n := s.n()
-	hdr := &pb.ResponseHeader{ClusterId: ClusterID, MemberId: n.id, Revision: s.counter, RaftTerm: s.r.term}
+	hdr := &pb.ResponseHeader{ClusterId: ClusterID, MemberId: n.id, Revision: s.counter, RaftTerm: s.r.Term()}
 	switch m := msg.(type) {
 	case *pb.LeaseKeepAliveRequest:
 		ttl, ok := s.leases[m.ID]
@@ -552,8 +560,8 @@ func (s *systemState) serveLeaseRead(req *tenfoldpb.Request, msg proto.Message) 
 	}
 }
 
-// apply applies a SystemCommand on every replica.
-func (s *systemState) apply(b engine.Batch, e *raftpb.Entry) ([]func(), error) {
+// Apply applies a SystemCommand on every replica.
+func (s *systemState) Apply(b engine.Batch, e *raftpb.Entry) ([]func(), error) {
 	n := s.n()
 	c := &tenfoldpb.SystemCommand{}
 	if err := proto.Unmarshal(e.GetData(), c); err != nil {
@@ -568,7 +576,7 @@ func (s *systemState) apply(b engine.Batch, e *raftpb.Entry) ([]func(), error) {
 	}
 	defer s.failStaleProposals(e.GetTerm())
 	hdr := func() *pb.ResponseHeader {
-		return &pb.ResponseHeader{ClusterId: ClusterID, MemberId: n.id, Revision: s.counter, RaftTerm: s.r.term}
+		return &pb.ResponseHeader{ClusterId: ClusterID, MemberId: n.id, Revision: s.counter, RaftTerm: s.r.Term()}
 	}
 	if c.GetWindowEnd() > s.windowEnd {
 		s.windowEnd = c.GetWindowEnd()
@@ -576,7 +584,7 @@ func (s *systemState) apply(b engine.Batch, e *raftpb.Entry) ([]func(), error) {
 			return nil, err
 		}
 		if mine {
-			after = append(after, func() { s.extending = false; s.pump() })
+			after = append(after, func() { s.extending = false; s.Pump() })
 		}
 	}
 	if g := c.GetGrant(); g != nil {
@@ -600,7 +608,7 @@ func (s *systemState) apply(b engine.Batch, e *raftpb.Entry) ([]func(), error) {
 			if err := b.Set(keys.SysNextID, binary.BigEndian.AppendUint64(nil, uint64(s.nextLeaseID))); err != nil {
 				return nil, err
 			}
-			if s.r.isLeader() {
+			if s.r.IsLeader() {
 				s.expiry[id] = n.now.Add(time.Duration(g.GetTtl()) * time.Second)
 			}
 			if waiting != nil {
@@ -637,7 +645,7 @@ func (s *systemState) apply(b engine.Batch, e *raftpb.Entry) ([]func(), error) {
 			if waiting != nil {
 				s.revokeWait[id] = append(s.revokeWait[id], waiting)
 			}
-			if s.r.isLeader() {
+			if s.r.IsLeader() {
 				after = append(after, func() { s.sendRevoke(id) })
 			}
 		}
@@ -722,11 +730,11 @@ func (s *systemState) sendRevokeTo(id int64, d *tenfoldpb.RangeDescriptor) {
 const maxRevokeRedirects = 3
 
 func (n *Node) handleLeaseRevokedAck(from uint64, m *tenfoldpb.LeaseRevokedAck) {
-	r, ok := n.replicas[keys.SystemRangeID]
-	if !ok || !r.isLeader() || !r.sys.revoking[m.GetLease()] {
+	r, s := n.systemRange()
+	if r == nil || !r.IsLeader() || !s.revoking[m.GetLease()] {
 		return
 	}
-	s, rid := r.sys, m.GetRangeId()
+	rid := m.GetRangeId()
 	acks := s.revokeAcks[m.GetLease()]
 	if acks == nil {
 		acks = map[uint64]bool{}

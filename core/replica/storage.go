@@ -1,4 +1,4 @@
-package core
+package replica
 
 import (
 	"encoding/binary"
@@ -163,28 +163,28 @@ func (s *raftStorage) append(b engine.Batch, ents []*pb.Entry, hs *pb.HardState)
 	return nil
 }
 
-// appliedState is a replica's persisted apply progress.
-type appliedState struct {
-	index     uint64 // last applied log index
-	term      uint64 // term of that entry
-	revision  int64  // highest revision written by this range
-	closed    int64  // the range never writes at or below this revision again
-	compacted int64  // history below this revision is gone
+// AppliedState is a replica's persisted apply progress.
+type AppliedState struct {
+	Index     uint64 // last applied log index
+	Term      uint64 // term of that entry
+	Revision  int64  // highest revision written by this range
+	Closed    int64  // the range never writes at or below this revision again
+	Compacted int64  // history below this revision is gone
 }
 
-func (a appliedState) encode() []byte {
+func (a AppliedState) encode() []byte {
 	b := make([]byte, 0, 40)
-	b = binary.BigEndian.AppendUint64(b, a.index)
-	b = binary.BigEndian.AppendUint64(b, a.term)
-	b = binary.BigEndian.AppendUint64(b, uint64(a.revision))
-	b = binary.BigEndian.AppendUint64(b, uint64(a.closed))
-	return binary.BigEndian.AppendUint64(b, uint64(a.compacted))
+	b = binary.BigEndian.AppendUint64(b, a.Index)
+	b = binary.BigEndian.AppendUint64(b, a.Term)
+	b = binary.BigEndian.AppendUint64(b, uint64(a.Revision))
+	b = binary.BigEndian.AppendUint64(b, uint64(a.Closed))
+	return binary.BigEndian.AppendUint64(b, uint64(a.Compacted))
 }
 
-func decodeAppliedState(b []byte) (appliedState, error) {
+func decodeAppliedState(b []byte) (AppliedState, error) {
 	if len(b) != 40 {
-		return appliedState{}, fmt.Errorf("applied state: want 40 bytes, got %d", len(b))
+		return AppliedState{}, fmt.Errorf("applied state: want 40 bytes, got %d", len(b))
 	}
 	u := func(i int) uint64 { return binary.BigEndian.Uint64(b[i*8:]) }
-	return appliedState{index: u(0), term: u(1), revision: int64(u(2)), closed: int64(u(3)), compacted: int64(u(4))}, nil
+	return AppliedState{Index: u(0), Term: u(1), Revision: int64(u(2)), Closed: int64(u(3)), Compacted: int64(u(4))}, nil
 }
