@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/datadriven"
+	"github.com/tenfold/tenfold/core/datarange"
 	"github.com/tenfold/tenfold/engine/memengine"
 	"github.com/tenfold/tenfold/tenfoldpb"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -660,8 +661,8 @@ func (h *harness) pendingWork() string {
 			}
 		}
 		switch sm := lr.Machine().(type) {
-		case *dataState:
-			if len(sm.queue) > 0 || len(sm.reads) > 0 || sm.cycle != nil {
+		case *datarange.Range:
+			if !sm.Idle() {
 				return fmt.Sprintf("range %d leader n%d has a cycle in flight or queued requests", rid, lead.id)
 			}
 		case *systemState:

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/tenfold/tenfold/core/datarange"
 	"github.com/tenfold/tenfold/core/host"
 	"github.com/tenfold/tenfold/core/keys"
 	"github.com/tenfold/tenfold/core/replica"
@@ -22,7 +23,7 @@ func (n *Node) openReplica(d *tenfoldpb.RangeDescriptor) (*replica.Replica, erro
 	}
 	switch d.GetKind() {
 	case tenfoldpb.RangeKind_DATA:
-		data, err := newDataState(n, r)
+		data, err := datarange.New(n.host(), r)
 		if err != nil {
 			return nil, fmt.Errorf("range %d: %w", d.GetRangeId(), err)
 		}
@@ -49,9 +50,9 @@ func (n *Node) openReplica(d *tenfoldpb.RangeDescriptor) (*replica.Replica, erro
 
 // dataRange returns the data range state machine of a local replica (nil
 // if the node has no replica of rangeID, or it is not a data range).
-func (n *Node) dataRange(rangeID uint64) *dataState {
+func (n *Node) dataRange(rangeID uint64) *datarange.Range {
 	if r, ok := n.replicas[rangeID]; ok {
-		d, _ := r.Machine().(*dataState)
+		d, _ := r.Machine().(*datarange.Range)
 		return d
 	}
 	return nil
@@ -94,4 +95,37 @@ func (h *nodeHost) Reply(req *tenfoldpb.Request, resp proto.Message, err error) 
 func (h *nodeHost) LeaderKnown(rangeID, leader uint64) {
 	h.leaderHint[rangeID] = leader
 	h.client.leaderKnown(rangeID)
+}
+
+// AskSequencer sends a data range's request for revisions.
+func (h *nodeHost) AskSequencer(rangeID, id, count uint64) uint64 {
+	return h.node().askSequencer(rangeID, id, count)
+}
+
+// SetLeaderHint records (or, with 0, forgets) a range's leader node.
+func (h *nodeHost) SetLeaderHint(rangeID, node uint64) { h.leaderHint[rangeID] = node }
+
+// EmitApplied adds a range's progress to the round's output.
+func (h *nodeHost) EmitApplied(a host.Applied) { h.out.Applied = append(h.out.Applied, a) }
+
+// handleLeaseRevoked queues the deletion of a revoked lease's keys.
+func (n *Node) handleLeaseRevoked(from uint64, m *tenfoldpb.LeaseRevoked) {
+	r, ok := n.replicas[m.GetRangeId()]
+	d, isData := (*datarange.Range)(nil), false
+	if ok {
+		d, isData = r.Machine().(*datarange.Range)
+	}
+	if !isData || !r.IsLeader() {
+		// Say so, with the leader we know: the system leader may host no
+		// replica of this range and learn its leader only from us.
+		var hint uint64
+		if ok {
+			hint = r.Leader()
+		}
+		n.send(from, &tenfoldpb.Message{Body: &tenfoldpb.Message_LeaseRevokedAck{LeaseRevokedAck: &tenfoldpb.LeaseRevokedAck{
+			Lease: m.GetLease(), RangeId: m.GetRangeId(), NotLeader: true, LeaderHint: hint}}})
+		return
+	}
+	r.Unquiesce()
+	d.LeaseRevoked(from, m.GetLease())
 }

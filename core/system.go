@@ -187,13 +187,13 @@ func (n *Node) handleSeqResponse(from uint64, resp *tenfoldpb.SeqResponse) {
 		if h := resp.GetLeaderHint(); h != 0 {
 			n.leaderHint[keys.SystemRangeID] = h
 			if d := n.dataRange(resp.GetRangeId()); d != nil && h != from {
-				d.seqRedirected(from, resp)
+				d.SeqRedirected(from, resp)
 			}
 		}
 		return // otherwise the data range asks again on its next tick
 	}
 	if d := n.dataRange(resp.GetRangeId()); d != nil {
-		if d.seqGranted(from, resp) {
+		if d.SeqGranted(from, resp) {
 			n.leaderHint[keys.SystemRangeID] = from
 		}
 	}

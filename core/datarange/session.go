@@ -1,8 +1,9 @@
-package core
+package datarange
 
 import (
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/tenfold/tenfold/core/host"
@@ -68,8 +69,8 @@ func sessionClientKey(rangeID, origin uint64) []byte {
 }
 
 // loadSessions rebuilds the in-memory index from the engine.
-func (d *dataState) loadSessions() error {
-	eng, id := d.n().eng, d.r.ID()
+func (d *Range) loadSessions() error {
+	eng, id := d.h.Engine(), d.r.ID()
 	d.sessions = map[uint64]*sessionClient{}
 	it, err := eng.NewIter(engine.IterOptions{LowerBound: keys.RangeKey(id, keys.SuffixSessionClient), UpperBound: keys.PrefixEnd(keys.RangeKey(id, keys.SuffixSessionClient))})
 	if err != nil {
@@ -108,7 +109,7 @@ func (d *dataState) loadSessions() error {
 }
 
 // sessionCheck classifies a write request against the applied table.
-func (d *dataState) sessionCheck(req *tenfoldpb.Request) sessionVerdict {
+func (d *Range) sessionCheck(req *tenfoldpb.Request) sessionVerdict {
 	sc := d.sessions[req.GetOrigin()]
 	switch {
 	case sc == nil || req.GetOriginIncarnation() > sc.inc:
@@ -123,9 +124,9 @@ func (d *dataState) sessionCheck(req *tenfoldpb.Request) sessionVerdict {
 }
 
 // sessionAnswer answers a copy of an applied request from the table.
-func (d *dataState) sessionAnswer(req *tenfoldpb.Request) error {
-	n := d.n()
-	v, ok, err := n.eng.Get(sessionEntryKey(d.r.ID(), req.GetOrigin(), req.GetOriginIncarnation(), req.GetId()))
+func (d *Range) sessionAnswer(req *tenfoldpb.Request) error {
+	n := d.h
+	v, ok, err := n.Engine().Get(sessionEntryKey(d.r.ID(), req.GetOrigin(), req.GetOriginIncarnation(), req.GetId()))
 	if err != nil {
 		return err
 	}
@@ -141,8 +142,8 @@ func (d *dataState) sessionAnswer(req *tenfoldpb.Request) error {
 		return err
 	}
 	mvcc.Stamp(resp, e.GetRevision())
-	host.SetHeaderMeta(resp, n.id, d.r.Term())
-	n.reply(req, resp, nil)
+	host.SetHeaderMeta(resp, n.ID(), d.r.Term())
+	n.Reply(req, resp, nil)
 	return nil
 }
 
@@ -152,7 +153,7 @@ type requestName struct{ origin, inc, id uint64 }
 
 // sessionRecord records the applied completions of one entry, on every
 // replica, in the entry's batch; rev gives a completion's stamped revision.
-func (d *dataState) sessionRecord(b engine.Batch, e uint64, comps []*tenfoldpb.Completion, rev func(*tenfoldpb.Completion) int64) error {
+func (d *Range) sessionRecord(b engine.Batch, e uint64, comps []*tenfoldpb.Completion, rev func(*tenfoldpb.Completion) int64) error {
 	rid := d.r.ID()
 	dirty := map[uint64]bool{}
 	for _, c := range comps {
@@ -203,7 +204,7 @@ func (d *dataState) sessionRecord(b engine.Batch, e uint64, comps []*tenfoldpb.C
 		}
 		dirty[origin] = true
 	}
-	for _, origin := range sortedKeys(dirty) {
+	for _, origin := range slices.Sorted(maps.Keys(dirty)) {
 		sc := d.sessions[origin]
 		v, err := proto.Marshal(&tenfoldpb.SessionClient{Incarnation: sc.inc, Floor: sc.floor})
 		if err != nil {

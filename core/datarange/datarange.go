@@ -1,4 +1,9 @@
-package core
+// Package datarange is the state machine of a data range: the leader's
+// write cycle (evaluate, get revisions from the sequencer, propose one
+// batch, answer on apply), linearizable and serializable reads, lease key
+// deletions for revokes, compaction, and the session table that makes
+// client writes execute at most once.
+package datarange
 
 import (
 	"encoding/binary"
@@ -18,7 +23,20 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// dataState is a data range replica. Its leader runs one cycle at a time:
+// Host is what a data range needs from its node.
+type Host interface {
+	host.Host
+	// AskSequencer sends a SeqRequest for rangeID to the sequencer leader
+	// as best known and returns the node it went to (0: none known yet).
+	AskSequencer(rangeID, id, count uint64) uint64
+	// SetLeaderHint records the leader node of a range (0: forget it).
+	SetLeaderHint(rangeID, node uint64)
+	// EmitApplied hands a range's applied events and resolved revision to
+	// the node's output (for watchers).
+	EmitApplied(a host.Applied)
+}
+
+// Range is a data range replica's state machine. Its leader runs one cycle at a time:
 //
 //  1. evaluate queued writes against the applied state into one batch
 //     (a request that depends on an earlier one in the batch waits for the
@@ -34,8 +52,8 @@ import (
 //
 // One cycle in flight keeps revisions increasing in log order and lets
 // evaluation read applied state only; batching keeps throughput up.
-type dataState struct {
-	nd    *Node
+type Range struct {
+	h     Host
 	r     *replica.Replica
 	span  mvcc.Span
 	queue []*queued // writes waiting for the next cycle (leader only)
@@ -88,10 +106,11 @@ type cycle struct {
 	readIndexD bool
 }
 
-func newDataState(n *Node, r *replica.Replica) (*dataState, error) {
-	d := &dataState{nd: n, r: r, span: mvcc.Span{Start: r.Desc().GetStartKey(), End: r.Desc().GetEndKey()}, revoked: map[int64]bool{}}
+// New opens the state machine of data range replica r.
+func New(n Host, r *replica.Replica) (*Range, error) {
+	d := &Range{h: n, r: r, span: mvcc.Span{Start: r.Desc().GetStartKey(), End: r.Desc().GetEndKey()}, revoked: map[int64]bool{}}
 	p := keys.RangeKey(r.ID(), keys.SuffixRevoked)
-	it, err := n.eng.NewIter(engine.IterOptions{LowerBound: p, UpperBound: keys.PrefixEnd(p)})
+	it, err := n.Engine().NewIter(engine.IterOptions{LowerBound: p, UpperBound: keys.PrefixEnd(p)})
 	if err != nil {
 		return nil, err
 	}
@@ -112,7 +131,7 @@ func newDataState(n *Node, r *replica.Replica) (*dataState, error) {
 // that is revoked here or by an earlier request of the batch (clearing);
 // 0 if none. A Txn is checked in both branches, as etcd's gateway checks
 // lease existence for every put it could run.
-func (d *dataState) revokedLease(msg proto.Message, clearing map[int64]bool) int64 {
+func (d *Range) revokedLease(msg proto.Message, clearing map[int64]bool) int64 {
 	bad := func(l int64) bool { return l != 0 && (d.revoked[l] || clearing[l]) }
 	var inTxn func(t *pb.TxnRequest) int64
 	inTxn = func(t *pb.TxnRequest) int64 {
@@ -141,29 +160,27 @@ func (d *dataState) revokedLease(msg proto.Message, clearing map[int64]bool) int
 	return 0
 }
 
-func (d *dataState) n() *Node { return d.nd }
-
-func (d *dataState) Handle(req *tenfoldpb.Request) {
-	n := d.n()
+func (d *Range) Handle(req *tenfoldpb.Request) {
+	n := d.h
 	msg, err := host.DecodeRequest(req.GetKind(), req.GetPayload())
 	if err != nil {
-		n.reply(req, nil, err)
+		n.Reply(req, nil, err)
 		return
 	}
-	if req.GetKind() == tenfoldpb.RequestKind_RANGE && (req.GetSerializable() || n.cfg.Bugs.StaleReads) {
+	if req.GetKind() == tenfoldpb.RequestKind_RANGE && (req.GetSerializable() || n.Config().Bugs.StaleReads) {
 		d.serveLocal(req, msg.(*pb.RangeRequest))
 		return
 	}
 	if !d.r.IsLeader() {
-		n.reply(req, nil, host.ErrNotLeader)
+		n.Reply(req, nil, host.ErrNotLeader)
 		return
 	}
-	if len(d.queue)+len(d.reads) >= n.cfg.MaxPendingRequests {
-		n.reply(req, nil, host.ErrOverloaded)
+	if len(d.queue)+len(d.reads) >= n.Config().MaxPendingRequests {
+		n.Reply(req, nil, host.ErrOverloaded)
 		return
 	}
-	if n.cfg.Bugs.RefuseWritesAfterFailover && d.r.Term() > 1 && req.GetKind() != tenfoldpb.RequestKind_RANGE && req.GetKind() != tenfoldpb.RequestKind_CLOSE {
-		n.reply(req, nil, host.ErrOverloaded)
+	if n.Config().Bugs.RefuseWritesAfterFailover && d.r.Term() > 1 && req.GetKind() != tenfoldpb.RequestKind_RANGE && req.GetKind() != tenfoldpb.RequestKind_CLOSE {
+		n.Reply(req, nil, host.ErrOverloaded)
 		return
 	}
 	if req.GetKind() == tenfoldpb.RequestKind_RANGE || req.GetKind() == tenfoldpb.RequestKind_LEASE_KEYS {
@@ -176,16 +193,16 @@ func (d *dataState) Handle(req *tenfoldpb.Request) {
 }
 
 // serveLocal answers a serializable read from this replica's applied state.
-func (d *dataState) serveLocal(req *tenfoldpb.Request, rr *pb.RangeRequest) {
+func (d *Range) serveLocal(req *tenfoldpb.Request, rr *pb.RangeRequest) {
 	cur := d.r.Applied().Closed
-	if d.n().cfg.Bugs.StaleReads && cur < d.r.Applied().Revision {
+	if d.h.Config().Bugs.StaleReads && cur < d.r.Applied().Revision {
 		cur = d.r.Applied().Revision
 	}
 	resp, err := d.read(rr, cur)
-	d.n().reply(req, resp, err)
+	d.h.Reply(req, resp, err)
 }
 
-func (d *dataState) read(rr *pb.RangeRequest, current int64) (*pb.RangeResponse, error) {
+func (d *Range) read(rr *pb.RangeRequest, current int64) (*pb.RangeResponse, error) {
 	rev := rr.Revision
 	if rev <= 0 {
 		rev = current
@@ -196,7 +213,7 @@ func (d *dataState) read(rr *pb.RangeRequest, current int64) (*pb.RangeResponse,
 	if rev < d.r.Applied().Compacted {
 		return nil, rpctypes.ErrGRPCCompacted
 	}
-	resp, err := mvcc.Range(d.n().eng, rr, rev)
+	resp, err := mvcc.Range(d.h.Engine(), rr, rev)
 	if err != nil {
 		return nil, err
 	}
@@ -206,46 +223,46 @@ func (d *dataState) read(rr *pb.RangeRequest, current int64) (*pb.RangeResponse,
 
 // leaseKeys lists this range's keys attached to a lease, at the applied
 // state (the caller waited for its ReadIndex).
-func (d *dataState) leaseKeys(m *pb.LeaseTimeToLiveRequest, current int64) (*pb.LeaseTimeToLiveResponse, error) {
-	keys, err := mvcc.KeysWithLease(d.n().eng, m.ID, d.span)
+func (d *Range) leaseKeys(m *pb.LeaseTimeToLiveRequest, current int64) (*pb.LeaseTimeToLiveResponse, error) {
+	keys, err := mvcc.KeysWithLease(d.h.Engine(), m.ID, d.span)
 	if err != nil {
 		return nil, err
 	}
 	return &pb.LeaseTimeToLiveResponse{Header: d.header(current), ID: m.ID, Keys: keys}, nil
 }
 
-func (d *dataState) header(rev int64) *pb.ResponseHeader {
-	return &pb.ResponseHeader{ClusterId: ClusterID, MemberId: d.n().id, Revision: rev, RaftTerm: d.r.Term()}
+func (d *Range) header(rev int64) *pb.ResponseHeader {
+	return &pb.ResponseHeader{ClusterId: host.ClusterID, MemberId: d.h.ID(), Revision: rev, RaftTerm: d.r.Term()}
 }
 
-func (d *dataState) Tick() {
-	n := d.n()
+func (d *Range) Tick() {
+	n := d.h
 	c := d.cycle
-	if c != nil && !c.granted && n.now.Sub(c.seqSent) >= n.cfg.RequestRetry {
+	if c != nil && !c.granted && n.Now().Sub(c.seqSent) >= n.Config().RequestRetry {
 		// The sequencer did not answer: ask again, maybe elsewhere. A late
 		// answer to the old request is ignored (its revisions stay unused).
-		n.leaderHint[keys.SystemRangeID] = 0
+		n.SetLeaderHint(keys.SystemRangeID, 0)
 		d.askSequencer(c)
 	}
 }
 
 // Idle reports whether the leader has nothing queued or in flight.
-func (d *dataState) Idle() bool {
+func (d *Range) Idle() bool {
 	return d.cycle == nil && len(d.queue) == 0 && len(d.reads) == 0
 }
 
-func (d *dataState) LostLeadership() {
-	n := d.n()
+func (d *Range) LostLeadership() {
+	n := d.h
 	for _, q := range d.queue {
 		d.refuse(q, host.ErrNotLeader)
 	}
 	for _, rq := range d.reads {
-		n.reply(rq, nil, host.ErrNotLeader)
+		n.Reply(rq, nil, host.ErrNotLeader)
 	}
 	d.queue, d.reads = nil, nil
 	if c := d.cycle; c != nil {
 		for _, rq := range c.reads {
-			n.reply(rq, nil, host.ErrNotLeader)
+			n.Reply(rq, nil, host.ErrNotLeader)
 		}
 		c.reads = nil
 		if !c.proposed {
@@ -256,19 +273,19 @@ func (d *dataState) LostLeadership() {
 		}
 		// A proposed batch may still commit under the next leader; it is
 		// answered when it applies, or failed when a later term applies.
-		if c.proposed && n.cfg.Bugs.FailOnDeposed {
+		if c.proposed && n.Config().Bugs.FailOnDeposed {
 			d.failCycle(c) // deliberate defect: "not applied" too early
 		}
 	}
 }
 
-func (d *dataState) refuse(q *queued, err error) {
+func (d *Range) refuse(q *queued, err error) {
 	if q.req != nil {
-		d.n().reply(q.req, nil, err)
+		d.h.Reply(q.req, nil, err)
 	}
 }
 
-func (d *dataState) ReadState(rs raft.ReadState) {
+func (d *Range) ReadState(rs raft.ReadState) {
 	c := d.cycle
 	if c != nil && c.readCtx != nil && string(rs.RequestCtx) == string(c.readCtx) {
 		c.readIndex, c.readIndexD = rs.Index, true
@@ -276,7 +293,7 @@ func (d *dataState) ReadState(rs raft.ReadState) {
 }
 
 // Pump advances the leader's cycle as far as it can.
-func (d *dataState) Pump() {
+func (d *Range) Pump() {
 	for i := 0; i < 3; i++ {
 		if !d.step() {
 			return
@@ -284,8 +301,8 @@ func (d *dataState) Pump() {
 	}
 }
 
-func (d *dataState) step() bool {
-	n := d.n()
+func (d *Range) step() bool {
+	n := d.h
 	c := d.cycle
 	if c == nil {
 		if !d.r.Fenced() || (len(d.queue) == 0 && len(d.reads) == 0) {
@@ -302,7 +319,7 @@ func (d *dataState) step() bool {
 		for _, rq := range c.reads {
 			msg, err := host.DecodeRequest(rq.GetKind(), rq.GetPayload())
 			if err != nil {
-				n.reply(rq, nil, err)
+				n.Reply(rq, nil, err)
 				continue
 			}
 			var resp proto.Message
@@ -312,7 +329,7 @@ func (d *dataState) step() bool {
 			case *pb.LeaseTimeToLiveRequest:
 				resp, err = d.leaseKeys(m, c.current)
 			}
-			n.reply(rq, resp, err)
+			n.Reply(rq, resp, err)
 		}
 		c.reads = nil
 	}
@@ -323,10 +340,10 @@ func (d *dataState) step() bool {
 	return false
 }
 
-func (d *dataState) startCycle() {
-	n := d.n()
+func (d *Range) startCycle() {
+	n := d.h
 	c := &cycle{term: d.r.Term()}
-	ev := mvcc.NewEvaluator(n.eng, d.r.Applied().Revision)
+	ev := mvcc.NewEvaluator(n.Engine(), d.r.Applied().Revision)
 	// Reads inside a txn at an explicit revision are checked against the
 	// range's compaction and resolved revisions.
 	ev.SetReadBounds(d.r.Applied().Compacted, d.r.Applied().Closed)
@@ -336,11 +353,11 @@ func (d *dataState) startCycle() {
 	clearing := map[int64]bool{} // leases whose keys this batch deletes
 	inBatch := map[requestName]bool{}
 	for i, q := range d.queue {
-		if len(c.items) >= n.cfg.MaxBatchRequests {
+		if len(c.items) >= n.Config().MaxBatchRequests {
 			rest = append(rest, d.queue[i:]...)
 			break
 		}
-		if q.req != nil && host.DedupKind(q.req.GetKind()) && !n.cfg.Bugs.NoDedup {
+		if q.req != nil && host.DedupKind(q.req.GetKind()) && !n.Config().Bugs.NoDedup {
 			name := requestName{q.req.GetOrigin(), q.req.GetOriginIncarnation(), q.req.GetId()}
 			if inBatch[name] {
 				continue // a copy of a request in this batch: the original's answer will come
@@ -350,7 +367,7 @@ func (d *dataState) startCycle() {
 				continue // ended at its origin: no one waits, never execute it
 			case sessionDone:
 				if err := d.sessionAnswer(q.req); err != nil {
-					n.fail(err)
+					n.Fail(err)
 				}
 				continue
 			}
@@ -360,7 +377,7 @@ func (d *dataState) startCycle() {
 		var ok, wrote bool
 		var err error
 		slot := int32(ev.Slots())
-		if l := d.revokedLease(q.msg, clearing); l != 0 && !n.cfg.Bugs.PutIgnoresRevoke {
+		if l := d.revokedLease(q.msg, clearing); l != 0 && !n.Config().Bugs.PutIgnoresRevoke {
 			// The lease's revoke reached this range first: etcd's answer
 			// for a put with a lease that does not exist.
 			d.refuse(q, rpctypes.ErrGRPCLeaseNotFound)
@@ -425,41 +442,41 @@ func (d *dataState) startCycle() {
 			Slots:    uint64(ev.Slots()),
 			Writes:   ev.Writes(),
 			Compact:  compact,
-			Proposer: n.id,
+			Proposer: n.ID(),
 			BatchId:  d.nextBatchID,
 			// Batch IDs restart with the node: the incarnation tells a new
 			// cycle from an entry an earlier incarnation proposed.
-			ProposerIncarnation: n.incarnation,
+			ProposerIncarnation: n.Incarnation(),
 			LeaseCleared:        cleared,
 		}
 	}
 	if len(d.reads) > 0 {
 		c.reads, d.reads = d.reads, nil
 		d.nextSeqID++
-		c.readCtx = binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, n.id), d.nextSeqID)
+		c.readCtx = binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, n.ID()), d.nextSeqID)
 		d.r.ReadIndex(c.readCtx)
 	}
 	d.cycle = c
 	d.askSequencer(c)
 }
 
-func (d *dataState) askSequencer(c *cycle) {
-	n := d.n()
+func (d *Range) askSequencer(c *cycle) {
+	n := d.h
 	d.nextSeqID++
 	c.seqID = d.nextSeqID
-	c.seqSent = n.now
+	c.seqSent = n.Now()
 	c.seqCount = 0
 	if c.batch != nil {
 		c.seqCount = c.batch.GetSlots()
 	}
-	c.seqTarget = n.askSequencer(d.r.ID(), c.seqID, c.seqCount)
+	c.seqTarget = n.AskSequencer(d.r.ID(), c.seqID, c.seqCount)
 }
 
 // seqAnswers reports whether resp answers the cycle's current request:
 // same ID and incarnation (IDs restart with the node), from the node that
 // was asked.
-func (d *dataState) seqAnswers(c *cycle, from uint64, resp *tenfoldpb.SeqResponse) bool {
-	return c != nil && !c.granted && resp.GetId() == c.seqID && resp.GetIncarnation() == d.n().incarnation && from == c.seqTarget
+func (d *Range) seqAnswers(c *cycle, from uint64, resp *tenfoldpb.SeqResponse) bool {
+	return c != nil && !c.granted && resp.GetId() == c.seqID && resp.GetIncarnation() == d.h.Incarnation() && from == c.seqTarget
 }
 
 // maxSeqRedirects bounds how often one cycle follows a not-leader answer's
@@ -467,10 +484,10 @@ func (d *dataState) seqAnswers(c *cycle, from uint64, resp *tenfoldpb.SeqRespons
 // takes over, so two stale hints cannot ping-pong forever.
 const maxSeqRedirects = 3
 
-// seqRedirected re-asks the hinted sequencer leader right away when the
+// SeqRedirected re-asks the hinted sequencer leader right away when the
 // node asked was not the leader: waiting for the retry tick would cost
 // RequestRetry per redirect, and that retry forgets the hint.
-func (d *dataState) seqRedirected(from uint64, resp *tenfoldpb.SeqResponse) {
+func (d *Range) SeqRedirected(from uint64, resp *tenfoldpb.SeqResponse) {
 	c := d.cycle
 	if !d.seqAnswers(c, from, resp) || c.redirects >= maxSeqRedirects {
 		return
@@ -479,19 +496,19 @@ func (d *dataState) seqRedirected(from uint64, resp *tenfoldpb.SeqResponse) {
 	d.askSequencer(c)
 }
 
-// seqGranted receives the sequencer's answer for this range; it reports
+// SeqGranted receives the sequencer's answer for this range; it reports
 // whether the grant was taken. A grant must answer the cycle's request and
 // hold exactly the revisions asked for, at or below the sequencer's
 // current revision (apply asserts S6 on them once more); anything else
 // (a stale or crossed grant) is dropped, and the cycle asks again on tick.
-func (d *dataState) seqGranted(from uint64, resp *tenfoldpb.SeqResponse) bool {
+func (d *Range) SeqGranted(from uint64, resp *tenfoldpb.SeqResponse) bool {
 	c := d.cycle
 	if !d.seqAnswers(c, from, resp) {
 		return false
 	}
 	first, count, current := resp.GetFirst(), resp.GetCount(), resp.GetCurrent()
 	if count != c.seqCount || (count > 0 && (first < 1 || first+int64(count)-1 > current)) {
-		d.n().logger.Warn("core: dropped a sequencer grant that does not match its request", "range", d.r.ID(), "id", resp.GetId(),
+		d.h.Logger().Warn("core: dropped a sequencer grant that does not match its request", "range", d.r.ID(), "id", resp.GetId(),
 			"asked", c.seqCount, "count", count, "first", first, "current", current, "applied", d.r.Applied().Revision)
 		return false
 	}
@@ -500,8 +517,8 @@ func (d *dataState) seqGranted(from uint64, resp *tenfoldpb.SeqResponse) bool {
 	return true
 }
 
-func (d *dataState) propose(c *cycle) {
-	n := d.n()
+func (d *Range) propose(c *cycle) {
+	n := d.h
 	c.batch.BaseRevision, c.batch.Closed = c.first, c.current
 	if c.batch.GetCompact() > c.current {
 		// Refuse compactions of the future before they are logged.
@@ -527,7 +544,7 @@ func (d *dataState) propose(c *cycle) {
 			// Unstamped: the session table stamps it when it answers a copy.
 			resp, err := proto.Marshal(c.resps[i])
 			if err != nil {
-				n.fail(err)
+				n.Fail(err)
 				return
 			}
 			comp.Origin, comp.OriginIncarnation, comp.Kind, comp.MinPending, comp.Response =
@@ -537,7 +554,7 @@ func (d *dataState) propose(c *cycle) {
 	}
 	data, err := proto.Marshal(c.batch)
 	if err != nil {
-		n.fail(err)
+		n.Fail(err)
 		return
 	}
 	err = d.r.Propose(data)
@@ -554,8 +571,8 @@ func (d *dataState) propose(c *cycle) {
 }
 
 // Apply applies one WriteBatch entry on every replica.
-func (d *dataState) Apply(b engine.Batch, e *raftpb.Entry) ([]func(), error) {
-	n := d.n()
+func (d *Range) Apply(b engine.Batch, e *raftpb.Entry) ([]func(), error) {
+	n := d.h
 	wb := &tenfoldpb.WriteBatch{}
 	if err := proto.Unmarshal(e.GetData(), wb); err != nil {
 		return nil, fmt.Errorf("range %d: decode write batch at %d: %w", d.r.ID(), e.GetIndex(), err)
@@ -572,10 +589,10 @@ func (d *dataState) Apply(b engine.Batch, e *raftpb.Entry) ([]func(), error) {
 			return nil, fmt.Errorf("invariant S6 violated: range %d entry %d writes revision %d after revision %d", d.r.ID(), e.GetIndex(), wb.GetBaseRevision(), d.r.Applied().Revision)
 		}
 	}
-	if w := wb.GetWrites(); n.cfg.Bugs.DivergentApply && len(w) > 0 && !w[len(w)-1].GetDelete() && e.GetIndex()%5 == 0 && d.r.Desc().GetReplicas()[0] == n.id {
+	if w := wb.GetWrites(); n.Config().Bugs.DivergentApply && len(w) > 0 && !w[len(w)-1].GetDelete() && e.GetIndex()%5 == 0 && d.r.Desc().GetReplicas()[0] == n.ID() {
 		w[len(w)-1].Value = append([]byte("diverged:"), w[len(w)-1].GetValue()...)
 	}
-	events, err := mvcc.Apply(n.eng, b, wb.GetWrites(), wb.GetBaseRevision())
+	events, err := mvcc.Apply(n.Engine(), b, wb.GetWrites(), wb.GetBaseRevision())
 	if err != nil {
 		return nil, fmt.Errorf("range %d: apply entry %d: %w", d.r.ID(), e.GetIndex(), err)
 	}
@@ -595,7 +612,7 @@ func (d *dataState) Apply(b engine.Batch, e *raftpb.Entry) ([]func(), error) {
 		return nil, err
 	}
 	if wb.GetCompact() > d.r.Applied().Compacted {
-		if _, err := mvcc.Compact(n.eng, b, d.span, wb.GetCompact()); err != nil {
+		if _, err := mvcc.Compact(n.Engine(), b, d.span, wb.GetCompact()); err != nil {
 			return nil, err
 		}
 		d.r.Applied().Compacted = wb.GetCompact()
@@ -607,11 +624,11 @@ func (d *dataState) Apply(b engine.Batch, e *raftpb.Entry) ([]func(), error) {
 		d.r.Applied().Closed = wb.GetClosed()
 	}
 	d.applies++
-	if n.cfg.Bugs.DropWatchEvent && len(events) > 0 && d.applies%10 == 0 {
+	if n.Config().Bugs.DropWatchEvent && len(events) > 0 && d.applies%10 == 0 {
 		events = events[1:]
 	}
 	resolved := d.r.Applied().Closed
-	n.out.Applied = append(n.out.Applied, Applied{RangeID: d.r.ID(), Span: Span{Start: d.span.Start, End: d.span.End}, Events: events, Resolved: resolved})
+	n.EmitApplied(host.Applied{RangeID: d.r.ID(), Span: host.Span{Start: d.span.Start, End: d.span.End}, Events: events, Resolved: resolved})
 	if c := d.cycle; c != nil && c.proposed && d.ownBatch(c, wb) {
 		// Applied now, answered after the round: a later entry of this
 		// round (a new leader's) must not fail the cycle meanwhile.
@@ -622,30 +639,30 @@ func (d *dataState) Apply(b engine.Batch, e *raftpb.Entry) ([]func(), error) {
 }
 
 // ownBatch reports whether wb is the batch cycle c proposed.
-func (d *dataState) ownBatch(c *cycle, wb *tenfoldpb.WriteBatch) bool {
-	n := d.n()
-	return wb.GetProposer() == n.id && wb.GetProposerIncarnation() == n.incarnation && wb.GetBatchId() == c.batch.GetBatchId()
+func (d *Range) ownBatch(c *cycle, wb *tenfoldpb.WriteBatch) bool {
+	n := d.h
+	return wb.GetProposer() == n.ID() && wb.GetProposerIncarnation() == n.Incarnation() && wb.GetBatchId() == c.batch.GetBatchId()
 }
 
 // NewTermApplied fails a cycle proposed in an older term.
-func (d *dataState) NewTermApplied(term uint64) { d.failStaleCycle(term) }
+func (d *Range) NewTermApplied(term uint64) { d.failStaleCycle(term) }
 
 // failStaleCycle fails the proposed cycle once an entry of a later term
 // is applied without it: its entry was overwritten and cannot commit. (A
 // leader that lost and regained leadership would otherwise wait on it
 // forever.)
-func (d *dataState) failStaleCycle(term uint64) {
+func (d *Range) failStaleCycle(term uint64) {
 	if c := d.cycle; c != nil && c.proposed && !c.applied && term > c.term {
 		d.failCycle(c)
 	}
 }
 
-func (d *dataState) failCycle(c *cycle) {
+func (d *Range) failCycle(c *cycle) {
 	for _, q := range c.items {
 		d.refuse(q, host.ErrLeaderChanged)
 	}
 	for _, rq := range c.reads {
-		d.n().reply(rq, nil, host.ErrNotLeader)
+		d.h.Reply(rq, nil, host.ErrNotLeader)
 	}
 	if d.cycle == c {
 		d.cycle = nil
@@ -654,12 +671,12 @@ func (d *dataState) failCycle(c *cycle) {
 
 // answer replies to the requests of an applied batch with their stamped
 // responses.
-func (d *dataState) answer(c *cycle, wb *tenfoldpb.WriteBatch) {
-	n := d.n()
+func (d *Range) answer(c *cycle, wb *tenfoldpb.WriteBatch) {
+	n := d.h
 	c.applied = true
 	for i, q := range c.items {
 		if q.req == nil && q.lease != 0 {
-			n.send(q.from, &tenfoldpb.Message{Body: &tenfoldpb.Message_LeaseRevokedAck{LeaseRevokedAck: &tenfoldpb.LeaseRevokedAck{Lease: q.lease, RangeId: d.r.ID()}}})
+			n.Send(q.from, &tenfoldpb.Message{Body: &tenfoldpb.Message_LeaseRevokedAck{LeaseRevokedAck: &tenfoldpb.LeaseRevokedAck{Lease: q.lease, RangeId: d.r.ID()}}})
 			continue
 		}
 		if q.req == nil {
@@ -674,38 +691,16 @@ func (d *dataState) answer(c *cycle, wb *tenfoldpb.WriteBatch) {
 			resp.(*pb.RangeResponse).Header = d.header(rev)
 		} else {
 			mvcc.Stamp(resp, rev)
-			host.SetHeaderMeta(resp, n.id, d.r.Term())
+			host.SetHeaderMeta(resp, n.ID(), d.r.Term())
 		}
-		n.reply(q.req, resp, nil)
+		n.Reply(q.req, resp, nil)
 	}
 	d.Pump()
 }
 
-// handleLeaseRevoked queues the deletion of a revoked lease's keys.
-func (n *Node) handleLeaseRevoked(from uint64, m *tenfoldpb.LeaseRevoked) {
-	r, ok := n.replicas[m.GetRangeId()]
-	d, isData := (*dataState)(nil), false
-	if ok {
-		d, isData = r.Machine().(*dataState)
-	}
-	if !isData || !r.IsLeader() {
-		// Say so, with the leader we know: the system leader may host no
-		// replica of this range and learn its leader only from us.
-		var hint uint64
-		if ok {
-			hint = r.Leader()
-		}
-		n.send(from, &tenfoldpb.Message{Body: &tenfoldpb.Message_LeaseRevokedAck{LeaseRevokedAck: &tenfoldpb.LeaseRevokedAck{
-			Lease: m.GetLease(), RangeId: m.GetRangeId(), NotLeader: true, LeaderHint: hint}}})
-		return
-	}
-	r.Unquiesce()
-	d.LeaseRevoked(from, m.GetLease())
-}
-
 // LeaseRevoked queues, at the leader, the deletion of a revoked lease's
 // keys (once: a resent LeaseRevoked joins the queued one).
-func (d *dataState) LeaseRevoked(from uint64, lease int64) {
+func (d *Range) LeaseRevoked(from uint64, lease int64) {
 	for _, q := range d.queue {
 		if q.req == nil && q.lease == lease {
 			return

@@ -1,11 +1,16 @@
-package core
+package datarange
 
 import (
+	"log/slog"
 	"testing"
+	"time"
 
+	"github.com/tenfold/tenfold/core/host"
 	"github.com/tenfold/tenfold/core/replica"
+	"github.com/tenfold/tenfold/engine"
 	"github.com/tenfold/tenfold/engine/memengine"
 	"github.com/tenfold/tenfold/tenfoldpb"
+	"google.golang.org/protobuf/proto"
 )
 
 // TestSessionTableBounds checks the session table's memory bounds and its
@@ -15,13 +20,12 @@ import (
 // incarnation drops the old one's entries, the state survives a reload
 // from the engine, and recording one request twice is refused.
 func TestSessionTableBounds(t *testing.T) {
-	n := &Node{id: 1, eng: memengine.New(), cfg: Config{NodeID: 1}, dirty: map[uint64]bool{}}
-	n.cfg.SetDefaults()
-	r, err := replica.Open(n.host(), &tenfoldpb.RangeDescriptor{RangeId: 3, Replicas: []uint64{1}})
+	n := newTestHost()
+	r, err := replica.Open(n, &tenfoldpb.RangeDescriptor{RangeId: 3, Replicas: []uint64{1}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &dataState{nd: n, r: r, sessions: map[uint64]*sessionClient{}}
+	d := &Range{h: n, r: r, sessions: map[uint64]*sessionClient{}}
 	record := func(inc, minPending uint64, ids ...uint64) error {
 		t.Helper()
 		var comps []*tenfoldpb.Completion
@@ -91,3 +95,32 @@ func TestSessionTableBounds(t *testing.T) {
 		t.Errorf("copy from incarnation 1 after 2 appeared: verdict %d, want stale", v)
 	}
 }
+
+// testHost is a node of one: enough to open a replica and record into its
+// session table.
+type testHost struct {
+	cfg host.Config
+	eng engine.Engine
+}
+
+func newTestHost() *testHost {
+	h := &testHost{cfg: host.Config{NodeID: 1}, eng: memengine.New()}
+	h.cfg.SetDefaults()
+	return h
+}
+
+func (h *testHost) ID() uint64                                     { return h.cfg.NodeID }
+func (h *testHost) Incarnation() uint64                            { return 1 }
+func (h *testHost) Config() *host.Config                           { return &h.cfg }
+func (h *testHost) Engine() engine.Engine                          { return h.eng }
+func (h *testHost) Now() time.Time                                 { return time.Time{} }
+func (h *testHost) Logger() *slog.Logger                           { return slog.New(slog.DiscardHandler) }
+func (h *testHost) Send(uint64, *tenfoldpb.Message)                {}
+func (h *testHost) Reply(*tenfoldpb.Request, proto.Message, error) {}
+func (h *testHost) Fail(error)                                     {}
+func (h *testHost) Touch(uint64)                                   {}
+func (h *testHost) Alive(uint64) bool                              { return true }
+func (h *testHost) LeaderKnown(uint64, uint64)                     {}
+func (h *testHost) AskSequencer(uint64, uint64, uint64) uint64     { return 0 }
+func (h *testHost) SetLeaderHint(uint64, uint64)                   {}
+func (h *testHost) EmitApplied(host.Applied)                       {}
