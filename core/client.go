@@ -420,17 +420,6 @@ func (n *Node) reply(req *tenfoldpb.Request, resp proto.Message, err error) {
 	n.send(req.GetOrigin(), &tenfoldpb.Message{Body: &tenfoldpb.Message_Response{Response: r}})
 }
 
-// handleRequest serves a request at a replica of its range.
-func (n *Node) handleRequest(from uint64, req *tenfoldpb.Request) {
-	r, ok := n.replicas[req.GetRangeId()]
-	if !ok {
-		n.reply(req, nil, host.ErrRangeNotHere)
-		return
-	}
-	r.Unquiesce()
-	r.Machine().Handle(req)
-}
-
 // requestSpan returns the key span a request touches, whether it writes,
 // and whether it may be served by any replica.
 func requestSpan(kind tenfoldpb.RequestKind, m proto.Message) (Span, bool, bool, error) {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/cockroachdb/datadriven"
 	"github.com/tenfold/tenfold/core/datarange"
+	"github.com/tenfold/tenfold/core/system"
 	"github.com/tenfold/tenfold/engine/memengine"
 	"github.com/tenfold/tenfold/tenfoldpb"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -665,9 +666,8 @@ func (h *harness) pendingWork() string {
 			if !sm.Idle() {
 				return fmt.Sprintf("range %d leader n%d has a cycle in flight or queued requests", rid, lead.id)
 			}
-		case *systemState:
-			s := sm
-			if len(s.queue) > 0 || len(s.granting) > 0 || len(s.proposals) > 0 || len(s.revoking) > 0 || s.extending {
+		case *system.Range:
+			if sm.InFlight() {
 				return fmt.Sprintf("system range leader n%d has sequencer or lease work in flight", lead.id)
 			}
 		case controlMachine:
@@ -734,8 +734,8 @@ func (h *harness) status(t *testing.T, d *datadriven.TestData) string {
 				}
 			}
 			if st.Kind == tenfoldpb.RangeKind_SYSTEM {
-				if s, ok := n.core.replicas[st.RangeID].Machine().(*systemState); ok {
-					fmt.Fprintf(&b, " window=%d", s.windowEnd)
+				if s, ok := n.core.replicas[st.RangeID].Machine().(*system.Range); ok {
+					fmt.Fprintf(&b, " window=%d", s.WindowEnd())
 				}
 			}
 			lines = append(lines, line{st.RangeID, id, b.String()})

@@ -5,10 +5,13 @@ import (
 	"log/slog"
 	"time"
 
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+
 	"github.com/tenfold/tenfold/core/datarange"
 	"github.com/tenfold/tenfold/core/host"
 	"github.com/tenfold/tenfold/core/keys"
 	"github.com/tenfold/tenfold/core/replica"
+	"github.com/tenfold/tenfold/core/system"
 	"github.com/tenfold/tenfold/engine"
 	"github.com/tenfold/tenfold/tenfoldpb"
 	"google.golang.org/protobuf/proto"
@@ -29,7 +32,7 @@ func (n *Node) openReplica(d *tenfoldpb.RangeDescriptor) (*replica.Replica, erro
 		}
 		r.SetMachine(data)
 	case tenfoldpb.RangeKind_SYSTEM:
-		s, err := newSystemState(n, r)
+		s, err := system.New(n.host(), r)
 		if err != nil {
 			return nil, err
 		}
@@ -60,9 +63,9 @@ func (n *Node) dataRange(rangeID uint64) *datarange.Range {
 
 // systemRange returns the local system range replica and its state
 // machine (nil, nil if the node has none).
-func (n *Node) systemRange() (*replica.Replica, *systemState) {
+func (n *Node) systemRange() (*replica.Replica, *system.Range) {
 	if r, ok := n.replicas[keys.SystemRangeID]; ok {
-		s, _ := r.Machine().(*systemState)
+		s, _ := r.Machine().(*system.Range)
 		return r, s
 	}
 	return nil, nil
@@ -108,24 +111,21 @@ func (h *nodeHost) SetLeaderHint(rangeID, node uint64) { h.leaderHint[rangeID] =
 // EmitApplied adds a range's progress to the round's output.
 func (h *nodeHost) EmitApplied(a host.Applied) { h.out.Applied = append(h.out.Applied, a) }
 
-// handleLeaseRevoked queues the deletion of a revoked lease's keys.
-func (n *Node) handleLeaseRevoked(from uint64, m *tenfoldpb.LeaseRevoked) {
-	r, ok := n.replicas[m.GetRangeId()]
-	d, isData := (*datarange.Range)(nil), false
-	if ok {
-		d, isData = r.Machine().(*datarange.Range)
-	}
-	if !isData || !r.IsLeader() {
-		// Say so, with the leader we know: the system leader may host no
-		// replica of this range and learn its leader only from us.
-		var hint uint64
-		if ok {
-			hint = r.Leader()
-		}
-		n.send(from, &tenfoldpb.Message{Body: &tenfoldpb.Message_LeaseRevokedAck{LeaseRevokedAck: &tenfoldpb.LeaseRevokedAck{
-			Lease: m.GetLease(), RangeId: m.GetRangeId(), NotLeader: true, LeaderHint: hint}}})
-		return
-	}
-	r.Unquiesce()
-	d.LeaseRevoked(from, m.GetLease())
+// DataRanges returns the data ranges of the range cache, in key order.
+func (h *nodeHost) DataRanges() []*tenfoldpb.RangeDescriptor { return h.dir.dataRanges() }
+
+// DirectoryComplete reports whether the range cache covers the keyspace.
+func (h *nodeHost) DirectoryComplete() bool { return h.dir.complete() }
+
+// RangeDesc returns a range's descriptor from the range cache.
+func (h *nodeHost) RangeDesc(rangeID uint64) *tenfoldpb.RangeDescriptor { return h.dir.byID[rangeID] }
+
+// LeaderHint returns the last known leader of a range.
+func (h *nodeHost) LeaderHint(rangeID uint64) uint64 { return h.leaderHint[rangeID] }
+
+// CompactRange sends a data range its part of a compaction decision, as
+// a request of the node's own (routed and retried like a client's).
+func (h *nodeHost) CompactRange(rangeID uint64, rev int64, deadline time.Time, done func(error)) {
+	h.client.submitInternal(ClientRequest{Kind: tenfoldpb.RequestKind_COMPACT, Msg: &pb.CompactionRequest{Revision: rev},
+		Deadline: deadline, RangeID: rangeID}, true, func(_ proto.Message, err error) { done(err) })
 }

@@ -1,8 +1,16 @@
-package core
+// Package system is the state machine of the system range: the sequencer
+// that hands out revisions (sequencer.go), the lease table (lease.go) and
+// the cluster-wide compaction decision (compact.go). They share one raft
+// group and one command type (SystemCommand, applied as a whole), one
+// table of this node's proposals and one series of ReadIndex contexts, so
+// they are files of one package rather than packages of their own.
+package system
 
 import (
+	"cmp"
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -19,7 +27,25 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// systemState is the system range: the sequencer that hands out revisions
+// Host is what the system range needs from its node.
+type Host interface {
+	host.Host
+	// DataRanges returns the data ranges of the node's range cache, in key
+	// order; DirectoryComplete reports whether they cover the keyspace;
+	// RangeDesc returns one range's descriptor (nil if unknown).
+	DataRanges() []*tenfoldpb.RangeDescriptor
+	DirectoryComplete() bool
+	RangeDesc(rangeID uint64) *tenfoldpb.RangeDescriptor
+	// LeaderHint returns the last known leader node of a range (0: none);
+	// SetLeaderHint records one.
+	LeaderHint(rangeID uint64) uint64
+	SetLeaderHint(rangeID, node uint64)
+	// CompactRange asks a data range, through the node's router (hints,
+	// retries), to compact at rev, and calls done with its answer.
+	CompactRange(rangeID uint64, rev int64, deadline time.Time, done func(error))
+}
+
+// Range is the system range's state machine: the sequencer that hands out revisions
 // and the lease table.
 //
 // The sequencer persists only a high-water mark (windowEnd): revisions up
@@ -28,9 +54,9 @@ import (
 // an in-memory increment, plus a raft write once per SequencerWindow
 // revisions. Every batch of requests waits for a ReadIndex first, so the
 // "current" it reports is never behind a revision granted by a newer leader.
-type systemState struct {
-	nd *Node
-	r  *replica.Replica
+type Range struct {
+	h Host
+	r *replica.Replica
 
 	// Applied state.
 	windowEnd int64
@@ -89,15 +115,13 @@ type seqWaiter struct {
 	req  *tenfoldpb.SeqRequest
 }
 
-// minLeaseTTL is etcd's minimum lease TTL for our default timeouts.
-const minLeaseTTL = 2
-
-func newSystemState(n *Node, r *replica.Replica) (*systemState, error) {
-	s := &systemState{nd: n, r: r, leases: map[int64]int64{}, revoking: map[int64]bool{}, revoked: map[int64]bool{}, nextLeaseID: 1,
+// New opens the state machine of system range replica r.
+func New(n Host, r *replica.Replica) (*Range, error) {
+	s := &Range{h: n, r: r, leases: map[int64]int64{}, revoking: map[int64]bool{}, revoked: map[int64]bool{}, nextLeaseID: 1,
 		expiry: map[int64]time.Time{}, proposals: map[uint64]leaseProposal{}, revokeAcks: map[int64]map[uint64]bool{},
 		revokeWait: map[int64][]*tenfoldpb.Request{}, expiring: map[int64]bool{},
 		revokeMisses: map[uint64]int{}, revokeRedirects: map[uint64]int{}}
-	eng := n.eng
+	eng := n.Engine()
 	if err := s.compact.load(eng); err != nil {
 		return nil, err
 	}
@@ -144,65 +168,10 @@ func newSystemState(n *Node, r *replica.Replica) (*systemState, error) {
 	return s, nil
 }
 
-func (s *systemState) n() *Node { return s.nd }
-
-// askSequencer sends a SeqRequest for rangeID to the sequencer leader and
-// returns the node it went to (0: none known yet).
-func (n *Node) askSequencer(rangeID, id, count uint64) uint64 {
-	target := n.leaderHint[keys.SystemRangeID]
-	if target == 0 {
-		if d := n.dir.system(); d != nil && len(d.GetReplicas()) > 0 {
-			target = d.GetReplicas()[int(id)%len(d.GetReplicas())]
-		}
-	}
-	if target == 0 {
-		return 0 // no system range known yet; the data range retries on tick
-	}
-	n.send(target, &tenfoldpb.Message{Body: &tenfoldpb.Message_SeqRequest{SeqRequest: &tenfoldpb.SeqRequest{Id: id, RangeId: rangeID, Count: count, Linearizable: true, Incarnation: n.incarnation}}})
-	return target
-}
-
-func (n *Node) handleSeqRequest(from uint64, req *tenfoldpb.SeqRequest) {
-	r, ok := n.replicas[keys.SystemRangeID]
-	if !ok || !r.IsLeader() {
-		var hint uint64
-		if ok {
-			hint = r.Leader()
-		}
-		n.send(from, &tenfoldpb.Message{Body: &tenfoldpb.Message_SeqResponse{SeqResponse: &tenfoldpb.SeqResponse{Id: req.GetId(), RangeId: req.GetRangeId(), Code: 14, Error: status.Convert(host.ErrNotLeader).Message(), LeaderHint: hint, Incarnation: req.GetIncarnation()}}})
-		return
-	}
-	r.Unquiesce()
-	r.Machine().(*systemState).SeqRequest(from, req)
-}
-
-// SeqRequest queues a range's request for revisions at the leader.
-func (s *systemState) SeqRequest(from uint64, req *tenfoldpb.SeqRequest) {
-	s.queue = append(s.queue, seqWaiter{from: from, req: req})
-	s.Pump()
-}
-
-func (n *Node) handleSeqResponse(from uint64, resp *tenfoldpb.SeqResponse) {
-	if resp.GetCode() != 0 {
-		if h := resp.GetLeaderHint(); h != 0 {
-			n.leaderHint[keys.SystemRangeID] = h
-			if d := n.dataRange(resp.GetRangeId()); d != nil && h != from {
-				d.SeqRedirected(from, resp)
-			}
-		}
-		return // otherwise the data range asks again on its next tick
-	}
-	if d := n.dataRange(resp.GetRangeId()); d != nil {
-		if d.SeqGranted(from, resp) {
-			n.leaderHint[keys.SystemRangeID] = from
-		}
-	}
-}
-
-func (s *systemState) LostLeadership() {
-	n := s.n()
+func (s *Range) LostLeadership() {
+	n := s.h
 	for _, w := range append(append(s.queue, s.granting...), s.fast...) {
-		n.send(w.from, &tenfoldpb.Message{Body: &tenfoldpb.Message_SeqResponse{SeqResponse: &tenfoldpb.SeqResponse{Id: w.req.GetId(), RangeId: w.req.GetRangeId(), Code: 14, Error: status.Convert(host.ErrNotLeader).Message(), LeaderHint: s.r.Leader(), Incarnation: w.req.GetIncarnation()}}})
+		n.Send(w.from, &tenfoldpb.Message{Body: &tenfoldpb.Message_SeqResponse{SeqResponse: &tenfoldpb.SeqResponse{Id: w.req.GetId(), RangeId: w.req.GetRangeId(), Code: 14, Error: status.Convert(host.ErrNotLeader).Message(), LeaderHint: s.r.Leader(), Incarnation: w.req.GetIncarnation()}}})
 	}
 	s.queue, s.granting, s.fast, s.readCtx = nil, nil, nil, nil
 	s.counterTerm, s.extending = 0, false
@@ -211,23 +180,33 @@ func (s *systemState) LostLeadership() {
 	// waiting for their keys' deletion stay too: the next leader finishes
 	// the deletion and RevokeDone applies here as well.
 	for _, req := range append(append(s.leaseWaiter, s.leaseRound...), s.leaseReads...) {
-		n.reply(req, nil, host.ErrNotLeader)
+		n.Reply(req, nil, host.ErrNotLeader)
 	}
 	s.leaseWaiter, s.leaseRound, s.leaseReads, s.leaseCtx = nil, nil, nil, nil
 	s.expiry, s.expiring = map[int64]time.Time{}, map[int64]bool{}
 	s.compact.lostLeadership()
 }
 
+// InFlight reports whether the leader has sequencer or lease work under
+// way: requests queued or being granted, proposals not applied, revokes
+// not finished, or a window extension.
+func (s *Range) InFlight() bool {
+	return len(s.queue) > 0 || len(s.granting) > 0 || len(s.proposals) > 0 || len(s.revoking) > 0 || s.extending
+}
+
+// WindowEnd returns the persisted high-water mark of revisions.
+func (s *Range) WindowEnd() int64 { return s.windowEnd }
+
 // Idle reports whether the sequencer and lease table need no ticks: no
 // requests in flight and no leases (their expiry is checked on ticks).
-func (s *systemState) Idle() bool {
+func (s *Range) Idle() bool {
 	return len(s.queue) == 0 && len(s.granting) == 0 && len(s.fast) == 0 && s.readCtx == nil && !s.extending &&
 		len(s.leases) == 0 && len(s.revoking) == 0 && len(s.proposals) == 0 && len(s.leaseWaiter) == 0 &&
 		len(s.leaseReads) == 0 && s.leaseCtx == nil &&
 		(s.compact.rev == 0 || s.compact.done) && len(s.compact.waiting) == 0
 }
 
-func (s *systemState) ReadState(rs raft.ReadState) {
+func (s *Range) ReadState(rs raft.ReadState) {
 	if s.readCtx != nil && string(rs.RequestCtx) == string(s.readCtx) {
 		s.readIndex, s.readDone = rs.Index, true
 	}
@@ -236,12 +215,12 @@ func (s *systemState) ReadState(rs raft.ReadState) {
 	}
 }
 
-func (s *systemState) Tick() {
+func (s *Range) Tick() {
 	if !s.r.Fenced() || s.counterTerm != s.r.Term() {
 		return
 	}
-	n := s.n()
-	if s.extending && n.now.Sub(s.extendSent) >= n.cfg.RequestRetry {
+	n := s.h
+	if s.extending && n.Now().Sub(s.extendSent) >= n.Config().RequestRetry {
 		// The extension entry may have been lost (a leadership change this
 		// replica did not observe as such): propose it again rather than
 		// stall every grant.
@@ -249,13 +228,13 @@ func (s *systemState) Tick() {
 		s.Pump()
 	}
 	for _, id := range sortedKeys(s.expiry) {
-		if !n.now.Before(s.expiry[id]) && !s.expiring[id] && !s.revoking[id] {
+		if !n.Now().Before(s.expiry[id]) && !s.expiring[id] && !s.revoking[id] {
 			s.expiring[id] = true
 			s.proposeCmd(&tenfoldpb.SystemCommand{Revoke: id})
 		}
 	}
-	if len(s.revoking) > 0 && n.now.Sub(s.lastRevoke) >= revokeRetry {
-		s.lastRevoke = n.now
+	if len(s.revoking) > 0 && n.Now().Sub(s.lastRevoke) >= revokeRetry {
+		s.lastRevoke = n.Now()
 		s.countRevokeMisses()
 		for _, id := range sortedKeys(s.revoking) {
 			s.sendRevoke(id)
@@ -268,31 +247,9 @@ func (s *systemState) Tick() {
 	}
 }
 
-// revokeRetry is how often the system leader resends LeaseRevoked to the
-// ranges that have not acknowledged it.
-const revokeRetry = 500 * time.Millisecond
-
-// countRevokeMisses notes, before a retry round, every range that has not
-// acknowledged a pending revoke since the last round: its next LeaseRevoked
-// goes to the next replica rather than to the same silent node.
-func (s *systemState) countRevokeMisses() {
-	pending := map[uint64]bool{}
-	for id := range s.revoking {
-		for _, d := range s.n().dir.dataRanges() {
-			if !s.revokeAcks[id][d.GetRangeId()] {
-				pending[d.GetRangeId()] = true
-			}
-		}
-	}
-	for rid := range pending {
-		s.revokeMisses[rid]++
-	}
-	s.revokeRedirects = map[uint64]int{}
-}
-
 // Pump runs the leader's sequencer and lease work.
-func (s *systemState) Pump() {
-	n := s.n()
+func (s *Range) Pump() {
+	n := s.h
 	if !s.r.Fenced() {
 		return
 	}
@@ -303,7 +260,7 @@ func (s *systemState) Pump() {
 		s.counter, s.counterTerm = s.windowEnd, s.r.Term()
 		s.extending = false // an extension proposed in an earlier term may be lost
 		for id, ttl := range s.leases {
-			s.expiry[id] = n.now.Add(time.Duration(ttl) * time.Second)
+			s.expiry[id] = n.Now().Add(time.Duration(ttl) * time.Second)
 		}
 		for _, req := range s.leaseWaiter {
 			s.Handle(req)
@@ -345,49 +302,6 @@ func (s *systemState) Pump() {
 	}
 }
 
-// fits reports whether the persisted window covers the requests in ws; if
-// not, it proposes an extension (pump runs again when it applies).
-func (s *systemState) fits(ws []seqWaiter) bool {
-	var need uint64
-	for _, w := range ws {
-		need += w.req.GetCount()
-	}
-	if s.counter+int64(need) <= s.windowEnd {
-		return true
-	}
-	if !s.extending {
-		s.extending, s.extendSent = true, s.n().now
-		s.proposeCmd(&tenfoldpb.SystemCommand{WindowEnd: s.counter + int64(need) + s.n().cfg.SequencerWindow})
-	}
-	return false
-}
-
-// grant answers every request in *ws; the caller checked fits.
-func (s *systemState) grant(ws *[]seqWaiter) {
-	n := s.n()
-	// Detach the batch before answering: an answer to a range on this node
-	// is delivered at once and may re-enter pump with that range's next
-	// request, which must start a new batch, not join (or be wiped with)
-	// this one.
-	granting := *ws
-	*ws = nil
-	for _, w := range granting {
-		first := s.counter + 1
-		if n.cfg.Bugs.ReuseRevision && w.req.GetCount() > 0 && s.counter > 1 {
-			first = s.counter // deliberate defect: hand the last revision out again
-		}
-		if n.cfg.Bugs.SkipRevision && w.req.GetCount() > 0 && first%50 == 0 {
-			first++ // deliberate defect: a revision no write gets
-		}
-		s.counter = first + int64(w.req.GetCount()) - 1
-		if w.req.GetCount() == 0 {
-			s.counter = first - 1
-		}
-		n.send(w.from, &tenfoldpb.Message{Body: &tenfoldpb.Message_SeqResponse{SeqResponse: &tenfoldpb.SeqResponse{
-			Id: w.req.GetId(), RangeId: w.req.GetRangeId(), First: first, Count: w.req.GetCount(), Current: s.counter, Incarnation: w.req.GetIncarnation()}}})
-	}
-}
-
 // leaseProposal is a client's grant or revoke proposed by this node.
 type leaseProposal struct {
 	req  *tenfoldpb.Request
@@ -396,32 +310,32 @@ type leaseProposal struct {
 
 // proposeFor proposes c for a client request and returns the proposal ID
 // its entry carries.
-func (s *systemState) proposeFor(c *tenfoldpb.SystemCommand) (uint64, bool) {
+func (s *Range) proposeFor(c *tenfoldpb.SystemCommand) (uint64, bool) {
 	s.nextProposal++
 	c.RequestId = s.nextProposal
 	return s.nextProposal, s.proposeCmd(c)
 }
 
 // NewTermApplied fails this node's proposals from older terms.
-func (s *systemState) NewTermApplied(term uint64) { s.failStaleProposals(term) }
+func (s *Range) NewTermApplied(term uint64) { s.failStaleProposals(term) }
 
 // failStaleProposals fails this node's proposals from terms before term:
 // an entry of term has applied, so theirs were overwritten (log terms never
 // decrease) and can no longer apply.
-func (s *systemState) failStaleProposals(term uint64) {
+func (s *Range) failStaleProposals(term uint64) {
 	for _, pid := range sortedKeys(s.proposals) {
 		if p := s.proposals[pid]; p.term < term {
 			delete(s.proposals, pid)
-			s.n().reply(p.req, nil, host.ErrLeaderChanged)
+			s.h.Reply(p.req, nil, host.ErrLeaderChanged)
 		}
 	}
 }
 
-func (s *systemState) proposeCmd(c *tenfoldpb.SystemCommand) bool {
-	c.Proposer, c.ProposerIncarnation = s.n().id, s.n().incarnation
+func (s *Range) proposeCmd(c *tenfoldpb.SystemCommand) bool {
+	c.Proposer, c.ProposerIncarnation = s.h.ID(), s.h.Incarnation()
 	data, err := proto.Marshal(c)
 	if err != nil {
-		s.n().fail(err)
+		s.h.Fail(err)
 		return false
 	}
 	defer s.r.Touch()
@@ -429,10 +343,10 @@ func (s *systemState) proposeCmd(c *tenfoldpb.SystemCommand) bool {
 }
 
 // Handle serves a lease request at the system range.
-func (s *systemState) Handle(req *tenfoldpb.Request) {
-	n := s.n()
+func (s *Range) Handle(req *tenfoldpb.Request) {
+	n := s.h
 	if !s.r.IsLeader() {
-		n.reply(req, nil, host.ErrNotLeader)
+		n.Reply(req, nil, host.ErrNotLeader)
 		return
 	}
 	if !s.r.Fenced() || s.counterTerm != s.r.Term() {
@@ -441,7 +355,7 @@ func (s *systemState) Handle(req *tenfoldpb.Request) {
 	}
 	msg, err := host.DecodeRequest(req.GetKind(), req.GetPayload())
 	if err != nil {
-		n.reply(req, nil, err)
+		n.Reply(req, nil, err)
 		return
 	}
 	switch m := msg.(type) {
@@ -450,14 +364,14 @@ func (s *systemState) Handle(req *tenfoldpb.Request) {
 		ttl := max(m.TTL, minLeaseTTL)
 		if id != 0 {
 			if _, ok := s.leases[id]; ok || s.revoking[id] || s.revoked[id] {
-				n.reply(req, nil, rpctypes.ErrGRPCLeaseExist)
+				n.Reply(req, nil, rpctypes.ErrGRPCLeaseExist)
 				return
 			}
 		}
 		if pid, ok := s.proposeFor(&tenfoldpb.SystemCommand{Grant: &tenfoldpb.LeaseRecord{Id: id, Ttl: ttl}}); ok {
 			s.proposals[pid] = leaseProposal{req: req, term: s.r.Term()}
 		} else {
-			n.reply(req, nil, host.ErrNotLeader)
+			n.Reply(req, nil, host.ErrNotLeader)
 		}
 	case *pb.LeaseRevokeRequest:
 		if s.revoking[m.ID] {
@@ -467,16 +381,16 @@ func (s *systemState) Handle(req *tenfoldpb.Request) {
 			return
 		}
 		if _, ok := s.leases[m.ID]; !ok {
-			n.reply(req, nil, rpctypes.ErrGRPCLeaseNotFound)
+			n.Reply(req, nil, rpctypes.ErrGRPCLeaseNotFound)
 			return
 		}
 		if pid, ok := s.proposeFor(&tenfoldpb.SystemCommand{Revoke: m.ID}); ok {
 			s.proposals[pid] = leaseProposal{req: req, term: s.r.Term()}
 		} else {
-			n.reply(req, nil, host.ErrNotLeader)
+			n.Reply(req, nil, host.ErrNotLeader)
 		}
 	case *pb.LeaseKeepAliveRequest, *pb.LeaseTimeToLiveRequest, *pb.LeaseLeasesRequest:
-		if n.cfg.Bugs.LeaseReadsFromMemory {
+		if n.Config().Bugs.LeaseReadsFromMemory {
 			s.serveLeaseRead(req, msg)
 			return
 		}
@@ -485,90 +399,19 @@ func (s *systemState) Handle(req *tenfoldpb.Request) {
 	case *pb.CompactionRequest:
 		s.handleCompact(req, m)
 	default:
-		n.reply(req, nil, host.ErrUnknownKind)
-	}
-}
-
-// pumpLeaseReads runs the ReadIndex rounds of lease reads and keepalives:
-// a round confirms with a quorum that this node still leads (raft's
-// ReadOnlySafe) and waits until the read index is applied; only then are
-// its requests answered from the lease table. A partitioned old leader's
-// rounds never complete: its requests end at their deadline, or with "not
-// leader" once CheckQuorum makes it step down.
-func (s *systemState) pumpLeaseReads() {
-	if s.leaseCtx != nil {
-		if !s.leaseDone || s.r.Applied().Index < s.leaseIndex {
-			return
-		}
-		round := s.leaseRound
-		s.leaseRound, s.leaseCtx = nil, nil
-		for _, req := range round {
-			msg, err := host.DecodeRequest(req.GetKind(), req.GetPayload())
-			if err != nil {
-				s.n().reply(req, nil, err)
-				continue
-			}
-			s.serveLeaseRead(req, msg)
-		}
-	}
-	if len(s.leaseReads) == 0 || !s.r.Fenced() {
-		return
-	}
-	s.leaseRound, s.leaseReads = s.leaseReads, nil
-	s.nextCtx++
-	s.leaseCtx = binary.BigEndian.AppendUint64([]byte("lease"), s.nextCtx)
-	s.leaseDone = false
-	s.r.ReadIndex(s.leaseCtx)
-}
-
-// serveLeaseRead answers a keepalive, TimeToLive or Leases request from
-// the lease table; the caller made sure this node leads (a ReadIndex round).
-func (s *systemState) serveLeaseRead(req *tenfoldpb.Request, msg proto.Message) {
-	n := s.n()
-	hdr := &pb.ResponseHeader{ClusterId: ClusterID, MemberId: n.id, Revision: s.counter, RaftTerm: s.r.Term()}
-	switch m := msg.(type) {
-	case *pb.LeaseKeepAliveRequest:
-		ttl, ok := s.leases[m.ID]
-		if !ok || s.revoking[m.ID] || s.expiring[m.ID] {
-			n.reply(req, &pb.LeaseKeepAliveResponse{Header: hdr, ID: m.ID, TTL: 0}, nil)
-			return
-		}
-		s.expiry[m.ID] = n.now.Add(time.Duration(ttl) * time.Second)
-		n.reply(req, &pb.LeaseKeepAliveResponse{Header: hdr, ID: m.ID, TTL: ttl}, nil)
-	case *pb.LeaseTimeToLiveRequest:
-		ttl, ok := s.leases[m.ID]
-		if !ok && s.revoking[m.ID] {
-			// Revoked, keys still being deleted: expired, but not gone
-			// yet. -1 (not found) only once every range has deleted them.
-			n.reply(req, &pb.LeaseTimeToLiveResponse{Header: hdr, ID: m.ID, TTL: 0}, nil)
-			return
-		}
-		if !ok {
-			n.reply(req, &pb.LeaseTimeToLiveResponse{Header: hdr, ID: m.ID, TTL: -1}, nil)
-			return
-		}
-		left := int64((s.expiry[m.ID].Sub(n.now) + time.Second - 1) / time.Second)
-		n.reply(req, &pb.LeaseTimeToLiveResponse{Header: hdr, ID: m.ID, TTL: max(left, 0), GrantedTTL: ttl}, nil)
-	case *pb.CompactionRequest:
-		s.handleCompact(req, m)
-	case *pb.LeaseLeasesRequest:
-		resp := &pb.LeaseLeasesResponse{Header: hdr}
-		for _, id := range sortedKeys(s.leases) {
-			resp.Leases = append(resp.Leases, &pb.LeaseStatus{ID: id})
-		}
-		n.reply(req, resp, nil)
+		n.Reply(req, nil, host.ErrUnknownKind)
 	}
 }
 
 // Apply applies a SystemCommand on every replica.
-func (s *systemState) Apply(b engine.Batch, e *raftpb.Entry) ([]func(), error) {
-	n := s.n()
+func (s *Range) Apply(b engine.Batch, e *raftpb.Entry) ([]func(), error) {
+	n := s.h
 	c := &tenfoldpb.SystemCommand{}
 	if err := proto.Unmarshal(e.GetData(), c); err != nil {
 		return nil, fmt.Errorf("system range: decode entry %d: %w", e.GetIndex(), err)
 	}
 	var after []func()
-	mine := c.GetProposer() == n.id && c.GetProposerIncarnation() == n.incarnation
+	mine := c.GetProposer() == n.ID() && c.GetProposerIncarnation() == n.Incarnation()
 	var waiting *tenfoldpb.Request
 	if p, ok := s.proposals[c.GetRequestId()]; mine && ok {
 		delete(s.proposals, c.GetRequestId())
@@ -576,7 +419,7 @@ func (s *systemState) Apply(b engine.Batch, e *raftpb.Entry) ([]func(), error) {
 	}
 	defer s.failStaleProposals(e.GetTerm())
 	hdr := func() *pb.ResponseHeader {
-		return &pb.ResponseHeader{ClusterId: ClusterID, MemberId: n.id, Revision: s.counter, RaftTerm: s.r.Term()}
+		return &pb.ResponseHeader{ClusterId: host.ClusterID, MemberId: n.ID(), Revision: s.counter, RaftTerm: s.r.Term()}
 	}
 	if c.GetWindowEnd() > s.windowEnd {
 		s.windowEnd = c.GetWindowEnd()
@@ -594,7 +437,7 @@ func (s *systemState) Apply(b engine.Batch, e *raftpb.Entry) ([]func(), error) {
 		}
 		if _, ok := s.leases[id]; ok || s.revoking[id] || s.revoked[id] {
 			if waiting != nil {
-				after = append(after, func() { n.reply(waiting, nil, rpctypes.ErrGRPCLeaseExist) })
+				after = append(after, func() { n.Reply(waiting, nil, rpctypes.ErrGRPCLeaseExist) })
 			}
 		} else {
 			s.leases[id] = g.GetTtl()
@@ -609,11 +452,11 @@ func (s *systemState) Apply(b engine.Batch, e *raftpb.Entry) ([]func(), error) {
 				return nil, err
 			}
 			if s.r.IsLeader() {
-				s.expiry[id] = n.now.Add(time.Duration(g.GetTtl()) * time.Second)
+				s.expiry[id] = n.Now().Add(time.Duration(g.GetTtl()) * time.Second)
 			}
 			if waiting != nil {
 				ttl := g.GetTtl()
-				after = append(after, func() { n.reply(waiting, &pb.LeaseGrantResponse{Header: hdr(), ID: id, TTL: ttl}, nil) })
+				after = append(after, func() { n.Reply(waiting, &pb.LeaseGrantResponse{Header: hdr(), ID: id, TTL: ttl}, nil) })
 			}
 		}
 	}
@@ -629,7 +472,7 @@ func (s *systemState) Apply(b engine.Batch, e *raftpb.Entry) ([]func(), error) {
 				// while its keys are still readable.
 				s.revokeWait[id] = append(s.revokeWait[id], waiting)
 			default:
-				after = append(after, func() { n.reply(waiting, nil, rpctypes.ErrGRPCLeaseNotFound) })
+				after = append(after, func() { n.Reply(waiting, nil, rpctypes.ErrGRPCLeaseNotFound) })
 			}
 		} else {
 			delete(s.leases, id)
@@ -669,97 +512,15 @@ func (s *systemState) Apply(b engine.Batch, e *raftpb.Entry) ([]func(), error) {
 		delete(s.revokeWait, id)
 		after = append(after, func() {
 			for _, w := range waiters {
-				n.reply(w, &pb.LeaseRevokeResponse{Header: hdr()}, nil)
+				n.Reply(w, &pb.LeaseRevokeResponse{Header: hdr()}, nil)
 			}
 		})
 	}
 	return after, nil
 }
 
-// sendRevoke asks every data range (still to ack) to drop the lease's keys.
-func (s *systemState) sendRevoke(id int64) {
-	n := s.n()
-	acks := s.revokeAcks[id]
-	if acks == nil {
-		acks = map[uint64]bool{}
-		s.revokeAcks[id] = acks
-	}
-	pending := 0
-	for _, d := range n.dir.dataRanges() {
-		if acks[d.GetRangeId()] {
-			continue
-		}
-		pending++
-		s.sendRevokeTo(id, d)
-	}
-	// Done only with the whole directory known: a range missing from a
-	// partial cache (right after a start) would keep the lease's keys.
-	if pending == 0 && n.dir.complete() {
-		s.proposeCmd(&tenfoldpb.SystemCommand{RevokeDone: id})
-	}
-}
-
-// sendRevokeTo sends one range its LeaseRevoked, routed as client requests
-// are: to the range's last known leader while it answers, otherwise round
-// the replicas (revokeMisses counts the retry rounds without an answer).
-// The system leader often hosts no replica of the range and so learns its
-// leader only from the not-leader answers of its followers.
-func (s *systemState) sendRevokeTo(id int64, d *tenfoldpb.RangeDescriptor) {
-	n := s.n()
-	reps := d.GetReplicas()
-	if len(reps) == 0 {
-		return
-	}
-	rid := d.GetRangeId()
-	target := n.leaderHint[rid]
-	if misses := s.revokeMisses[rid]; target == 0 || misses > 0 || !slices.Contains(reps, target) {
-		target = reps[misses%len(reps)]
-	}
-	if n.cfg.Bugs.RevokeSkipsRange && rid == n.dir.dataRanges()[len(n.dir.dataRanges())-1].GetRangeId() {
-		// Deliberate defect: claim the last range acknowledged without
-		// asking it, so its keys of the lease survive the revoke.
-		s.revokeAcks[id][rid] = true
-		return
-	}
-	n.send(target, &tenfoldpb.Message{Body: &tenfoldpb.Message_LeaseRevoked{LeaseRevoked: &tenfoldpb.LeaseRevoked{Lease: id, RangeId: rid}}})
-}
-
-// maxRevokeRedirects bounds how many not-leader hints one retry round
-// follows at once, so two stale hints cannot ping-pong; the next round
-// rotates over the replicas instead.
-const maxRevokeRedirects = 3
-
-func (n *Node) handleLeaseRevokedAck(from uint64, m *tenfoldpb.LeaseRevokedAck) {
-	r, s := n.systemRange()
-	if r == nil || !r.IsLeader() || !s.revoking[m.GetLease()] {
-		return
-	}
-	rid := m.GetRangeId()
-	acks := s.revokeAcks[m.GetLease()]
-	if acks == nil {
-		acks = map[uint64]bool{}
-		s.revokeAcks[m.GetLease()] = acks
-	}
-	if m.GetNotLeader() {
-		h := m.GetLeaderHint()
-		d := n.dir.byID[rid]
-		if h == 0 || h == from || d == nil || acks[rid] || s.revokeRedirects[rid] >= maxRevokeRedirects {
-			return // the next retry round asks the next replica
-		}
-		s.revokeRedirects[rid]++
-		n.leaderHint[rid], s.revokeMisses[rid] = h, 0
-		s.sendRevokeTo(m.GetLease(), d)
-		return
-	}
-	acks[rid] = true
-	s.revokeMisses[rid] = 0
-	if !n.dir.complete() {
-		return
-	}
-	for _, d := range n.dir.dataRanges() {
-		if !acks[d.GetRangeId()] {
-			return
-		}
-	}
-	s.proposeCmd(&tenfoldpb.SystemCommand{RevokeDone: m.GetLease()})
+// sortedKeys returns a map's keys in order, so that no decision depends
+// on map iteration order.
+func sortedKeys[K cmp.Ordered, V any](m map[K]V) []K {
+	return slices.Sorted(maps.Keys(m))
 }
