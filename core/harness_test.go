@@ -11,6 +11,7 @@ import (
 
 	"github.com/cockroachdb/datadriven"
 	"github.com/tenfold/tenfold/core/datarange"
+	"github.com/tenfold/tenfold/core/keys"
 	"github.com/tenfold/tenfold/core/system"
 	"github.com/tenfold/tenfold/engine/memengine"
 	"github.com/tenfold/tenfold/tenfoldpb"
@@ -670,15 +671,18 @@ func (h *harness) pendingWork() string {
 			if sm.InFlight() {
 				return fmt.Sprintf("system range leader n%d has sequencer or lease work in flight", lead.id)
 			}
-		case controlMachine:
+		default:
+			if rid != keys.ControlRangeID {
+				break
+			}
 			ctl := lead.core.ctl
 			data := 0
-			for _, ni := range ctl.nodes {
+			for _, ni := range ctl.Nodes() {
 				if !ni.GetControl() {
 					data++
 				}
 			}
-			if len(ctl.ranges) == 0 {
+			if len(ctl.Ranges()) == 0 {
 				return fmt.Sprintf("control plane has not bootstrapped (%d data nodes registered)", data)
 			}
 			for _, id := range h.ids {
@@ -686,11 +690,11 @@ func (h *harness) pendingWork() string {
 				if slices.Contains(h.controls, id) || n.down || n.dead != nil || h.cuts[[2]uint64{lead.id, id}] {
 					continue
 				}
-				if n.core.dir.version != ctl.version {
-					return fmt.Sprintf("n%d has directory version %d, control has %d", id, n.core.dir.version, ctl.version)
+				if n.core.dir.version != ctl.Version() {
+					return fmt.Sprintf("n%d has directory version %d, control has %d", id, n.core.dir.version, ctl.Version())
 				}
-				for _, rid := range sortedKeys(ctl.ranges) {
-					if slices.Contains(ctl.ranges[rid].GetReplicas(), id) && n.core.replicas[rid] == nil {
+				for _, rid := range sortedKeys(ctl.Ranges()) {
+					if slices.Contains(ctl.Ranges()[rid].GetReplicas(), id) && n.core.replicas[rid] == nil {
 						return fmt.Sprintf("n%d lacks its replica of range %d", id, rid)
 					}
 				}

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/tenfold/tenfold/core/control"
 	"github.com/tenfold/tenfold/core/datarange"
 	"github.com/tenfold/tenfold/core/host"
 	"github.com/tenfold/tenfold/core/keys"
@@ -38,12 +39,12 @@ func (n *Node) openReplica(d *tenfoldpb.RangeDescriptor) (*replica.Replica, erro
 		r.SetMachine(s)
 	case tenfoldpb.RangeKind_CONTROL:
 		if n.ctl == nil {
-			n.ctl = newControlState(n)
+			n.ctl = control.New(n.host())
 		}
-		if err := n.ctl.load(); err != nil {
+		if err := n.ctl.Load(); err != nil {
 			return nil, err
 		}
-		r.SetMachine(controlMachine{n.ctl})
+		r.SetMachine(n.ctl.Attach(r))
 	default:
 		return nil, fmt.Errorf("range %d: unknown range kind %v", d.GetRangeId(), d.GetKind())
 	}
@@ -128,3 +129,6 @@ func (h *nodeHost) CompactRange(rangeID uint64, rev int64, deadline time.Time, d
 	h.client.submitInternal(ClientRequest{Kind: tenfoldpb.RequestKind_COMPACT, Msg: &pb.CompactionRequest{Revision: rev},
 		Deadline: deadline, RangeID: rangeID}, true, func(_ proto.Message, err error) { done(err) })
 }
+
+// LearnPeerStore records a node's registered store ID.
+func (h *nodeHost) LearnPeerStore(node, store uint64) { h.node().learnPeerStore(node, store, true) }

@@ -21,6 +21,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/tenfold/tenfold/core/control"
 	"github.com/tenfold/tenfold/core/host"
 	"github.com/tenfold/tenfold/core/keys"
 	"github.com/tenfold/tenfold/core/replica"
@@ -95,7 +96,7 @@ type Node struct {
 	leaderHint map[uint64]uint64
 
 	client *clientState
-	ctl    *controlState // non-nil on control nodes
+	ctl    *control.Plane // non-nil on control nodes
 	// lastKeepalive is when this data node last beat to the control plane.
 	lastKeepalive time.Time
 	controlLeader uint64
@@ -150,7 +151,7 @@ func New(cfg Config) (*Node, error) {
 		// recoverReplicas already loaded the control state if the control
 		// replica was on disk; a fresh one would forget the directory.
 		if n.ctl == nil {
-			n.ctl = newControlState(n)
+			n.ctl = control.New(n.host())
 		}
 		if _, ok := n.replicas[keys.ControlRangeID]; !ok {
 			desc := &tenfoldpb.RangeDescriptor{RangeId: keys.ControlRangeID, Replicas: append([]uint64(nil), cfg.ControlNodes...), Epoch: 1, Kind: tenfoldpb.RangeKind_CONTROL}
@@ -313,7 +314,7 @@ func (n *Node) Step(m *tenfoldpb.Message) {
 		n.handleSeqResponse(m.GetFrom(), b.SeqResponse)
 	case *tenfoldpb.Message_Keepalive:
 		if n.ctl != nil {
-			n.ctl.handleKeepalive(m.GetFrom(), b.Keepalive)
+			n.ctl.HandleKeepalive(m.GetFrom(), b.Keepalive)
 		}
 	case *tenfoldpb.Message_KeepaliveResponse:
 		n.handleKeepaliveResponse(m.GetFrom(), b.KeepaliveResponse)

@@ -47,8 +47,8 @@ func (n *Node) Routable() bool { return n.dir.complete() }
 func (n *Node) Live() map[uint64]bool {
 	if n.ctl != nil {
 		m := map[uint64]bool{}
-		if n.ctl.isLeader() {
-			for _, id := range n.ctl.liveNodes() {
+		if n.ctl.IsLeader() {
+			for _, id := range n.ctl.LiveNodes() {
 				m[id] = true
 			}
 		}
