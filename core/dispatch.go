@@ -49,9 +49,9 @@ func (n *Node) handleLeaseRevoked(from uint64, m *tenfoldpb.LeaseRevoked) {
 // askSequencer sends a SeqRequest for rangeID to the sequencer leader and
 // returns the node it went to (0: none known yet).
 func (n *Node) askSequencer(rangeID, id, count uint64) uint64 {
-	target := n.leaderHint[keys.SystemRangeID]
+	target := n.router.Hint(keys.SystemRangeID)
 	if target == 0 {
-		if d := n.dir.system(); d != nil && len(d.GetReplicas()) > 0 {
+		if d := n.dir.System(); d != nil && len(d.GetReplicas()) > 0 {
 			target = d.GetReplicas()[int(id)%len(d.GetReplicas())]
 		}
 	}
@@ -79,7 +79,7 @@ func (n *Node) handleSeqRequest(from uint64, req *tenfoldpb.SeqRequest) {
 func (n *Node) handleSeqResponse(from uint64, resp *tenfoldpb.SeqResponse) {
 	if resp.GetCode() != 0 {
 		if h := resp.GetLeaderHint(); h != 0 {
-			n.leaderHint[keys.SystemRangeID] = h
+			n.router.SetHint(keys.SystemRangeID, h)
 			if d := n.dataRange(resp.GetRangeId()); d != nil && h != from {
 				d.SeqRedirected(from, resp)
 			}
@@ -88,7 +88,7 @@ func (n *Node) handleSeqResponse(from uint64, resp *tenfoldpb.SeqResponse) {
 	}
 	if d := n.dataRange(resp.GetRangeId()); d != nil {
 		if d.SeqGranted(from, resp) {
-			n.leaderHint[keys.SystemRangeID] = from
+			n.router.SetHint(keys.SystemRangeID, from)
 		}
 	}
 }

@@ -690,8 +690,8 @@ func (h *harness) pendingWork() string {
 				if slices.Contains(h.controls, id) || n.down || n.dead != nil || h.cuts[[2]uint64{lead.id, id}] {
 					continue
 				}
-				if n.core.dir.version != ctl.Version() {
-					return fmt.Sprintf("n%d has directory version %d, control has %d", id, n.core.dir.version, ctl.Version())
+				if n.core.dir.Version != ctl.Version() {
+					return fmt.Sprintf("n%d has directory version %d, control has %d", id, n.core.dir.Version, ctl.Version())
 				}
 				for _, rid := range sortedKeys(ctl.Ranges()) {
 					if slices.Contains(ctl.Ranges()[rid].GetReplicas(), id) && n.core.replicas[rid] == nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/tenfold/tenfold/core/host"
 	"github.com/tenfold/tenfold/core/keys"
 	"github.com/tenfold/tenfold/core/replica"
+	"github.com/tenfold/tenfold/core/route"
 	"github.com/tenfold/tenfold/core/system"
 	"github.com/tenfold/tenfold/engine"
 	"github.com/tenfold/tenfold/tenfoldpb"
@@ -96,8 +97,8 @@ func (h *nodeHost) Reply(req *tenfoldpb.Request, resp proto.Message, err error) 
 // LeaderKnown records a range's leader and sends the requests that wait
 // to retry on that range at once.
 func (h *nodeHost) LeaderKnown(rangeID, leader uint64) {
-	h.leaderHint[rangeID] = leader
-	h.client.leaderKnown(rangeID)
+	h.router.SetHint(rangeID, leader)
+	h.router.LeaderKnown(rangeID)
 }
 
 // AskSequencer sends a data range's request for revisions.
@@ -106,29 +107,38 @@ func (h *nodeHost) AskSequencer(rangeID, id, count uint64) uint64 {
 }
 
 // SetLeaderHint records (or, with 0, forgets) a range's leader node.
-func (h *nodeHost) SetLeaderHint(rangeID, node uint64) { h.leaderHint[rangeID] = node }
+func (h *nodeHost) SetLeaderHint(rangeID, node uint64) { h.router.SetHint(rangeID, node) }
 
 // EmitApplied adds a range's progress to the round's output.
 func (h *nodeHost) EmitApplied(a host.Applied) { h.out.Applied = append(h.out.Applied, a) }
 
 // DataRanges returns the data ranges of the range cache, in key order.
-func (h *nodeHost) DataRanges() []*tenfoldpb.RangeDescriptor { return h.dir.dataRanges() }
+func (h *nodeHost) DataRanges() []*tenfoldpb.RangeDescriptor { return h.dir.DataRanges() }
 
 // DirectoryComplete reports whether the range cache covers the keyspace.
-func (h *nodeHost) DirectoryComplete() bool { return h.dir.complete() }
+func (h *nodeHost) DirectoryComplete() bool { return h.dir.Complete() }
 
 // RangeDesc returns a range's descriptor from the range cache.
-func (h *nodeHost) RangeDesc(rangeID uint64) *tenfoldpb.RangeDescriptor { return h.dir.byID[rangeID] }
+func (h *nodeHost) RangeDesc(rangeID uint64) *tenfoldpb.RangeDescriptor { return h.dir.Desc(rangeID) }
 
 // LeaderHint returns the last known leader of a range.
-func (h *nodeHost) LeaderHint(rangeID uint64) uint64 { return h.leaderHint[rangeID] }
+func (h *nodeHost) LeaderHint(rangeID uint64) uint64 { return h.router.Hint(rangeID) }
 
 // CompactRange sends a data range its part of a compaction decision, as
 // a request of the node's own (routed and retried like a client's).
 func (h *nodeHost) CompactRange(rangeID uint64, rev int64, deadline time.Time, done func(error)) {
-	h.client.submitInternal(ClientRequest{Kind: tenfoldpb.RequestKind_COMPACT, Msg: &pb.CompactionRequest{Revision: rev},
+	h.router.SubmitInternal(ClientRequest{Kind: tenfoldpb.RequestKind_COMPACT, Msg: &pb.CompactionRequest{Revision: rev},
 		Deadline: deadline, RangeID: rangeID}, true, func(_ proto.Message, err error) { done(err) })
 }
 
 // LearnPeerStore records a node's registered store ID.
 func (h *nodeHost) LearnPeerStore(node, store uint64) { h.node().learnPeerStore(node, store, true) }
+
+// Result hands the end of a client request to the driver.
+func (h *nodeHost) Result(r route.Result) { h.out.Results = append(h.out.Results, r) }
+
+// HasReplica reports whether the node hosts a replica of a range.
+func (h *nodeHost) HasReplica(rangeID uint64) bool {
+	_, ok := h.replicas[rangeID]
+	return ok
+}

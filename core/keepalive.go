@@ -16,7 +16,7 @@ func (n *Node) maybeKeepalive() {
 	if to == 0 {
 		to = n.cfg.ControlNodes[int(n.ticks)%len(n.cfg.ControlNodes)]
 	}
-	ka := &tenfoldpb.Keepalive{Node: n.cfg.Self, DirectoryVersion: n.dir.version, LiveVersion: n.dir.liveVersion}
+	ka := &tenfoldpb.Keepalive{Node: n.cfg.Self, DirectoryVersion: n.dir.Version, LiveVersion: n.dir.LiveVersion}
 	if ka.Node == nil {
 		ka.Node = &tenfoldpb.NodeInfo{NodeId: n.id, StoreId: n.storeID}
 	}
@@ -35,25 +35,25 @@ func (n *Node) handleKeepaliveResponse(from uint64, resp *tenfoldpb.KeepaliveRes
 	}
 	n.controlLeader = from
 	if len(resp.GetRanges()) > 0 || len(resp.GetNodes()) > 0 {
-		n.dir.reserve(len(resp.GetRanges()))
+		n.dir.Reserve(len(resp.GetRanges()))
 		for _, d := range resp.GetRanges() {
-			n.dir.update(d)
+			n.dir.Update(d)
 		}
 		for _, ni := range resp.GetNodes() {
-			n.dir.nodes[ni.GetNodeId()] = ni
+			n.dir.Nodes[ni.GetNodeId()] = ni
 			n.learnPeerStore(ni.GetNodeId(), ni.GetStoreId(), true)
 		}
-		n.dir.version = resp.GetDirectoryVersion()
-		n.client.routeWaiting()
+		n.dir.Version = resp.GetDirectoryVersion()
+		n.router.RouteWaiting()
 	}
-	if resp.GetLiveVersion() == 0 || resp.GetLiveVersion() != n.dir.liveVersion {
+	if resp.GetLiveVersion() == 0 || resp.GetLiveVersion() != n.dir.LiveVersion {
 		// A new live set (a control plane that does not version it sends
 		// the list every time).
-		n.dir.live = map[uint64]bool{}
+		n.dir.Live = map[uint64]bool{}
 		for _, id := range resp.GetLive() {
-			n.dir.live[id] = true
+			n.dir.Live[id] = true
 		}
-		n.dir.liveVersion = resp.GetLiveVersion()
+		n.dir.LiveVersion = resp.GetLiveVersion()
 	}
 }
 
@@ -63,9 +63,9 @@ func (n *Node) Nodes() []*tenfoldpb.NodeInfo {
 	if n.ctl != nil {
 		return n.ctl.Nodes()
 	}
-	out := make([]*tenfoldpb.NodeInfo, 0, len(n.dir.nodes))
-	for _, id := range sortedKeys(n.dir.nodes) {
-		out = append(out, n.dir.nodes[id])
+	out := make([]*tenfoldpb.NodeInfo, 0, len(n.dir.Nodes))
+	for _, id := range sortedKeys(n.dir.Nodes) {
+		out = append(out, n.dir.Nodes[id])
 	}
 	return out
 }

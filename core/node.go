@@ -25,6 +25,7 @@ import (
 	"github.com/tenfold/tenfold/core/host"
 	"github.com/tenfold/tenfold/core/keys"
 	"github.com/tenfold/tenfold/core/replica"
+	"github.com/tenfold/tenfold/core/route"
 	"github.com/tenfold/tenfold/engine"
 	"github.com/tenfold/tenfold/tenfoldpb"
 	"go.etcd.io/raft/v3"
@@ -91,11 +92,9 @@ type Node struct {
 	// Campaign, Advance) marks its replica, and Ready checks only these.
 	dirty map[uint64]bool
 	// dir is this node's range cache: the newest directory it has seen.
-	dir *directory
-	// leaderHint remembers the last known leader node of each range.
-	leaderHint map[uint64]uint64
+	dir *route.Cache
 
-	client *clientState
+	router *route.Router
 	ctl    *control.Plane // non-nil on control nodes
 	// lastKeepalive is when this data node last beat to the control plane.
 	lastKeepalive time.Time
@@ -129,15 +128,14 @@ func New(cfg Config) (*Node, error) {
 		logger:       cfg.Logger,
 		replicas:     map[uint64]*replica.Replica{},
 		dirty:        map[uint64]bool{},
-		dir:          newDirectory(),
-		leaderHint:   map[uint64]uint64{},
+		dir:          route.NewCache(),
 		peerStores:   map[uint64]uint64{},
 		mismatchSent: map[uint64]uint64{},
 	}
 	if n.logger == nil {
 		n.logger = slog.New(slog.DiscardHandler)
 	}
-	n.client = newClientState(n)
+	n.router = route.New(n.host(), n.dir)
 	if err := n.loadIdentity(); err != nil {
 		return nil, err
 	}
@@ -224,7 +222,7 @@ func (n *Node) recoverReplicas() error {
 			return err
 		}
 		n.addReplica(r)
-		n.dir.update(d)
+		n.dir.Update(d)
 	}
 	return nil
 }
@@ -260,7 +258,7 @@ func (n *Node) createReplica(d *tenfoldpb.RangeDescriptor) error {
 		return err
 	}
 	n.addReplica(r)
-	n.dir.update(d)
+	n.dir.Update(d)
 	return nil
 }
 
@@ -282,7 +280,7 @@ func (n *Node) Tick(now time.Time) {
 			n.replicas[id].Tick()
 		}
 	}
-	n.client.tick()
+	n.router.Tick()
 	if n.ctl != nil {
 		n.ctl.Tick()
 	}
@@ -307,7 +305,7 @@ func (n *Node) Step(m *tenfoldpb.Message) {
 	case *tenfoldpb.Message_Request:
 		n.handleRequest(m.GetFrom(), b.Request)
 	case *tenfoldpb.Message_Response:
-		n.client.handleResponse(m.GetFrom(), b.Response)
+		n.router.HandleResponse(m.GetFrom(), b.Response)
 	case *tenfoldpb.Message_SeqRequest:
 		n.handleSeqRequest(m.GetFrom(), b.SeqRequest)
 	case *tenfoldpb.Message_SeqResponse:
@@ -339,10 +337,10 @@ func (n *Node) alive(id uint64) bool {
 	if id == 0 {
 		return false
 	}
-	if len(n.dir.live) == 0 {
+	if len(n.dir.Live) == 0 {
 		return true
 	}
-	return n.dir.live[id]
+	return n.dir.Live[id]
 }
 
 func (n *Node) stepRaft(from uint64, rm *tenfoldpb.RaftMessage) {

@@ -1,6 +1,7 @@
 package core
 
 import (
+	"github.com/tenfold/tenfold/core/route"
 	"github.com/tenfold/tenfold/tenfoldpb"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -41,7 +42,7 @@ func (n *Node) RangeStatuses() []RangeStatus {
 // keyspace, so a request for any key goes out at once; before, requests for
 // ranges it does not know yet wait for the directory (etcd's /readyz
 // meaning for a gateway).
-func (n *Node) Routable() bool { return n.dir.complete() }
+func (n *Node) Routable() bool { return n.dir.Complete() }
 
 // Live returns the nodes the control plane considers live (as last told).
 func (n *Node) Live() map[uint64]bool {
@@ -54,30 +55,30 @@ func (n *Node) Live() map[uint64]bool {
 		}
 		return m
 	}
-	m := make(map[uint64]bool, len(n.dir.live))
-	for k, v := range n.dir.live {
+	m := make(map[uint64]bool, len(n.dir.Live))
+	for k, v := range n.dir.Live {
 		m[k] = v
 	}
 	return m
 }
 
 // DirectoryGeneration changes whenever this node's directory does.
-func (n *Node) DirectoryGeneration() uint64 { return n.dir.gen }
+func (n *Node) DirectoryGeneration() uint64 { return n.dir.Gen() }
 
 // Directory returns the data ranges this node knows, in key order.
 func (n *Node) Directory() []*tenfoldpb.RangeDescriptor {
-	return append([]*tenfoldpb.RangeDescriptor(nil), n.dir.dataRanges()...)
+	return append([]*tenfoldpb.RangeDescriptor(nil), n.dir.DataRanges()...)
 }
 
 // WatchTarget finds the local replica that can serve a watch on span: its
 // range ID, resolved revision and compacted revision.
 func (n *Node) WatchTarget(key, end []byte) (rangeID uint64, resolved, compacted int64, err error) {
 	span := EtcdSpan(key, end)
-	desc := n.dir.lookup(span.Start)
+	desc := n.dir.Lookup(span.Start)
 	if desc == nil {
 		return 0, 0, 0, status.Errorf(codes.Unavailable, "tenfold: no range known for key %q yet, retry", span.Start)
 	}
-	if !covers(desc, span) {
+	if !route.Covers(desc, span) {
 		return 0, 0, 0, status.Errorf(codes.FailedPrecondition, "tenfold: watch spans more than one range (key %q to %q crosses range %d); multi-range watches are not supported yet", span.Start, span.End, desc.GetRangeId())
 	}
 	r, ok := n.replicas[desc.GetRangeId()]
