@@ -6,6 +6,7 @@ import (
 	"github.com/tenfold/tenfold/core/keys"
 	"github.com/tenfold/tenfold/core/system"
 	"github.com/tenfold/tenfold/tenfoldpb"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
 
@@ -69,7 +70,7 @@ func (n *Node) handleSeqRequest(from uint64, req *tenfoldpb.SeqRequest) {
 		if ok {
 			hint = r.Leader()
 		}
-		n.send(from, &tenfoldpb.Message{Body: &tenfoldpb.Message_SeqResponse{SeqResponse: &tenfoldpb.SeqResponse{Id: req.GetId(), RangeId: req.GetRangeId(), Code: 14, Error: status.Convert(host.ErrNotLeader).Message(), LeaderHint: hint, Incarnation: req.GetIncarnation()}}})
+		n.send(from, &tenfoldpb.Message{Body: &tenfoldpb.Message_SeqResponse{SeqResponse: &tenfoldpb.SeqResponse{Id: req.GetId(), RangeId: req.GetRangeId(), Code: uint32(codes.Unavailable), Error: status.Convert(host.ErrNotLeader).Message(), LeaderHint: hint, Incarnation: req.GetIncarnation()}}})
 		return
 	}
 	r.Unquiesce()

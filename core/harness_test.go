@@ -11,6 +11,7 @@ import (
 
 	"github.com/cockroachdb/datadriven"
 	"github.com/tenfold/tenfold/core/datarange"
+	"github.com/tenfold/tenfold/core/host"
 	"github.com/tenfold/tenfold/core/keys"
 	"github.com/tenfold/tenfold/core/system"
 	"github.com/tenfold/tenfold/engine/memengine"
@@ -161,6 +162,9 @@ func newHarness(t *testing.T, d *datadriven.TestData) *harness {
 			}
 		case "max-pending":
 			d.ScanArgs(t, "max-pending", &h.cfg.MaxPendingRequests)
+			// A batch is taken from the queue, so it is never larger
+			// (Config.Validate insists).
+			h.cfg.MaxBatchRequests = min(h.cfg.MaxPendingRequests, host.DefaultMaxBatchRequests)
 		case "window":
 			d.ScanArgs(t, "window", &h.cfg.SequencerWindow)
 		case "initial-data":

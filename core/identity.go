@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 
+	"github.com/tenfold/tenfold/core/host"
 	"github.com/tenfold/tenfold/core/keys"
 	"github.com/tenfold/tenfold/engine"
 	"github.com/tenfold/tenfold/tenfoldpb"
@@ -21,11 +22,6 @@ import (
 // one it hears from, or the control plane's registry, which never changes a
 // registered one), drops messages that carry another, and tells the sender,
 // which stops with an error that says what to do.
-
-// storeMismatchEvery bounds how often (in ticks) a node tells one peer that
-// its store ID is wrong: the peer stops at the first one it receives; more
-// only cover loss.
-const storeMismatchEvery = 10
 
 // ErrStoreMismatch is the start of the error a node stops with when a peer
 // refuses it for a wiped or replaced data directory.
@@ -144,7 +140,7 @@ func (n *Node) admit(m *tenfoldpb.Message) bool {
 	if known == store {
 		return true
 	}
-	if last, ok := n.mismatchSent[from]; !ok || n.ticks >= last+storeMismatchEvery {
+	if last, ok := n.mismatchSent[from]; !ok || n.ticks >= last+host.StoreMismatchEvery {
 		n.mismatchSent[from] = n.ticks
 		n.logger.Warn("core: dropping messages of a node with a wiped or replaced data directory", "node", n.id, "peer", from, "known_store", known, "seen_store", store)
 		n.send(from, &tenfoldpb.Message{Body: &tenfoldpb.Message_StoreMismatch{StoreMismatch: &tenfoldpb.StoreMismatch{KnownStore: known, SeenStore: store}}})

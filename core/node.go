@@ -121,6 +121,9 @@ func New(cfg Config) (*Node, error) {
 		return nil, errors.New("core: an engine is required")
 	}
 	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	n := &Node{
 		cfg:          cfg,
 		id:           cfg.NodeID,
@@ -379,7 +382,7 @@ func (n *Node) Ready() (Output, error) {
 	}
 	// Loop: applying entries can produce new proposals (e.g. the next write
 	// batch), which produce new Ready state; bound the rounds.
-	for round := 0; round < 4; round++ {
+	for round := 0; round < host.MaxReadyRounds; round++ {
 		if len(n.dirty) == 0 {
 			break
 		}

@@ -360,7 +360,7 @@ func (c *Plane) HandleKeepalive(from uint64, ka *tenfoldpb.Keepalive) {
 	resp := &tenfoldpb.KeepaliveResponse{}
 	r := c.replica()
 	if r == nil || !r.Fenced() {
-		resp.Code, resp.Error = 14, status.Convert(host.ErrNotLeader).Message()
+		resp.Code, resp.Error = uint32(codes.Unavailable), status.Convert(host.ErrNotLeader).Message()
 		if r != nil {
 			resp.ControlLeader = r.Leader()
 		}

@@ -88,7 +88,7 @@ type cycle struct {
 	seqCount  uint64 // revisions asked for
 	seqSent   time.Time
 	granted   bool
-	redirects int // not-leader answers followed at once (maxSeqRedirects)
+	redirects int // not-leader answers followed at once (host.MaxSeqRedirects)
 	first     int64
 	current   int64
 
@@ -294,7 +294,7 @@ func (d *Range) ReadState(rs raft.ReadState) {
 
 // Pump advances the leader's cycle as far as it can.
 func (d *Range) Pump() {
-	for i := 0; i < 3; i++ {
+	for i := 0; i < host.MaxPumpSteps; i++ {
 		if !d.step() {
 			return
 		}
@@ -479,17 +479,12 @@ func (d *Range) seqAnswers(c *cycle, from uint64, resp *tenfoldpb.SeqResponse) b
 	return c != nil && !c.granted && resp.GetId() == c.seqID && resp.GetIncarnation() == d.h.Incarnation() && from == c.seqTarget
 }
 
-// maxSeqRedirects bounds how often one cycle follows a not-leader answer's
-// hint at once; past it, the retry on tick (which also rotates replicas)
-// takes over, so two stale hints cannot ping-pong forever.
-const maxSeqRedirects = 3
-
 // SeqRedirected re-asks the hinted sequencer leader right away when the
 // node asked was not the leader: waiting for the retry tick would cost
 // RequestRetry per redirect, and that retry forgets the hint.
 func (d *Range) SeqRedirected(from uint64, resp *tenfoldpb.SeqResponse) {
 	c := d.cycle
-	if !d.seqAnswers(c, from, resp) || c.redirects >= maxSeqRedirects {
+	if !d.seqAnswers(c, from, resp) || c.redirects >= host.MaxSeqRedirects {
 		return
 	}
 	c.redirects++

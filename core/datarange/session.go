@@ -31,15 +31,7 @@ import (
 // The table lives in the engine next to the range's raft state (keys.go);
 // an in-memory index of which IDs are present is rebuilt when the replica
 // opens. Pruning by the floor keeps about one entry per write in flight per
-// origin; maxSessionEntriesPerOrigin bounds it when an origin has more.
-
-// maxSessionEntriesPerOrigin bounds a range's session entries per origin
-// node. Past it the lowest IDs are evicted and the floor rises above them:
-// a copy of an evicted request is then dropped, never executed twice (its
-// origin, if it still waits, sees a timeout: outcome unknown). It is a count
-// of requests, sized well above the writes one node keeps in flight to one
-// range in practice (each waits for one leader cycle).
-const maxSessionEntriesPerOrigin = 1024
+// origin; host.MaxSessionEntriesPerOrigin bounds it when an origin has more.
 
 // sessionClient is the in-memory index of one origin's session state.
 type sessionClient struct {
@@ -189,7 +181,7 @@ func (d *Range) sessionRecord(b engine.Batch, e uint64, comps []*tenfoldpb.Compl
 		}
 		sc.ids = slices.Insert(sc.ids, i, id)
 		floor := max(sc.floor, c.GetMinPending())
-		if over := len(sc.ids) - maxSessionEntriesPerOrigin; over > 0 {
+		if over := len(sc.ids) - host.MaxSessionEntriesPerOrigin; over > 0 {
 			floor = max(floor, sc.ids[over-1]+1)
 		}
 		if floor > sc.floor {

@@ -15,7 +15,7 @@ import (
 
 // TestSessionTableBounds checks the session table's memory bounds and its
 // verdicts: the floor follows the origin's min_pending, the per-origin
-// entry count never exceeds maxSessionEntriesPerOrigin (evicted IDs fall
+// entry count never exceeds host.MaxSessionEntriesPerOrigin (evicted IDs fall
 // below the floor, so their copies are dropped, never executed), a new
 // incarnation drops the old one's entries, the state survives a reload
 // from the engine, and recording one request twice is refused.
@@ -43,15 +43,15 @@ func TestSessionTableBounds(t *testing.T) {
 	verdict := func(inc, id uint64) sessionVerdict {
 		return d.sessionCheck(&tenfoldpb.Request{Origin: 7, OriginIncarnation: inc, Id: id, Kind: tenfoldpb.RequestKind_PUT})
 	}
-	const total = maxSessionEntriesPerOrigin + 76
+	const total = host.MaxSessionEntriesPerOrigin + 76
 	for id := uint64(1); id <= total; id++ {
 		if err := record(1, 1, id); err != nil {
 			t.Fatal(err)
 		}
 	}
 	sc := d.sessions[7]
-	if len(sc.ids) != maxSessionEntriesPerOrigin || sc.floor != total-maxSessionEntriesPerOrigin+1 {
-		t.Fatalf("after %d writes: %d entries, floor %d; want %d entries, floor %d", total, len(sc.ids), sc.floor, maxSessionEntriesPerOrigin, total-maxSessionEntriesPerOrigin+1)
+	if len(sc.ids) != host.MaxSessionEntriesPerOrigin || sc.floor != total-host.MaxSessionEntriesPerOrigin+1 {
+		t.Fatalf("after %d writes: %d entries, floor %d; want %d entries, floor %d", total, len(sc.ids), sc.floor, host.MaxSessionEntriesPerOrigin, total-host.MaxSessionEntriesPerOrigin+1)
 	}
 	for _, c := range []struct {
 		inc, id uint64

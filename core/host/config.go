@@ -145,37 +145,37 @@ type Bugs struct {
 // SetDefaults fills the zero fields with their defaults.
 func (c *Config) SetDefaults() {
 	if c.TickInterval == 0 {
-		c.TickInterval = 100 * time.Millisecond
+		c.TickInterval = DefaultTickInterval
 	}
 	if c.ElectionTicks == 0 {
-		c.ElectionTicks = 10
+		c.ElectionTicks = DefaultElectionTicks
 	}
 	if c.HeartbeatTicks == 0 {
-		c.HeartbeatTicks = 1
+		c.HeartbeatTicks = DefaultHeartbeatTicks
 	}
 	if c.KeepaliveInterval == 0 {
-		c.KeepaliveInterval = time.Second
+		c.KeepaliveInterval = DefaultKeepaliveInterval
 	}
 	if c.LivenessTimeout == 0 {
-		c.LivenessTimeout = 5 * time.Second
+		c.LivenessTimeout = DefaultLivenessTimeout
 	}
 	if c.RequestRetry == 0 {
-		c.RequestRetry = time.Second
+		c.RequestRetry = DefaultRequestRetry
 	}
 	if c.MaxBatchRequests == 0 {
-		c.MaxBatchRequests = 512
+		c.MaxBatchRequests = DefaultMaxBatchRequests
 	}
 	if c.MaxPendingRequests == 0 {
-		c.MaxPendingRequests = 10000
+		c.MaxPendingRequests = DefaultMaxPendingRequests
 	}
 	if c.SequencerWindow == 0 {
-		c.SequencerWindow = 100000
+		c.SequencerWindow = DefaultSequencerWindow
 	}
 	if c.InitialDataNodes == 0 {
-		c.InitialDataNodes = 3
+		c.InitialDataNodes = DefaultInitialDataNodes
 	}
 	if c.MaxRequestHops == 0 {
-		c.MaxRequestHops = 4
+		c.MaxRequestHops = DefaultMaxRequestHops
 	}
 	if c.Rand == nil {
 		c.Rand = rand.New(rand.NewPCG(c.NodeID, 0x7e7f01d))

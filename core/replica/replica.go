@@ -107,8 +107,8 @@ func Open(h Host, d *tenfoldpb.RangeDescriptor) (*Replica, error) {
 		HeartbeatTick:   cfg.HeartbeatTicks,
 		Storage:         st,
 		Applied:         r.applied.Index,
-		MaxSizePerMsg:   1 << 20,
-		MaxInflightMsgs: 256,
+		MaxSizePerMsg:   host.RaftMaxSizePerMsg,
+		MaxInflightMsgs: host.RaftMaxInflightMsgs,
 		PreVote:         true,
 		CheckQuorum:     !cfg.Bugs.NoCheckQuorum,
 		Logger:          quietRaftLogger{},
@@ -177,13 +177,6 @@ func (r *Replica) resetElectionTimer() {
 	r.electionTimeout = e + r.h.Config().Rand.IntN(e)
 }
 
-// quiesceAfterTicks is how long a leader waits with nothing to do before
-// it quiesces its range.
-const quiesceAfterTicks = 3
-
-// pokeTicks is how long a follower waits for a poked leader to answer.
-const pokeTicks = 3
-
 // Tick runs one raft tick: a leader ticks raft, a follower or candidate
 // its election timer; then the state machine ticks.
 func (r *Replica) Tick() {
@@ -210,7 +203,7 @@ func (r *Replica) Tick() {
 			// The leader may just have quiesced without us (a lost Quiesce):
 			// ask it to wake, and campaign only if it stays silent.
 			r.poked = true
-			r.electionElapsed = r.electionTimeout - pokeTicks
+			r.electionElapsed = r.electionTimeout - host.PokeTicks
 			r.h.Send(r.leader, &tenfoldpb.Message{Body: &tenfoldpb.Message_Quiesce{Quiesce: &tenfoldpb.Quiesce{RangeId: r.ID(), Term: r.term, Wake: true}}})
 		} else if !r.h.Config().Bugs.NoReelection || r.rn.BasicStatus().HardState.GetTerm() == 0 {
 			r.resetElectionTimer()
@@ -258,7 +251,7 @@ func (r *Replica) maybeQuiesce() {
 		r.idleTicks = 0
 		return
 	}
-	if r.idleTicks++; r.idleTicks < quiesceAfterTicks || r.h.Config().Bugs.NoQuiesce {
+	if r.idleTicks++; r.idleTicks < host.QuiesceAfterTicks || r.h.Config().Bugs.NoQuiesce {
 		return
 	}
 	st := r.rn.Status()

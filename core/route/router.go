@@ -336,7 +336,7 @@ func (c *Router) HandleResponse(from uint64, r *tenfoldpb.Response) {
 	// every retry and copy execute at most once. (Lease writes, which the
 	// system range does not deduplicate, are not resent on silence.)
 	if retryable(r.GetError()) && !c.h.Config().Bugs.FailOnDeposed {
-		if op.attempts < 20 || op.deduped() {
+		if op.attempts < host.MaxRetryAttempts || op.deduped() {
 			op.nextTry = c.h.Now().Add(c.retryDelay(op))
 			if r.GetLeaderHint() != 0 && r.GetLeaderHint() != op.target {
 				op.nextTry = c.h.Now() // a fresh hint: go now
@@ -374,7 +374,7 @@ func (c *Router) LeaderKnown(rangeID uint64) {
 }
 
 func (c *Router) retryDelay(op *clientOp) time.Duration {
-	d := c.h.Config().TickInterval * time.Duration(1<<min(op.attempts, 4))
+	d := c.h.Config().TickInterval * time.Duration(1<<min(op.attempts, host.MaxRetryBackoffDoublings))
 	return d
 }
 

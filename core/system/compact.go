@@ -33,10 +33,6 @@ import (
 // compaction and ErrCompacted; once it is done, a retry gets ErrCompacted,
 // as in etcd.
 
-// compactPartTimeout bounds one data range's answer to the system leader
-// before the part is sent again.
-const compactPartTimeout = 5 * time.Second
-
 // compactState is the system range's compaction state.
 type compactState struct {
 	// Applied state: the last decided revision and whether every data
@@ -155,7 +151,7 @@ func (s *Range) driveCompaction() {
 			continue
 		}
 		c.inflight[id] = true
-		n.CompactRange(id, rev, n.Now().Add(compactPartTimeout), func(err error) {
+		n.CompactRange(id, rev, n.Now().Add(host.CompactPartTimeout), func(err error) {
 			if c.rev != rev || c.acked == nil {
 				return // a newer decision, or no longer the leader
 			}

@@ -11,13 +11,6 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// minLeaseTTL is etcd's minimum lease TTL for our default timeouts.
-const minLeaseTTL = 2
-
-// revokeRetry is how often the system leader resends LeaseRevoked to the
-// ranges that have not acknowledged it.
-const revokeRetry = 500 * time.Millisecond
-
 // countRevokeMisses notes, before a retry round, every range that has not
 // acknowledged a pending revoke since the last round: its next LeaseRevoked
 // goes to the next replica rather than to the same silent node.
@@ -155,11 +148,6 @@ func (s *Range) sendRevokeTo(id int64, d *tenfoldpb.RangeDescriptor) {
 	n.Send(target, &tenfoldpb.Message{Body: &tenfoldpb.Message_LeaseRevoked{LeaseRevoked: &tenfoldpb.LeaseRevoked{Lease: id, RangeId: rid}}})
 }
 
-// maxRevokeRedirects bounds how many not-leader hints one retry round
-// follows at once, so two stale hints cannot ping-pong; the next round
-// rotates over the replicas instead.
-const maxRevokeRedirects = 3
-
 // LeaseRevokedAck takes a data range's answer to LeaseRevoked: an
 // acknowledgement, or a not-leader refusal with a hint to follow.
 func (s *Range) LeaseRevokedAck(from uint64, m *tenfoldpb.LeaseRevokedAck) {
@@ -176,7 +164,7 @@ func (s *Range) LeaseRevokedAck(from uint64, m *tenfoldpb.LeaseRevokedAck) {
 	if m.GetNotLeader() {
 		h := m.GetLeaderHint()
 		d := n.RangeDesc(rid)
-		if h == 0 || h == from || d == nil || acks[rid] || s.revokeRedirects[rid] >= maxRevokeRedirects {
+		if h == 0 || h == from || d == nil || acks[rid] || s.revokeRedirects[rid] >= host.MaxRevokeRedirects {
 			return // the next retry round asks the next replica
 		}
 		s.revokeRedirects[rid]++

@@ -23,6 +23,7 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.etcd.io/raft/v3"
 	raftpb "go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 )
@@ -171,7 +172,7 @@ func New(n Host, r *replica.Replica) (*Range, error) {
 func (s *Range) LostLeadership() {
 	n := s.h
 	for _, w := range append(append(s.queue, s.granting...), s.fast...) {
-		n.Send(w.from, &tenfoldpb.Message{Body: &tenfoldpb.Message_SeqResponse{SeqResponse: &tenfoldpb.SeqResponse{Id: w.req.GetId(), RangeId: w.req.GetRangeId(), Code: 14, Error: status.Convert(host.ErrNotLeader).Message(), LeaderHint: s.r.Leader(), Incarnation: w.req.GetIncarnation()}}})
+		n.Send(w.from, &tenfoldpb.Message{Body: &tenfoldpb.Message_SeqResponse{SeqResponse: &tenfoldpb.SeqResponse{Id: w.req.GetId(), RangeId: w.req.GetRangeId(), Code: uint32(codes.Unavailable), Error: status.Convert(host.ErrNotLeader).Message(), LeaderHint: s.r.Leader(), Incarnation: w.req.GetIncarnation()}}})
 	}
 	s.queue, s.granting, s.fast, s.readCtx = nil, nil, nil, nil
 	s.counterTerm, s.extending = 0, false
@@ -233,7 +234,7 @@ func (s *Range) Tick() {
 			s.proposeCmd(&tenfoldpb.SystemCommand{Revoke: id})
 		}
 	}
-	if len(s.revoking) > 0 && n.Now().Sub(s.lastRevoke) >= revokeRetry {
+	if len(s.revoking) > 0 && n.Now().Sub(s.lastRevoke) >= host.RevokeRetry {
 		s.lastRevoke = n.Now()
 		s.countRevokeMisses()
 		for _, id := range sortedKeys(s.revoking) {
@@ -361,7 +362,7 @@ func (s *Range) Handle(req *tenfoldpb.Request) {
 	switch m := msg.(type) {
 	case *pb.LeaseGrantRequest:
 		id := m.ID
-		ttl := max(m.TTL, minLeaseTTL)
+		ttl := max(m.TTL, host.MinLeaseTTL)
 		if id != 0 {
 			if _, ok := s.leases[id]; ok || s.revoking[id] || s.revoked[id] {
 				n.Reply(req, nil, rpctypes.ErrGRPCLeaseExist)
