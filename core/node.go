@@ -463,6 +463,11 @@ func (n *Node) Ready() (Output, error) {
 			x.r.AfterReady()
 		}
 	}
+	if n.fatal != nil {
+		// A state machine stopped the node during this round (a broken
+		// invariant, a failed write): nothing it produced goes out.
+		return Output{}, n.fatal
+	}
 	n.coalesceHeartbeats()
 	out := n.out
 	n.out = Output{}

@@ -507,6 +507,16 @@ func (d *Range) SeqGranted(from uint64, resp *tenfoldpb.SeqResponse) bool {
 			"asked", c.seqCount, "count", count, "first", first, "current", current, "applied", d.r.Applied().Revision)
 		return false
 	}
+	// Paired with the sequencer's checks at grant and the apply checks on
+	// every replica: a grant starts above every revision this range wrote,
+	// and its current never lowers the range's closed revision.
+	if cfg := d.h.Config(); !cfg.Bugs.ReuseRevision && !cfg.Bugs.SkipRevision {
+		applied := d.r.Applied()
+		if !(host.Assert(d.h, count == 0 || first > applied.Revision, "S6-grant", "range %d granted revisions from %d, at or below its revision %d", d.r.ID(), first, applied.Revision) &&
+			host.Assert(d.h, current >= applied.Closed, "S7-closed", "range %d granted current %d below its closed revision %d", d.r.ID(), current, applied.Closed)) {
+			return false
+		}
+	}
 	c.granted, c.first, c.current = true, first, current
 	d.Pump()
 	return true
@@ -581,8 +591,17 @@ func (d *Range) Apply(b engine.Batch, e *raftpb.Entry) ([]func(), error) {
 	if wb.GetSlots() > 0 {
 		// S6: revisions strictly increase within a range, in log order.
 		if wb.GetBaseRevision() <= d.r.Applied().Revision {
-			return nil, fmt.Errorf("invariant S6 violated: range %d entry %d writes revision %d after revision %d", d.r.ID(), e.GetIndex(), wb.GetBaseRevision(), d.r.Applied().Revision)
+			return nil, host.Violated("S6", "range %d entry %d writes revision %d after revision %d", d.r.ID(), e.GetIndex(), wb.GetBaseRevision(), d.r.Applied().Revision)
 		}
+		// Every revision of the batch is at or below the batch's closed
+		// revision, which answers its writes that wrote nothing.
+		if last := wb.GetBaseRevision() + int64(wb.GetSlots()) - 1; wb.GetClosed() < last {
+			return nil, host.Violated("S6-answer", "range %d entry %d closes at %d, below its own revision %d", d.r.ID(), e.GetIndex(), wb.GetClosed(), last)
+		}
+	}
+	// A range's closed revision never decreases (checked on grant, too).
+	if wb.GetClosed() < d.r.Applied().Closed {
+		return nil, host.Violated("S7-closed", "range %d entry %d closes at %d, below its closed revision %d", d.r.ID(), e.GetIndex(), wb.GetClosed(), d.r.Applied().Closed)
 	}
 	if w := wb.GetWrites(); n.Config().Bugs.DivergentApply && len(w) > 0 && !w[len(w)-1].GetDelete() && e.GetIndex()%5 == 0 && d.r.Desc().GetReplicas()[0] == n.ID() {
 		w[len(w)-1].Value = append([]byte("diverged:"), w[len(w)-1].GetValue()...)
@@ -681,6 +700,9 @@ func (d *Range) answer(c *cycle, wb *tenfoldpb.WriteBatch) {
 		rev := wb.GetClosed()
 		if s := c.slots[i]; s >= 0 {
 			rev = wb.GetBaseRevision() + int64(s)
+		}
+		if !host.Assert(n, wb.GetSlots() == 0 || rev >= wb.GetBaseRevision(), "S6-answer", "range %d answers a request of its batch at %d, below the batch's base %d", d.r.ID(), rev, wb.GetBaseRevision()) {
+			return
 		}
 		if q.close {
 			resp.(*pb.RangeResponse).Header = d.header(rev)

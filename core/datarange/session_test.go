@@ -1,16 +1,12 @@
 package datarange
 
 import (
-	"log/slog"
 	"testing"
-	"time"
 
 	"github.com/tenfold/tenfold/core/host"
+	"github.com/tenfold/tenfold/core/host/hosttest"
 	"github.com/tenfold/tenfold/core/replica"
-	"github.com/tenfold/tenfold/engine"
-	"github.com/tenfold/tenfold/engine/memengine"
 	"github.com/tenfold/tenfold/tenfoldpb"
-	"google.golang.org/protobuf/proto"
 )
 
 // TestSessionTableBounds checks the session table's memory bounds and its
@@ -20,7 +16,7 @@ import (
 // incarnation drops the old one's entries, the state survives a reload
 // from the engine, and recording one request twice is refused.
 func TestSessionTableBounds(t *testing.T) {
-	n := newTestHost()
+	n := hosttest.New()
 	r, err := replica.Open(n, &tenfoldpb.RangeDescriptor{RangeId: 3, Replicas: []uint64{1}})
 	if err != nil {
 		t.Fatal(err)
@@ -33,7 +29,7 @@ func TestSessionTableBounds(t *testing.T) {
 			comps = append(comps, &tenfoldpb.Completion{RequestId: id, Slot: 0, Origin: 7, OriginIncarnation: inc,
 				Kind: tenfoldpb.RequestKind_PUT, MinPending: minPending, Response: []byte{}})
 		}
-		b := n.eng.NewBatch()
+		b := n.Eng.NewBatch()
 		defer b.Close()
 		if err := d.sessionRecord(b, 1, comps, func(*tenfoldpb.Completion) int64 { return 5 }); err != nil {
 			return err
@@ -78,7 +74,7 @@ func TestSessionTableBounds(t *testing.T) {
 	if got := d.sessions[7]; got.inc != 1 || got.floor != total || len(got.ids) != 2 || got.ids[0] != total || got.ids[1] != total+1 {
 		t.Fatalf("reloaded: %+v", got)
 	}
-	if _, ok, err := n.eng.Get(sessionEntryKey(3, 7, 1, 5)); err != nil || ok {
+	if _, ok, err := n.Eng.Get(sessionEntryKey(3, 7, 1, 5)); err != nil || ok {
 		t.Fatalf("evicted entry still stored (ok=%v err=%v)", ok, err)
 	}
 	// A new incarnation drops the old one's entries; its copies are stale.
@@ -95,32 +91,3 @@ func TestSessionTableBounds(t *testing.T) {
 		t.Errorf("copy from incarnation 1 after 2 appeared: verdict %d, want stale", v)
 	}
 }
-
-// testHost is a node of one: enough to open a replica and record into its
-// session table.
-type testHost struct {
-	cfg host.Config
-	eng engine.Engine
-}
-
-func newTestHost() *testHost {
-	h := &testHost{cfg: host.Config{NodeID: 1}, eng: memengine.New()}
-	h.cfg.SetDefaults()
-	return h
-}
-
-func (h *testHost) ID() uint64                                     { return h.cfg.NodeID }
-func (h *testHost) Incarnation() uint64                            { return 1 }
-func (h *testHost) Config() *host.Config                           { return &h.cfg }
-func (h *testHost) Engine() engine.Engine                          { return h.eng }
-func (h *testHost) Now() time.Time                                 { return time.Time{} }
-func (h *testHost) Logger() *slog.Logger                           { return slog.New(slog.DiscardHandler) }
-func (h *testHost) Send(uint64, *tenfoldpb.Message)                {}
-func (h *testHost) Reply(*tenfoldpb.Request, proto.Message, error) {}
-func (h *testHost) Fail(error)                                     {}
-func (h *testHost) Touch(uint64)                                   {}
-func (h *testHost) Alive(uint64) bool                              { return true }
-func (h *testHost) LeaderKnown(uint64, uint64)                     {}
-func (h *testHost) AskSequencer(uint64, uint64, uint64) uint64     { return 0 }
-func (h *testHost) SetLeaderHint(uint64, uint64)                   {}
-func (h *testHost) EmitApplied(host.Applied)                       {}

@@ -403,7 +403,39 @@ func (r *Replica) applyEntry(e *raftpb.Entry) ([]func(), error) {
 	if err := b.Commit(false); err != nil {
 		return nil, err
 	}
+	if host.Expensive {
+		if err := r.checkAppliedReadBack(); err != nil {
+			return nil, err
+		}
+	}
 	return fns, nil
+}
+
+// checkAppliedReadBack (expensive) reads the applied state back from the
+// engine: what the next start recovers must be what this replica holds.
+func (r *Replica) checkAppliedReadBack() error {
+	v, ok, err := r.h.Engine().Get(keys.RangeKey(r.ID(), keys.SuffixApplied))
+	if err != nil {
+		return err
+	}
+	got, derr := decodeAppliedState(v)
+	if !ok || derr != nil || got != r.applied {
+		return host.Violated("applied-readback", "range %d holds applied state %+v, the engine %+v (found %t, %v)", r.ID(), r.applied, got, ok, derr)
+	}
+	return nil
+}
+
+// checkLogReadBack (expensive) reads the last log entry back from the
+// engine once the Ready's writes are committed: raft reads its log from
+// there, and the cached bounds must match it.
+func (r *Replica) checkLogReadBack() {
+	last, err := r.storage.readLast()
+	if err != nil {
+		r.h.Fail(err)
+		return
+	}
+	host.Assert(r.h, last.GetIndex() == r.storage.lastIndex && last.GetTerm() == r.storage.lastTerm, "log-readback",
+		"range %d caches last log entry %d/%d, the engine holds %d/%d", r.ID(), r.storage.lastIndex, r.storage.lastTerm, last.GetIndex(), last.GetTerm())
 }
 
 func (r *Replica) applyCommand(b engine.Batch, e *raftpb.Entry) ([]func(), error) {
@@ -453,6 +485,9 @@ func (r *Replica) Persist(b engine.Batch, rd *raft.Ready) (bool, error) {
 // Deliver sends rd's messages and takes its soft state and read states;
 // call it once rd is persisted.
 func (r *Replica) Deliver(rd *raft.Ready) {
+	if host.Expensive && len(rd.Entries) > 0 {
+		r.checkLogReadBack()
+	}
 	r.sendRaft(rd.Messages)
 	r.handleSoftState(rd.SoftState)
 	r.handleReadStates(rd.ReadStates)

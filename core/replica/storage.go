@@ -33,19 +33,29 @@ func newRaftStorage(eng engine.Engine, rangeID uint64, voters []uint64) (*raftSt
 			return nil, fmt.Errorf("range %d: decode hard state: %w", rangeID, err)
 		}
 	}
-	it, err := eng.NewIter(engine.IterOptions{LowerBound: keys.LogKey(rangeID, 0), UpperBound: keys.RangeKey(rangeID, keys.SuffixLog+1)})
+	last, err := s.readLast()
+	if err != nil {
+		return nil, err
+	}
+	s.lastIndex, s.lastTerm = last.GetIndex(), last.GetTerm()
+	return s, nil
+}
+
+// readLast reads the last log entry from the engine (an empty entry if
+// the log is empty).
+func (s *raftStorage) readLast() (*pb.Entry, error) {
+	it, err := s.eng.NewIter(engine.IterOptions{LowerBound: keys.LogKey(s.rangeID, 0), UpperBound: keys.RangeKey(s.rangeID, keys.SuffixLog+1)})
 	if err != nil {
 		return nil, err
 	}
 	defer it.Close()
+	e := &pb.Entry{}
 	if it.Last() {
-		e := &pb.Entry{}
 		if err := proto.Unmarshal(it.Value(), e); err != nil {
-			return nil, fmt.Errorf("range %d: decode last log entry: %w", rangeID, err)
+			return nil, fmt.Errorf("range %d: decode last log entry: %w", s.rangeID, err)
 		}
-		s.lastIndex, s.lastTerm = e.GetIndex(), e.GetTerm()
 	}
-	return s, nil
+	return e, nil
 }
 
 // InitialState implements raft.Storage.

@@ -1,6 +1,9 @@
 package system
 
-import "github.com/tenfold/tenfold/tenfoldpb"
+import (
+	"github.com/tenfold/tenfold/core/host"
+	"github.com/tenfold/tenfold/tenfoldpb"
+)
 
 // SeqRequest queues a range's request for revisions at the leader.
 func (s *Range) SeqRequest(from uint64, req *tenfoldpb.SeqRequest) {
@@ -34,7 +37,13 @@ func (s *Range) grant(ws *[]seqWaiter) {
 	// this one.
 	granting := *ws
 	*ws = nil
+	// Assertions, paired with the asking range's on receipt: a grant starts
+	// above every revision handed out before, and never passes the window
+	// a new leader would start from (the deliberate sequencer bugs break
+	// both on purpose, for the checkers to find).
+	check := !n.Config().Bugs.ReuseRevision && !n.Config().Bugs.SkipRevision
 	for _, w := range granting {
+		prev := s.counter
 		first := s.counter + 1
 		if n.Config().Bugs.ReuseRevision && w.req.GetCount() > 0 && s.counter > 1 {
 			first = s.counter // deliberate defect: hand the last revision out again
@@ -45,6 +54,10 @@ func (s *Range) grant(ws *[]seqWaiter) {
 		s.counter = first + int64(w.req.GetCount()) - 1
 		if w.req.GetCount() == 0 {
 			s.counter = first - 1
+		}
+		if check && !(host.Assert(n, w.req.GetCount() == 0 || first > prev, "S6-grant", "sequencer grants from %d after handing out %d", first, prev) &&
+			host.Assert(n, s.counter <= s.windowEnd, "S6-window", "sequencer grants up to %d past its persisted window end %d", s.counter, s.windowEnd)) {
+			return
 		}
 		n.Send(w.from, &tenfoldpb.Message{Body: &tenfoldpb.Message_SeqResponse{SeqResponse: &tenfoldpb.SeqResponse{
 			Id: w.req.GetId(), RangeId: w.req.GetRangeId(), First: first, Count: w.req.GetCount(), Current: s.counter, Incarnation: w.req.GetIncarnation()}}})
