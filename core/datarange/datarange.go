@@ -343,77 +343,17 @@ func (d *Range) step() bool {
 func (d *Range) startCycle() {
 	n := d.h
 	c := &cycle{term: d.r.Term()}
-	ev := mvcc.NewEvaluator(n.Engine(), d.r.Applied().Revision)
-	// Reads inside a txn at an explicit revision are checked against the
-	// range's compaction and resolved revisions.
-	ev.SetReadBounds(d.r.Applied().Compacted, d.r.Applied().Closed)
+	bb := d.newBatchBuilder()
 	var rest []*queued
-	var compact int64
-	var cleared []int64
-	clearing := map[int64]bool{} // leases whose keys this batch deletes
-	inBatch := map[requestName]bool{}
 	for i, q := range d.queue {
 		if len(c.items) >= n.Config().MaxBatchRequests {
 			rest = append(rest, d.queue[i:]...)
 			break
 		}
-		if q.req != nil && host.DedupKind(q.req.GetKind()) && !n.Config().Bugs.NoDedup {
-			name := requestName{q.req.GetOrigin(), q.req.GetOriginIncarnation(), q.req.GetId()}
-			if inBatch[name] {
-				continue // a copy of a request in this batch: the original's answer will come
-			}
-			switch d.sessionCheck(q.req) {
-			case sessionStale:
-				continue // ended at its origin: no one waits, never execute it
-			case sessionDone:
-				if err := d.sessionAnswer(q.req); err != nil {
-					n.Fail(err)
-				}
-				continue
-			}
-			inBatch[name] = true
-		}
-		var resp proto.Message
-		var ok, wrote bool
-		var err error
-		slot := int32(ev.Slots())
-		if l := d.revokedLease(q.msg, clearing); l != 0 && !n.Config().Bugs.PutIgnoresRevoke {
-			// The lease's revoke reached this range first: etcd's answer
-			// for a put with a lease that does not exist.
-			d.refuse(q, rpctypes.ErrGRPCLeaseNotFound)
+		if !d.admit(q, bb) {
 			continue
 		}
-		switch m := q.msg.(type) {
-		case *pb.RangeRequest: // CLOSE
-			ok, resp = true, &pb.RangeResponse{}
-		case *pb.PutRequest:
-			resp, wrote, ok, err = ev.Put(m)
-		case *pb.DeleteRangeRequest:
-			resp, wrote, ok, err = ev.DeleteRange(m)
-		case *pb.TxnRequest:
-			resp, wrote, ok, err = ev.Txn(m)
-		case *pb.CompactionRequest:
-			if m.Revision < d.r.Applied().Compacted {
-				// Compactions come from the system range's decision
-				// (compact.go), which may ask again for the revision a
-				// range already compacted at: that is a yes, below a no.
-				err = rpctypes.ErrGRPCCompacted
-				break
-			}
-			ok = true
-			if m.Revision > compact {
-				compact = m.Revision
-			}
-			resp = &pb.CompactionResponse{}
-		case nil:
-			wrote, ok, err = ev.DeleteLeaseKeys(q.lease, d.span)
-			if ok && err == nil {
-				cleared = append(cleared, q.lease)
-				clearing[q.lease] = true
-			}
-		default:
-			err = host.ErrUnknownKind
-		}
+		resp, slot, ok, err := d.evaluate(q, bb)
 		if err != nil {
 			d.refuse(q, err)
 			continue
@@ -423,32 +363,18 @@ func (d *Range) startCycle() {
 			rest = append(rest, d.queue[i:]...)
 			break
 		}
-		if !wrote {
-			slot = -1
-		}
 		c.items = append(c.items, q)
 		c.resps = append(c.resps, resp)
 		c.slots = append(c.slots, slot)
 	}
 	d.queue = rest
-	if len(c.items) == 0 && compact == 0 && len(d.reads) == 0 {
+	if len(c.items) == 0 && bb.compact == 0 && len(d.reads) == 0 {
 		// Every queued request was answered (from the session table, or
 		// refused) or dropped: nothing to propose.
 		return
 	}
-	if len(c.items) > 0 || compact > 0 || len(d.reads) == 0 {
-		d.nextBatchID++
-		c.batch = &tenfoldpb.WriteBatch{
-			Slots:    uint64(ev.Slots()),
-			Writes:   ev.Writes(),
-			Compact:  compact,
-			Proposer: n.ID(),
-			BatchId:  d.nextBatchID,
-			// Batch IDs restart with the node: the incarnation tells a new
-			// cycle from an entry an earlier incarnation proposed.
-			ProposerIncarnation: n.Incarnation(),
-			LeaseCleared:        cleared,
-		}
+	if len(c.items) > 0 || bb.compact > 0 || len(d.reads) == 0 {
+		c.batch = d.newBatch(bb)
 	}
 	if len(d.reads) > 0 {
 		c.reads, d.reads = d.reads, nil
@@ -458,6 +384,112 @@ func (d *Range) startCycle() {
 	}
 	d.cycle = c
 	d.askSequencer(c)
+}
+
+// batchBuilder is one cycle's batch while startCycle evaluates the queue.
+type batchBuilder struct {
+	ev       *mvcc.Evaluator
+	compact  int64          // the highest compaction revision asked for
+	cleared  []int64        // leases whose keys the batch deletes
+	clearing map[int64]bool // the same, as a set
+	inBatch  map[requestName]bool
+}
+
+func (d *Range) newBatchBuilder() *batchBuilder {
+	ev := mvcc.NewEvaluator(d.h.Engine(), d.r.Applied().Revision)
+	// Reads inside a txn at an explicit revision are checked against the
+	// range's compaction and resolved revisions.
+	ev.SetReadBounds(d.r.Applied().Compacted, d.r.Applied().Closed)
+	return &batchBuilder{ev: ev, clearing: map[int64]bool{}, inBatch: map[requestName]bool{}}
+}
+
+// admit checks a queued write against the session table (S11) and the
+// batch so far: false if it must not be evaluated (a copy of a request in
+// this batch, one whose origin gave up, or one applied already, which is
+// answered from the table).
+func (d *Range) admit(q *queued, bb *batchBuilder) bool {
+	n := d.h
+	if q.req == nil || !host.DedupKind(q.req.GetKind()) || n.Config().Bugs.NoDedup {
+		return true
+	}
+	name := requestName{q.req.GetOrigin(), q.req.GetOriginIncarnation(), q.req.GetId()}
+	if bb.inBatch[name] {
+		return false // a copy of a request in this batch: the original's answer will come
+	}
+	switch d.sessionCheck(q.req) {
+	case sessionStale:
+		return false // ended at its origin: no one waits, never execute it
+	case sessionDone:
+		if err := d.sessionAnswer(q.req); err != nil {
+			n.Fail(err)
+		}
+		return false
+	}
+	bb.inBatch[name] = true
+	return true
+}
+
+// evaluate evaluates one queued request into the batch: its response, its
+// revision slot (-1 if it writes nothing), and ok false if it depends on a
+// write earlier in the batch (it waits for the next cycle).
+func (d *Range) evaluate(q *queued, bb *batchBuilder) (resp proto.Message, slot int32, ok bool, err error) {
+	ev := bb.ev
+	slot = int32(ev.Slots())
+	if l := d.revokedLease(q.msg, bb.clearing); l != 0 && !d.h.Config().Bugs.PutIgnoresRevoke {
+		// The lease's revoke reached this range first: etcd's answer
+		// for a put with a lease that does not exist.
+		return nil, 0, false, rpctypes.ErrGRPCLeaseNotFound
+	}
+	var wrote bool
+	switch m := q.msg.(type) {
+	case *pb.RangeRequest: // CLOSE
+		ok, resp = true, &pb.RangeResponse{}
+	case *pb.PutRequest:
+		resp, wrote, ok, err = ev.Put(m)
+	case *pb.DeleteRangeRequest:
+		resp, wrote, ok, err = ev.DeleteRange(m)
+	case *pb.TxnRequest:
+		resp, wrote, ok, err = ev.Txn(m)
+	case *pb.CompactionRequest:
+		if m.Revision < d.r.Applied().Compacted {
+			// Compactions come from the system range's decision
+			// (core/system/compact.go), which may ask again for the
+			// revision a range already compacted at: that is a yes,
+			// below a no.
+			return nil, 0, false, rpctypes.ErrGRPCCompacted
+		}
+		ok = true
+		bb.compact = max(bb.compact, m.Revision)
+		resp = &pb.CompactionResponse{}
+	case nil:
+		wrote, ok, err = ev.DeleteLeaseKeys(q.lease, d.span)
+		if ok && err == nil {
+			bb.cleared = append(bb.cleared, q.lease)
+			bb.clearing[q.lease] = true
+		}
+	default:
+		err = host.ErrUnknownKind
+	}
+	if !wrote {
+		slot = -1
+	}
+	return resp, slot, ok, err
+}
+
+// newBatch makes the cycle's write batch from what startCycle evaluated.
+func (d *Range) newBatch(bb *batchBuilder) *tenfoldpb.WriteBatch {
+	d.nextBatchID++
+	return &tenfoldpb.WriteBatch{
+		Slots:    uint64(bb.ev.Slots()),
+		Writes:   bb.ev.Writes(),
+		Compact:  bb.compact,
+		Proposer: d.h.ID(),
+		BatchId:  d.nextBatchID,
+		// Batch IDs restart with the node: the incarnation tells a new
+		// cycle from an entry an earlier incarnation proposed.
+		ProposerIncarnation: d.h.Incarnation(),
+		LeaseCleared:        bb.cleared,
+	}
 }
 
 func (d *Range) askSequencer(c *cycle) {
