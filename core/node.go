@@ -382,85 +382,14 @@ func (n *Node) Ready() (Output, error) {
 	}
 	// Loop: applying entries can produce new proposals (e.g. the next write
 	// batch), which produce new Ready state; bound the rounds.
-	for round := 0; round < host.MaxReadyRounds; round++ {
-		if len(n.dirty) == 0 {
-			break
-		}
-		ids := sortedKeys(n.dirty)
-		type rd struct {
-			r  *replica.Replica
-			rd raft.Ready
-		}
-		var readies []rd
-		for _, id := range ids {
-			delete(n.dirty, id)
-			r := n.replicas[id]
-			if r.HasReady() {
-				readies = append(readies, rd{r, r.Ready()})
-			}
-		}
+	for round := 0; round < host.MaxReadyRounds && len(n.dirty) > 0; round++ {
+		readies := n.takeReadies()
 		if len(readies) == 0 {
 			break
 		}
-		if n.cfg.SendEarly != nil {
-			// A leader's appends may travel while its own fsync runs (raft
-			// thesis 10.2.1): followers persist before they ack, and the
-			// leader acks itself only after its own write (raft delivers
-			// that self-ack after Advance), so commit still needs a
-			// majority of durable copies.
-			var early []*tenfoldpb.Message
-			for i := range readies {
-				x := &readies[i]
-				kept := x.rd.Messages[:0:0]
-				for _, m := range x.rd.Messages {
-					if m.GetType() == raftpb.MessageType_MsgApp {
-						early = append(early, &tenfoldpb.Message{From: n.id, FromStore: n.storeID, To: m.GetTo(), Body: &tenfoldpb.Message_Raft{Raft: &tenfoldpb.RaftMessage{RangeId: x.r.ID(), Msg: m}}})
-					} else {
-						kept = append(kept, m)
-					}
-				}
-				x.rd.Messages = kept
-			}
-			if len(early) > 0 {
-				n.cfg.SendEarly(early)
-			}
-		}
-		b := n.eng.NewBatch()
-		needSync := false
-		for i := range readies {
-			x := &readies[i]
-			sync, err := x.r.Persist(b, &x.rd)
-			if err != nil {
-				b.Close()
-				n.fail(err)
-				return Output{}, err
-			}
-			needSync = needSync || sync
-		}
-		if b.Count() > 0 {
-			sync := needSync && !n.cfg.Bugs.AckBeforeSync
-			if err := b.Commit(sync); err != nil {
-				b.Close()
-				n.fail(err)
-				return Output{}, err
-			}
-			if sync {
-				n.out.Synced = true
-			}
-		} else {
-			b.Close()
-		}
-		for i := range readies {
-			readies[i].r.Deliver(&readies[i].rd)
-		}
-		for _, x := range readies {
-			if err := x.r.Apply(x.rd); err != nil {
-				n.fail(err)
-				return Output{}, err
-			}
-		}
-		for _, x := range readies {
-			x.r.AfterReady()
+		if err := n.readyRound(readies); err != nil {
+			n.fail(err)
+			return Output{}, err
 		}
 	}
 	if n.fatal != nil {
@@ -472,6 +401,102 @@ func (n *Node) Ready() (Output, error) {
 	out := n.out
 	n.out = Output{}
 	return out, nil
+}
+
+// replicaReady is one replica's raft Ready in a round.
+type replicaReady struct {
+	r  *replica.Replica
+	rd raft.Ready
+}
+
+// takeReadies takes the raft Ready of every dirty replica that has one.
+func (n *Node) takeReadies() []replicaReady {
+	var readies []replicaReady
+	for _, id := range sortedKeys(n.dirty) {
+		delete(n.dirty, id)
+		r := n.replicas[id]
+		if r.HasReady() {
+			readies = append(readies, replicaReady{r, r.Ready()})
+		}
+	}
+	return readies
+}
+
+// readyRound persists the round's log entries and hard states (one batch,
+// one sync), then sends its messages and applies its committed entries.
+func (n *Node) readyRound(readies []replicaReady) error {
+	n.sendEarly(readies)
+	if err := n.persist(readies); err != nil {
+		return err
+	}
+	for i := range readies {
+		readies[i].r.Deliver(&readies[i].rd)
+	}
+	for _, x := range readies {
+		if err := x.r.Apply(x.rd); err != nil {
+			return err
+		}
+	}
+	for _, x := range readies {
+		x.r.AfterReady()
+	}
+	return nil
+}
+
+// sendEarly hands the leaders' appends to Config.SendEarly, if set, before
+// the local write. A leader's appends may travel while its own fsync runs
+// (raft thesis 10.2.1): followers persist before they ack, and the leader
+// acks itself only after its own write (raft delivers that self-ack after
+// Advance), so commit still needs a majority of durable copies.
+func (n *Node) sendEarly(readies []replicaReady) {
+	if n.cfg.SendEarly == nil {
+		return
+	}
+	var early []*tenfoldpb.Message
+	for i := range readies {
+		x := &readies[i]
+		kept := x.rd.Messages[:0:0]
+		for _, m := range x.rd.Messages {
+			if m.GetType() == raftpb.MessageType_MsgApp {
+				early = append(early, &tenfoldpb.Message{From: n.id, FromStore: n.storeID, To: m.GetTo(), Body: &tenfoldpb.Message_Raft{Raft: &tenfoldpb.RaftMessage{RangeId: x.r.ID(), Msg: m}}})
+			} else {
+				kept = append(kept, m)
+			}
+		}
+		x.rd.Messages = kept
+	}
+	if len(early) > 0 {
+		n.cfg.SendEarly(early)
+	}
+}
+
+// persist writes the log entries and hard states of every replica of the
+// round in one batch, synced once (group commit) if any needs it.
+func (n *Node) persist(readies []replicaReady) error {
+	b := n.eng.NewBatch()
+	needSync := false
+	for i := range readies {
+		x := &readies[i]
+		sync, err := x.r.Persist(b, &x.rd)
+		if err != nil {
+			b.Close()
+			return err
+		}
+		needSync = needSync || sync
+	}
+	if b.Count() == 0 {
+		b.Close()
+		return nil
+	}
+	sync := needSync && !n.cfg.Bugs.AckBeforeSync
+	if err := b.Commit(sync); err != nil {
+		b.Close()
+		return err
+	}
+	if sync {
+		n.out.Synced = true
+	}
+	return nil
 }
 
 // replicaIDs returns the IDs of the node's replicas in order; callers must
