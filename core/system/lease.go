@@ -6,8 +6,11 @@ import (
 	"time"
 
 	"github.com/tenfold/tenfold/core/host"
+	"github.com/tenfold/tenfold/core/keys"
+	"github.com/tenfold/tenfold/engine"
 	"github.com/tenfold/tenfold/tenfoldpb"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -184,4 +187,108 @@ func (s *Range) LeaseRevokedAck(from uint64, m *tenfoldpb.LeaseRevokedAck) {
 		}
 	}
 	s.proposeCmd(&tenfoldpb.SystemCommand{RevokeDone: m.GetLease()})
+}
+
+// applyGrant applies a lease grant; waiting is the client request of this
+// entry, if this replica proposed it.
+func (s *Range) applyGrant(b engine.Batch, g *tenfoldpb.LeaseRecord, waiting *tenfoldpb.Request) ([]func(), error) {
+	if g == nil {
+		return nil, nil
+	}
+	n := s.h
+	id := g.GetId()
+	if id == 0 {
+		id = s.nextLeaseID
+	}
+	if _, ok := s.leases[id]; ok || s.revoking[id] || s.revoked[id] {
+		if waiting != nil {
+			return []func(){func() { n.Reply(waiting, nil, rpctypes.ErrGRPCLeaseExist) }}, nil
+		}
+		return nil, nil
+	}
+	s.leases[id] = g.GetTtl()
+	if id >= s.nextLeaseID {
+		s.nextLeaseID = id + 1
+	}
+	v, _ := proto.Marshal(&tenfoldpb.LeaseRecord{Id: id, Ttl: g.GetTtl()})
+	if err := b.Set(keys.SysLeaseKey(keys.PrefixSysLease, id), v); err != nil {
+		return nil, err
+	}
+	if err := b.Set(keys.SysNextID, binary.BigEndian.AppendUint64(nil, uint64(s.nextLeaseID))); err != nil {
+		return nil, err
+	}
+	if s.r.IsLeader() {
+		s.expiry[id] = n.Now().Add(time.Duration(g.GetTtl()) * time.Second)
+	}
+	if waiting == nil {
+		return nil, nil
+	}
+	ttl := g.GetTtl()
+	return []func(){func() { n.Reply(waiting, &pb.LeaseGrantResponse{Header: s.header(), ID: id, TTL: ttl}, nil) }}, nil
+}
+
+// applyRevoke applies a lease revoke: the lease is gone, its keys are
+// deleted range by range (sendRevoke) until RevokeDone applies.
+func (s *Range) applyRevoke(b engine.Batch, id int64, waiting *tenfoldpb.Request) ([]func(), error) {
+	if id == 0 {
+		return nil, nil
+	}
+	n := s.h
+	if _, ok := s.leases[id]; !ok {
+		switch {
+		case waiting == nil:
+		case s.revoking[id]:
+			// A second revoke (another client's, or a copy of the same
+			// request) applied while the first one's keys are being
+			// deleted: answer it with the first, once they are gone.
+			// "Not found" now would tell a client the lease is dead
+			// while its keys are still readable.
+			s.revokeWait[id] = append(s.revokeWait[id], waiting)
+		default:
+			return []func(){func() { n.Reply(waiting, nil, rpctypes.ErrGRPCLeaseNotFound) }}, nil
+		}
+		return nil, nil
+	}
+	delete(s.leases, id)
+	delete(s.expiry, id)
+	delete(s.expiring, id)
+	s.revoking[id] = true
+	if err := b.Delete(keys.SysLeaseKey(keys.PrefixSysLease, id)); err != nil {
+		return nil, err
+	}
+	if err := b.Set(keys.SysLeaseKey(keys.PrefixSysRevok, id), nil); err != nil {
+		return nil, err
+	}
+	if waiting != nil {
+		s.revokeWait[id] = append(s.revokeWait[id], waiting)
+	}
+	if s.r.IsLeader() {
+		return []func(){func() { s.sendRevoke(id) }}, nil
+	}
+	return nil, nil
+}
+
+// applyRevokeDone records that every data range deleted a revoked lease's
+// keys, and answers the revokes that waited for it.
+func (s *Range) applyRevokeDone(b engine.Batch, id int64) ([]func(), error) {
+	if id == 0 || !s.revoking[id] {
+		return nil, nil
+	}
+	n := s.h
+	delete(s.revoking, id)
+	delete(s.revokeAcks, id)
+	s.revoked[id] = true
+	if err := b.Delete(keys.SysLeaseKey(keys.PrefixSysRevok, id)); err != nil {
+		return nil, err
+	}
+	if err := b.Set(keys.SysLeaseKey(keys.PrefixSysDone, id), nil); err != nil {
+		return nil, err
+	}
+	waiters := s.revokeWait[id]
+	delete(s.revokeWait, id)
+	return []func(){func() {
+		for _, w := range waiters {
+			n.Reply(w, &pb.LeaseRevokeResponse{Header: s.header()}, nil)
+		}
+	}}, nil
 }

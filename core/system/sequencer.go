@@ -1,7 +1,11 @@
 package system
 
 import (
+	"encoding/binary"
+
 	"github.com/tenfold/tenfold/core/host"
+	"github.com/tenfold/tenfold/core/keys"
+	"github.com/tenfold/tenfold/engine"
 	"github.com/tenfold/tenfold/tenfoldpb"
 )
 
@@ -62,4 +66,20 @@ func (s *Range) grant(ws *[]seqWaiter) {
 		n.Send(w.from, &tenfoldpb.Message{Body: &tenfoldpb.Message_SeqResponse{SeqResponse: &tenfoldpb.SeqResponse{
 			Id: w.req.GetId(), RangeId: w.req.GetRangeId(), First: first, Count: w.req.GetCount(), Current: s.counter, Incarnation: w.req.GetIncarnation()}}})
 	}
+}
+
+// applyWindow applies a window extension: revisions up to end may be
+// handed out (by this leader, and from end on by the next).
+func (s *Range) applyWindow(b engine.Batch, end int64, mine bool) ([]func(), error) {
+	if end <= s.windowEnd {
+		return nil, nil
+	}
+	s.windowEnd = end
+	if err := b.Set(keys.SysWindow, binary.BigEndian.AppendUint64(nil, uint64(s.windowEnd))); err != nil {
+		return nil, err
+	}
+	if mine {
+		return []func(){func() { s.extending = false; s.Pump() }}, nil
+	}
+	return nil, nil
 }

@@ -411,7 +411,6 @@ func (s *Range) Apply(b engine.Batch, e *raftpb.Entry) ([]func(), error) {
 	if err := proto.Unmarshal(e.GetData(), c); err != nil {
 		return nil, fmt.Errorf("system range: decode entry %d: %w", e.GetIndex(), err)
 	}
-	var after []func()
 	mine := c.GetProposer() == n.ID() && c.GetProposerIncarnation() == n.Incarnation()
 	var waiting *tenfoldpb.Request
 	if p, ok := s.proposals[c.GetRequestId()]; mine && ok {
@@ -419,105 +418,27 @@ func (s *Range) Apply(b engine.Batch, e *raftpb.Entry) ([]func(), error) {
 		waiting = p.req
 	}
 	defer s.failStaleProposals(e.GetTerm())
-	hdr := func() *pb.ResponseHeader {
-		return &pb.ResponseHeader{ClusterId: host.ClusterID, MemberId: n.ID(), Revision: s.counter, RaftTerm: s.r.Term()}
-	}
-	if c.GetWindowEnd() > s.windowEnd {
-		s.windowEnd = c.GetWindowEnd()
-		if err := b.Set(keys.SysWindow, binary.BigEndian.AppendUint64(nil, uint64(s.windowEnd))); err != nil {
+	// A command carries any of these parts; they apply in this order.
+	var after []func()
+	for _, part := range []func() ([]func(), error){
+		func() ([]func(), error) { return s.applyWindow(b, c.GetWindowEnd(), mine) },
+		func() ([]func(), error) { return s.applyGrant(b, c.GetGrant(), waiting) },
+		func() ([]func(), error) { return s.applyRevoke(b, c.GetRevoke(), waiting) },
+		func() ([]func(), error) { return s.applyCompact(b, c, waiting) },
+		func() ([]func(), error) { return s.applyRevokeDone(b, c.GetRevokeDone()) },
+	} {
+		more, err := part()
+		if err != nil {
 			return nil, err
 		}
-		if mine {
-			after = append(after, func() { s.extending = false; s.Pump() })
-		}
-	}
-	if g := c.GetGrant(); g != nil {
-		id := g.GetId()
-		if id == 0 {
-			id = s.nextLeaseID
-		}
-		if _, ok := s.leases[id]; ok || s.revoking[id] || s.revoked[id] {
-			if waiting != nil {
-				after = append(after, func() { n.Reply(waiting, nil, rpctypes.ErrGRPCLeaseExist) })
-			}
-		} else {
-			s.leases[id] = g.GetTtl()
-			if id >= s.nextLeaseID {
-				s.nextLeaseID = id + 1
-			}
-			v, _ := proto.Marshal(&tenfoldpb.LeaseRecord{Id: id, Ttl: g.GetTtl()})
-			if err := b.Set(keys.SysLeaseKey(keys.PrefixSysLease, id), v); err != nil {
-				return nil, err
-			}
-			if err := b.Set(keys.SysNextID, binary.BigEndian.AppendUint64(nil, uint64(s.nextLeaseID))); err != nil {
-				return nil, err
-			}
-			if s.r.IsLeader() {
-				s.expiry[id] = n.Now().Add(time.Duration(g.GetTtl()) * time.Second)
-			}
-			if waiting != nil {
-				ttl := g.GetTtl()
-				after = append(after, func() { n.Reply(waiting, &pb.LeaseGrantResponse{Header: hdr(), ID: id, TTL: ttl}, nil) })
-			}
-		}
-	}
-	if id := c.GetRevoke(); id != 0 {
-		if _, ok := s.leases[id]; !ok {
-			switch {
-			case waiting == nil:
-			case s.revoking[id]:
-				// A second revoke (another client's, or a copy of the same
-				// request) applied while the first one's keys are being
-				// deleted: answer it with the first, once they are gone.
-				// "Not found" now would tell a client the lease is dead
-				// while its keys are still readable.
-				s.revokeWait[id] = append(s.revokeWait[id], waiting)
-			default:
-				after = append(after, func() { n.Reply(waiting, nil, rpctypes.ErrGRPCLeaseNotFound) })
-			}
-		} else {
-			delete(s.leases, id)
-			delete(s.expiry, id)
-			delete(s.expiring, id)
-			s.revoking[id] = true
-			if err := b.Delete(keys.SysLeaseKey(keys.PrefixSysLease, id)); err != nil {
-				return nil, err
-			}
-			if err := b.Set(keys.SysLeaseKey(keys.PrefixSysRevok, id), nil); err != nil {
-				return nil, err
-			}
-			if waiting != nil {
-				s.revokeWait[id] = append(s.revokeWait[id], waiting)
-			}
-			if s.r.IsLeader() {
-				after = append(after, func() { s.sendRevoke(id) })
-			}
-		}
-	}
-	more, err := s.applyCompact(b, c, waiting)
-	if err != nil {
-		return nil, err
-	}
-	after = append(after, more...)
-	if id := c.GetRevokeDone(); id != 0 && s.revoking[id] {
-		delete(s.revoking, id)
-		delete(s.revokeAcks, id)
-		s.revoked[id] = true
-		if err := b.Delete(keys.SysLeaseKey(keys.PrefixSysRevok, id)); err != nil {
-			return nil, err
-		}
-		if err := b.Set(keys.SysLeaseKey(keys.PrefixSysDone, id), nil); err != nil {
-			return nil, err
-		}
-		waiters := s.revokeWait[id]
-		delete(s.revokeWait, id)
-		after = append(after, func() {
-			for _, w := range waiters {
-				n.Reply(w, &pb.LeaseRevokeResponse{Header: hdr()}, nil)
-			}
-		})
+		after = append(after, more...)
 	}
 	return after, nil
+}
+
+// header is the response header of the system range's answers.
+func (s *Range) header() *pb.ResponseHeader {
+	return &pb.ResponseHeader{ClusterId: host.ClusterID, MemberId: s.h.ID(), Revision: s.counter, RaftTerm: s.r.Term()}
 }
 
 // sortedKeys returns a map's keys in order, so that no decision depends
