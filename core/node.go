@@ -1,8 +1,9 @@
 // Package core is tenfold's node core: the whole protocol logic of a node,
-// with no I/O of its own. It hosts range replicas (each a raft RawNode),
-// applies committed entries, routes client requests to range leaders, runs
-// the sequencer and lease table of the system range and, on control nodes,
-// the control plane's state machine.
+// with no I/O of its own. A Node hosts range replicas (core/replica), each
+// running the state machine of its range (core/datarange, core/system: the
+// sequencer and the lease table, core/control on control nodes), and routes
+// client requests to range leaders (core/route). docs/core.md shows the
+// layout.
 //
 // The core has no goroutines, no wall clock, no network and no unseeded
 // randomness. A driver (the runtime, or the simulator) feeds it inputs
