@@ -15,6 +15,44 @@ func (s *Range) SeqRequest(from uint64, req *tenfoldpb.SeqRequest) {
 	s.Pump()
 }
 
+// pumpSequencer grants what it can: pure write batches at once, the
+// others (linearizable: their "current" must not be behind a newer
+// leader's grants) after a ReadIndex round.
+func (s *Range) pumpSequencer() {
+	// Pure write batches are granted at once: uniqueness comes from the
+	// window, and their "current" only bounds the asking range's own future
+	// writes, which any later leader's grants exceed anyway.
+	kept := s.queue[:0:0]
+	for _, w := range s.queue {
+		if w.req.GetLinearizable() {
+			kept = append(kept, w)
+		} else {
+			s.fast = append(s.fast, w)
+		}
+	}
+	s.queue = kept
+	if len(s.fast) > 0 && s.fits(s.fast) {
+		s.grant(&s.fast)
+	}
+	if s.readCtx == nil && len(s.queue) > 0 {
+		s.granting, s.queue = s.queue, nil
+		s.nextCtx++
+		s.readCtx = binary.BigEndian.AppendUint64([]byte("seq"), s.nextCtx)
+		s.readDone = false
+		s.r.ReadIndex(s.readCtx)
+		return
+	}
+	if s.readCtx == nil || !s.readDone || s.r.Applied().Index < s.readIndex || !s.fits(s.granting) {
+		return
+	}
+	// Clear the round before answering: an answer may re-enter Pump.
+	s.readCtx = nil
+	s.grant(&s.granting)
+	if len(s.queue) > 0 || len(s.fast) > 0 {
+		s.Pump()
+	}
+}
+
 // fits reports whether the persisted window covers the requests in ws; if
 // not, it proposes an extension (pump runs again when it applies).
 func (s *Range) fits(ws []seqWaiter) bool {

@@ -242,65 +242,34 @@ func (s *Range) Tick() {
 		}
 	}
 	s.driveCompaction()
-	if s.readCtx != nil && !s.readDone {
-		// A lost ReadIndex round: raft retries with the next heartbeat.
-		return
-	}
 }
 
 // Pump runs the leader's sequencer and lease work.
 func (s *Range) Pump() {
-	n := s.h
 	if !s.r.Fenced() {
 		return
 	}
 	if s.counterTerm != s.r.Term() {
-		// First time as fenced leader in this term: start above everything
-		// any earlier leader may have handed out, and give every lease a
-		// full TTL (expiry survives leader changes, never early).
-		s.counter, s.counterTerm = s.windowEnd, s.r.Term()
-		s.extending = false // an extension proposed in an earlier term may be lost
-		for id, ttl := range s.leases {
-			s.expiry[id] = n.Now().Add(time.Duration(ttl) * time.Second)
-		}
-		for _, req := range s.leaseWaiter {
-			s.Handle(req)
-		}
-		s.leaseWaiter = nil
+		s.startTerm()
 	}
 	s.pumpLeaseReads()
-	// Pure write batches are granted at once: uniqueness comes from the
-	// window, and their "current" only bounds the asking range's own future
-	// writes, which any later leader's grants exceed anyway.
-	kept := s.queue[:0:0]
-	for _, w := range s.queue {
-		if w.req.GetLinearizable() {
-			kept = append(kept, w)
-		} else {
-			s.fast = append(s.fast, w)
-		}
+	s.pumpSequencer()
+}
+
+// startTerm runs when this replica is first the fenced leader in a term:
+// it starts the counter above everything any earlier leader may have
+// handed out, and gives every lease a full TTL (expiry survives leader
+// changes, never early).
+func (s *Range) startTerm() {
+	s.counter, s.counterTerm = s.windowEnd, s.r.Term()
+	s.extending = false // an extension proposed in an earlier term may be lost
+	for id, ttl := range s.leases {
+		s.expiry[id] = s.h.Now().Add(time.Duration(ttl) * time.Second)
 	}
-	s.queue = kept
-	if len(s.fast) > 0 && s.fits(s.fast) {
-		s.grant(&s.fast)
+	for _, req := range s.leaseWaiter {
+		s.Handle(req)
 	}
-	if s.readCtx == nil && len(s.queue) > 0 {
-		s.granting, s.queue = s.queue, nil
-		s.nextCtx++
-		s.readCtx = binary.BigEndian.AppendUint64([]byte("seq"), s.nextCtx)
-		s.readDone = false
-		s.r.ReadIndex(s.readCtx)
-		return
-	}
-	if s.readCtx == nil || !s.readDone || s.r.Applied().Index < s.readIndex || !s.fits(s.granting) {
-		return
-	}
-	// Clear the round before answering: an answer may re-enter pump.
-	s.readCtx = nil
-	s.grant(&s.granting)
-	if len(s.queue) > 0 || len(s.fast) > 0 {
-		s.Pump()
-	}
+	s.leaseWaiter = nil
 }
 
 // leaseProposal is a client's grant or revoke proposed by this node.
