@@ -65,9 +65,10 @@ type queued struct {
 
 type cycle struct {
 	seqID     uint64
-	seqTarget uint64 // the node asked for seqID (0: none known)
+	seqTarget uint64 // the node asked last for seqID (0: none known)
 	seqCount  uint64 // revisions asked for
 	seqSent   time.Time
+	seqAsks   int // how often seqID was sent (retries rotate over the replicas)
 	granted   bool
 	redirects int // not-leader answers followed at once (maxSeqRedirects)
 	first     int64
@@ -221,10 +222,13 @@ func (d *dataState) tick() {
 	n := d.n()
 	c := d.cycle
 	if c != nil && !c.granted && n.now.Sub(c.seqSent) >= n.cfg.RequestRetry {
-		// The sequencer did not answer: ask again, maybe elsewhere. A late
-		// answer to the old request is ignored (its revisions stay unused).
+		// The sequencer did not answer: ask again, maybe elsewhere, with the
+		// same request ID. A sequencer leader answers a repeated request
+		// with the grant it already gave (or drops it while the first is
+		// queued), and a late answer to an earlier send is as good as one to
+		// this one, so a retry burns no revisions.
 		n.leaderHint[systemRangeID] = 0
-		d.askSequencer(c)
+		d.resendSequencer(c)
 	}
 }
 
@@ -443,23 +447,31 @@ func (d *dataState) startCycle() {
 	d.askSequencer(c)
 }
 
+// askSequencer starts the cycle's sequencer request under a new ID.
 func (d *dataState) askSequencer(c *cycle) {
-	n := d.n()
 	d.nextSeqID++
-	c.seqID = d.nextSeqID
-	c.seqSent = n.now
+	c.seqID, c.seqAsks = d.nextSeqID, 0
 	c.seqCount = 0
 	if c.batch != nil {
 		c.seqCount = c.batch.GetSlots()
 	}
-	c.seqTarget = n.askSequencer(d.r.id(), c.seqID, c.seqCount)
+	d.resendSequencer(c)
 }
 
-// seqAnswers reports whether resp answers the cycle's current request:
-// same ID and incarnation (IDs restart with the node), from the node that
-// was asked.
-func (d *dataState) seqAnswers(c *cycle, from uint64, resp *tenfoldpb.SeqResponse) bool {
-	return c != nil && !c.granted && resp.GetId() == c.seqID && resp.GetIncarnation() == d.n().incarnation && from == c.seqTarget
+// resendSequencer sends the cycle's sequencer request (again).
+func (d *dataState) resendSequencer(c *cycle) {
+	n := d.n()
+	c.seqSent = n.now
+	c.seqTarget = n.askSequencer(d.r.id(), c.seqID, c.seqCount, c.seqAsks)
+	c.seqAsks++
+}
+
+// seqAnswers reports whether resp answers the cycle's pending request:
+// same ID and incarnation (IDs restart with the node). Any node's grant
+// will do: only a sequencer leader grants, and every grant it gives holds
+// revisions no other grant holds.
+func (d *dataState) seqAnswers(c *cycle, resp *tenfoldpb.SeqResponse) bool {
+	return c != nil && !c.granted && resp.GetId() == c.seqID && resp.GetIncarnation() == d.n().incarnation
 }
 
 // maxSeqRedirects bounds how often one cycle follows a not-leader answer's
@@ -472,11 +484,13 @@ const maxSeqRedirects = 3
 // RequestRetry per redirect, and that retry forgets the hint.
 func (d *dataState) seqRedirected(from uint64, resp *tenfoldpb.SeqResponse) {
 	c := d.cycle
-	if !d.seqAnswers(c, from, resp) || c.redirects >= maxSeqRedirects {
+	// Only the node asked last can redirect: an earlier one's refusal is
+	// stale (the request went elsewhere since).
+	if !d.seqAnswers(c, resp) || from != c.seqTarget || c.redirects >= maxSeqRedirects {
 		return
 	}
 	c.redirects++
-	d.askSequencer(c)
+	d.resendSequencer(c)
 }
 
 // seqGranted receives the sequencer's answer for this range; it reports
@@ -486,7 +500,7 @@ func (d *dataState) seqRedirected(from uint64, resp *tenfoldpb.SeqResponse) {
 // (a stale or crossed grant) is dropped, and the cycle asks again on tick.
 func (d *dataState) seqGranted(from uint64, resp *tenfoldpb.SeqResponse) bool {
 	c := d.cycle
-	if !d.seqAnswers(c, from, resp) {
+	if !d.seqAnswers(c, resp) {
 		return false
 	}
 	first, count, current := resp.GetFirst(), resp.GetCount(), resp.GetCurrent()

@@ -44,12 +44,15 @@ type systemState struct {
 	extendSent  time.Time // when the pending window extension was proposed
 	queue       []seqWaiter
 	granting    []seqWaiter
-	fast        []seqWaiter // non-linearizable requests waiting for the window
-	readCtx     []byte
-	readIndex   uint64
-	readDone    bool
-	nextCtx     uint64
-	expiry      map[int64]time.Time
+	// lastGrant is the last grant per asking range leader, answered again
+	// to a repeated request (repeated).
+	lastGrant map[seqAsker]*tenfoldpb.SeqResponse
+	fast      []seqWaiter // non-linearizable requests waiting for the window
+	readCtx   []byte
+	readIndex uint64
+	readDone  bool
+	nextCtx   uint64
+	expiry    map[int64]time.Time
 	// proposals are this node's grants and revokes waiting to apply, by
 	// proposal ID (a local counter: client request IDs are unique only at
 	// their origin node). They outlive leadership: an entry proposed in an
@@ -90,7 +93,7 @@ const minLeaseTTL = 2
 
 func newSystemState(r *replica) (*systemState, error) {
 	s := &systemState{r: r, leases: map[int64]int64{}, revoking: map[int64]bool{}, revoked: map[int64]bool{}, nextLeaseID: 1,
-		expiry: map[int64]time.Time{}, proposals: map[uint64]leaseProposal{}, revokeAcks: map[int64]map[uint64]bool{},
+		expiry: map[int64]time.Time{}, lastGrant: map[seqAsker]*tenfoldpb.SeqResponse{}, proposals: map[uint64]leaseProposal{}, revokeAcks: map[int64]map[uint64]bool{},
 		revokeWait: map[int64][]*tenfoldpb.Request{}, expiring: map[int64]bool{},
 		revokeMisses: map[uint64]int{}, revokeRedirects: map[uint64]int{}}
 	eng := r.n.eng
@@ -143,12 +146,14 @@ func newSystemState(r *replica) (*systemState, error) {
 func (s *systemState) n() *Node { return s.r.n }
 
 // askSequencer sends a SeqRequest for rangeID to the sequencer leader and
-// returns the node it went to (0: none known yet).
-func (n *Node) askSequencer(rangeID, id, count uint64) uint64 {
+// returns the node it went to (0: none known yet). attempt counts earlier
+// sends of the same request: without a leader hint, each goes to the next
+// replica.
+func (n *Node) askSequencer(rangeID, id, count uint64, attempt int) uint64 {
 	target := n.leaderHint[systemRangeID]
 	if target == 0 {
 		if d := n.dir.system(); d != nil && len(d.GetReplicas()) > 0 {
-			target = d.GetReplicas()[int(id)%len(d.GetReplicas())]
+			target = d.GetReplicas()[(int(id)+attempt)%len(d.GetReplicas())]
 		}
 	}
 	if target == 0 {
@@ -169,8 +174,36 @@ func (n *Node) handleSeqRequest(from uint64, req *tenfoldpb.SeqRequest) {
 		return
 	}
 	r.unquiesce()
+	if r.sys.repeated(from, req) {
+		return
+	}
 	r.sys.queue = append(r.sys.queue, seqWaiter{from: from, req: req})
 	r.sys.pump()
+}
+
+// seqAsker names a range leader's sequencer requests: a node asks for one
+// range at a time (its cycle), so the last grant per asker is all a retry
+// can repeat.
+type seqAsker struct{ node, rangeID uint64 }
+
+// repeated handles a request this leader has seen before (a retry, or a
+// duplicated message): it answers again with the grant already given, or
+// drops the request while the first copy waits. Granting it twice would
+// burn the revisions of one grant, a gap in a fault-free run.
+func (s *systemState) repeated(from uint64, req *tenfoldpb.SeqRequest) bool {
+	same := func(id, inc uint64) bool { return id == req.GetId() && inc == req.GetIncarnation() }
+	if g, ok := s.lastGrant[seqAsker{from, req.GetRangeId()}]; ok && same(g.GetId(), g.GetIncarnation()) {
+		s.n().send(from, &tenfoldpb.Message{Body: &tenfoldpb.Message_SeqResponse{SeqResponse: g}})
+		return true
+	}
+	for _, ws := range [][]seqWaiter{s.queue, s.granting, s.fast} {
+		for _, w := range ws {
+			if w.from == from && w.req.GetRangeId() == req.GetRangeId() && same(w.req.GetId(), w.req.GetIncarnation()) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func (n *Node) handleSeqResponse(from uint64, resp *tenfoldpb.SeqResponse) {
@@ -196,6 +229,7 @@ func (s *systemState) lostLeadership() {
 		n.send(w.from, &tenfoldpb.Message{Body: &tenfoldpb.Message_SeqResponse{SeqResponse: &tenfoldpb.SeqResponse{Id: w.req.GetId(), RangeId: w.req.GetRangeId(), Code: 14, Error: status.Convert(errNotLeader).Message(), LeaderHint: s.r.leader, Incarnation: w.req.GetIncarnation()}}})
 	}
 	s.queue, s.granting, s.fast, s.readCtx = nil, nil, nil, nil
+	s.lastGrant = map[seqAsker]*tenfoldpb.SeqResponse{}
 	s.counterTerm, s.extending = 0, false
 	// Proposals stay: they are answered when they apply, or failed when an
 	// entry of a later term applies first (failStaleProposals). Revokes
@@ -375,8 +409,9 @@ func (s *systemState) grant(ws *[]seqWaiter) {
 		if w.req.GetCount() == 0 {
 			s.counter = first - 1
 		}
-		n.send(w.from, &tenfoldpb.Message{Body: &tenfoldpb.Message_SeqResponse{SeqResponse: &tenfoldpb.SeqResponse{
-			Id: w.req.GetId(), RangeId: w.req.GetRangeId(), First: first, Count: w.req.GetCount(), Current: s.counter, Incarnation: w.req.GetIncarnation()}}})
+		g := &tenfoldpb.SeqResponse{Id: w.req.GetId(), RangeId: w.req.GetRangeId(), First: first, Count: w.req.GetCount(), Current: s.counter, Incarnation: w.req.GetIncarnation()}
+		s.lastGrant[seqAsker{w.from, w.req.GetRangeId()}] = g
+		n.send(w.from, &tenfoldpb.Message{Body: &tenfoldpb.Message_SeqResponse{SeqResponse: g}})
 	}
 }
 

@@ -366,6 +366,9 @@ func (s *Sim) deliver(e *event) {
 	if err := proto.Unmarshal(e.data, m); err != nil {
 		panic(fmt.Sprintf("sim: cannot decode a message the simulator encoded: %v", err))
 	}
+	if g := m.GetSeqResponse(); g != nil {
+		s.inv.observeGrant(n, g)
+	}
 	n.core.Step(m)
 	s.ready(n)
 }
