@@ -312,6 +312,22 @@ func TestRegressionSeeds(t *testing.T) {
 	if r := run(t, cfg); r.Failed() {
 		report(t, r)
 	}
+
+	// Issue 6's acceptance configuration (every fault family, 5 data
+	// nodes, 4 ranges, 8 clients) at seeds of its soak that broke S6-gaps
+	// (263, 577: a re-asked or duplicated sequencer request granted twice)
+	// or L2 (104045: a burst of ticks after a pause unseated a healthy
+	// system-range leader; 998). The traces changed with the fixes; the
+	// interaction scripts sequencer_retry, tick_burst and leader_recampaign
+	// pin the mechanisms.
+	for _, seed := range []uint64{263, 577, 998, 104045} {
+		cfg = DefaultConfig()
+		cfg.Seed, cfg.FaultRate, cfg.MaxDown, cfg.DataNodes, cfg.Ranges, cfg.Clients = seed, 1, 2, 5, 4, 8
+		cfg.Faults, cfg.FaultsRandom = slices.Clone(AllFaults), false
+		if r := run(t, cfg); r.Failed() {
+			report(t, r)
+		}
+	}
 }
 
 // TestS3Checker feeds the S3 checker fabricated range statuses: one leader
