@@ -57,6 +57,11 @@ loss, pause, disk, dup (or all, none, random: the seed picks). dup
 duplicates messages; the runtime's transport never does, but the core does
 not rely on that (data ranges deduplicate client writes).
 
+With --randomize, every setting not given as a flag (cluster shape,
+workload, fault rate, latencies, the core's election and heartbeat ticks,
+sequencer window, batch and queue bounds) is drawn from the seed; the
+replay command of a failed run pins what was drawn.
+
 Deliberate bugs, to watch the checkers catch them: --bugs takes
 ack-before-sync, stale-reads, reuse-revision, drop-watch-event,
 overlapping-ranges, divergent-apply, no-reelection, stale-watch-start,
