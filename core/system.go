@@ -192,9 +192,18 @@ type seqAsker struct{ node, rangeID uint64 }
 // burn the revisions of one grant, a gap in a fault-free run.
 func (s *systemState) repeated(from uint64, req *tenfoldpb.SeqRequest) bool {
 	same := func(id, inc uint64) bool { return id == req.GetId() && inc == req.GetIncarnation() }
-	if g, ok := s.lastGrant[seqAsker{from, req.GetRangeId()}]; ok && same(g.GetId(), g.GetIncarnation()) {
-		s.n().send(from, &tenfoldpb.Message{Body: &tenfoldpb.Message_SeqResponse{SeqResponse: g}})
-		return true
+	if g, ok := s.lastGrant[seqAsker{from, req.GetRangeId()}]; ok {
+		if same(g.GetId(), g.GetIncarnation()) {
+			s.n().send(from, &tenfoldpb.Message{Body: &tenfoldpb.Message_SeqResponse{SeqResponse: g}})
+			return true
+		}
+		// A range numbers its requests in increasing order, and asks again
+		// only for its current cycle: a request older than one already
+		// granted is a late copy (a duplicated or delayed message) of a
+		// request whose cycle is over.
+		if req.GetIncarnation() < g.GetIncarnation() || (req.GetIncarnation() == g.GetIncarnation() && req.GetId() < g.GetId()) {
+			return true
+		}
 	}
 	for _, ws := range [][]seqWaiter{s.queue, s.granting, s.fast} {
 		for _, w := range ws {

@@ -46,8 +46,11 @@ var knobs = []knob{
 	{"control-nodes", func(c *Config, r *rand.Rand) { c.ControlNodes = pick(r, 1, 1, 3, 3, 5) }},
 	{"nodes", func(c *Config, r *rand.Rand) { c.DataNodes = between(r, 3, 7) }},
 	{"ranges", func(c *Config, r *rand.Rand) { c.Ranges = between(r, 1, 6) }},
-	{"keys", func(c *Config, r *rand.Rand) { c.Keys = between(r, 2, 8) }},
-	{"clients", func(c *Config, r *rand.Rand) { c.Clients = between(r, 2, 10) }},
+	// At most about two clients per key on average: porcupine's search grows
+	// exponentially with the operations in flight on one key, and a check
+	// that runs out of time fails the seed (seed 20448: 9 clients on 2 keys).
+	{"keys", func(c *Config, r *rand.Rand) { c.Keys = between(r, 3, 8) }},
+	{"clients", func(c *Config, r *rand.Rand) { c.Clients = between(r, 2, 8) }},
 	{"watchers", func(c *Config, r *rand.Rand) { c.Watchers = between(r, 0, 4) }},
 	{"lease-clients", func(c *Config, r *rand.Rand) { c.LeaseClients = between(r, 0, 3) }},
 	{"think-time", func(c *Config, r *rand.Rand) { c.ThinkTime = durBetween(r, 2*time.Millisecond, 50*time.Millisecond) }},
