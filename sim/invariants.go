@@ -142,7 +142,7 @@ func (iv *invariants) checkNow() {
 		}
 	}
 	switch {
-	case len(leaderless) == 0:
+	case len(leaderless) == 0 && s.now >= s.stallEnd:
 		s.recovered()
 	case s.now > s.healAt+int64(s.cfg.LivenessBound):
 		s.violate("L1", "ranges %v still have no leader %v after the faults healed (bound %v)", leaderless, dur(s.now-s.healAt), s.cfg.LivenessBound)

@@ -74,6 +74,9 @@ type Sim struct {
 	// Phases of the run (virtual nanoseconds; math.MaxInt64 until known).
 	activeAt, healAt, recoveredAt, stopClientsAt, deadline int64
 	healed, stopped                                        bool
+	// stallEnd is when the last output held by a slow fsync at the heal
+	// leaves its node: recovery is not before it.
+	stallEnd int64
 
 	faults    *faultState
 	faultLog  []string
