@@ -48,12 +48,14 @@ func (n *Node) handleLeaseRevoked(from uint64, m *tenfoldpb.LeaseRevoked) {
 }
 
 // askSequencer sends a SeqRequest for rangeID to the sequencer leader and
-// returns the node it went to (0: none known yet).
-func (n *Node) askSequencer(rangeID, id, count uint64) uint64 {
+// returns the node it went to (0: none known yet). attempt counts earlier
+// sends of the same request: without a leader hint, each goes to the next
+// replica.
+func (n *Node) askSequencer(rangeID, id, count uint64, attempt int) uint64 {
 	target := n.router.Hint(keys.SystemRangeID)
 	if target == 0 {
 		if d := n.dir.System(); d != nil && len(d.GetReplicas()) > 0 {
-			target = d.GetReplicas()[int(id)%len(d.GetReplicas())]
+			target = d.GetReplicas()[(int(id)+attempt)%len(d.GetReplicas())]
 		}
 	}
 	if target == 0 {

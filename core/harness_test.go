@@ -287,6 +287,17 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		} else {
 			ids = h.ids
 		}
+		if d.HasArg("after") {
+			// One Tick call after a gap (a stopped process, a long fsync):
+			// the clock moves by `after` in one step.
+			var after string
+			d.ScanArgs(t, "after", &after)
+			gap, err := time.ParseDuration(after)
+			if err != nil || gap < h.tick {
+				d.Fatalf(t, "after=%s: want a duration of at least one tick (%v)", after, h.tick)
+			}
+			h.now = h.now.Add(gap - h.tick)
+		}
 		for range count {
 			h.advance(ids)
 			if d.HasArg("deliver") {

@@ -102,8 +102,8 @@ func (h *nodeHost) LeaderKnown(rangeID, leader uint64) {
 }
 
 // AskSequencer sends a data range's request for revisions.
-func (h *nodeHost) AskSequencer(rangeID, id, count uint64) uint64 {
-	return h.node().askSequencer(rangeID, id, count)
+func (h *nodeHost) AskSequencer(rangeID, id, count uint64, attempt int) uint64 {
+	return h.node().askSequencer(rangeID, id, count, attempt)
 }
 
 // SetLeaderHint records (or, with 0, forgets) a range's leader node.

@@ -276,9 +276,18 @@ func (n *Node) Tick(now time.Time) {
 		n.lastTick = now
 	}
 	n.now = now
-	// One raft tick per TickInterval elapsed.
-	for !n.lastTick.Add(n.cfg.TickInterval).After(now) {
+	// One raft tick per TickInterval elapsed, but never a burst: a node that
+	// resumes after a stop (SIGSTOP, a long GC or fsync, a forward clock
+	// jump) ticks once, as etcd's ticker drops the ticks a busy loop missed.
+	// raft counts ticks, not time, so a burst would run CheckQuorum and the
+	// election timers before any message of the gap could arrive: a leader
+	// whose followers are fine would step down, and followers would
+	// campaign against a leader they have not had a chance to hear from.
+	if !n.lastTick.Add(n.cfg.TickInterval).After(now) {
 		n.lastTick = n.lastTick.Add(n.cfg.TickInterval)
+		if now.Sub(n.lastTick) >= n.cfg.TickInterval {
+			n.lastTick = now // behind by more than one tick: drop the rest
+		}
 		n.ticks++
 		for _, id := range n.replicaIDs() {
 			n.replicas[id].Tick()

@@ -272,6 +272,20 @@ type Config struct {
 	// choose, so both paths run in every soak.
 	SendEarly SendEarlyMode
 
+	// Core knobs (0: the core's default). ElectionTicks and
+	// HeartbeatTicks are raft's timeouts in ticks, SequencerWindow the
+	// revisions handed out per persisted high-water mark, MaxBatchRequests
+	// the requests per raft entry, MaxPendingRequests a range leader's
+	// queue bound.
+	ElectionTicks, HeartbeatTicks        int
+	SequencerWindow                      int64
+	MaxBatchRequests, MaxPendingRequests int
+
+	// Randomize draws every setting from the seed (randomize.go) except
+	// those named in Pinned (flag names, see KnobFlags).
+	Randomize bool
+	Pinned    []string
+
 	// Bugs switches on deliberate core defects (demonstrations, tests).
 	Bugs core.Bugs
 }
@@ -374,6 +388,11 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("clients (%d), watchers (%d) and lease clients (%d) must not be negative", c.Clients, c.Watchers, c.LeaseClients)
 	case c.FaultRate < 0:
 		return fmt.Errorf("fault rate %v must not be negative", c.FaultRate)
+	case c.ElectionTicks < 0 || c.HeartbeatTicks < 0 || c.SequencerWindow < 0 || c.MaxBatchRequests < 0 || c.MaxPendingRequests < 0:
+		return fmt.Errorf("core knobs must not be negative (election ticks %d, heartbeat ticks %d, sequencer window %d, max batch %d, max pending %d)",
+			c.ElectionTicks, c.HeartbeatTicks, c.SequencerWindow, c.MaxBatchRequests, c.MaxPendingRequests)
+	case c.HeartbeatTicks > 0 && c.HeartbeatTicks >= max(c.ElectionTicks, 10):
+		return fmt.Errorf("heartbeat ticks %d must be below election ticks %d", c.HeartbeatTicks, max(c.ElectionTicks, 10))
 	}
 	return nil
 }
@@ -445,6 +464,9 @@ func (c *Config) layout() (keys []string, keyGroup []int, splits [][]byte) {
 func (c Config) Args() []string {
 	d := DefaultConfig()
 	args := []string{"--seed=" + strconv.FormatUint(c.Seed, 10)}
+	if c.Randomize {
+		args = append(args, "--randomize")
+	}
 	addInt := func(name string, v, def int) {
 		if v != 0 && v != def {
 			args = append(args, fmt.Sprintf("--%s=%d", name, v))
@@ -489,6 +511,16 @@ func (c Config) Args() []string {
 	if c.BandwidthBytesPerSec != 0 {
 		args = append(args, fmt.Sprintf("--bandwidth=%d", c.BandwidthBytesPerSec))
 	}
+	addDur("link-latency", c.LinkLatency, d.LinkLatency)
+	addDur("link-jitter", c.LinkJitter, d.LinkJitter)
+	addDur("fsync-latency", c.FsyncLatency, d.FsyncLatency)
+	addInt("election-ticks", c.ElectionTicks, 0)
+	addInt("heartbeat-ticks", c.HeartbeatTicks, 0)
+	if c.SequencerWindow != 0 {
+		args = append(args, fmt.Sprintf("--sequencer-window=%d", c.SequencerWindow))
+	}
+	addInt("max-batch", c.MaxBatchRequests, 0)
+	addInt("max-pending", c.MaxPendingRequests, 0)
 	if b := BugsString(c.Bugs); b != "" {
 		args = append(args, "--bugs="+b)
 	}

@@ -44,6 +44,14 @@
 // hash, which TestDeterminism checks. Config.Args gives the command that
 // replays a run.
 //
+// A randomized run (Config.Randomize, `tenfold sim --randomize`) also draws
+// its configuration from the seed (randomize.go): control plane of 1, 3 or
+// 5, 3 to 7 data nodes, 1 to 6 ranges, workload, fault rate and outages,
+// link and fsync latencies, election and heartbeat ticks, a sequencer
+// window down to one revision, one to 512 requests per raft entry, and
+// range leaders' queue bounds. Settings given as flags are pinned; the
+// replay command pins every drawn setting and gives the same run.
+//
 // # Faults
 //
 // partition: one node isolated, the leader of a range isolated, a

@@ -418,6 +418,9 @@ func (s *Sim) heal() {
 	s.logFault("heal everything")
 	for _, id := range s.nodeIDs {
 		n := s.nodes[id]
+		// A slow disk's fsyncs already under way still take their time: the
+		// outputs they hold leave at lastEmit, and recovery waits for them.
+		s.stallEnd = max(s.stallEnd, n.lastEmit)
 		if n.down {
 			s.restart(n)
 		}

@@ -218,6 +218,9 @@ func faultsString(f []FaultKind) string {
 func (r *Result) Report() string {
 	var b strings.Builder
 	fmt.Fprintln(&b, r.Summary())
+	if r.Config.Randomize {
+		fmt.Fprintf(&b, "  drawn configuration: %s\n", r.Config.Describe())
+	}
 	for _, v := range r.Violations {
 		fmt.Fprintf(&b, "  VIOLATION %s\n", v)
 	}

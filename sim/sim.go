@@ -74,6 +74,9 @@ type Sim struct {
 	// Phases of the run (virtual nanoseconds; math.MaxInt64 until known).
 	activeAt, healAt, recoveredAt, stopClientsAt, deadline int64
 	healed, stopped                                        bool
+	// stallEnd is when the last output held by a slow fsync at the heal
+	// leaves its node: recovery is not before it.
+	stallEnd int64
 
 	faults    *faultState
 	faultLog  []string
@@ -117,6 +120,11 @@ type node struct {
 
 // New prepares a run; Run executes it.
 func New(cfg Config) (*Sim, error) {
+	if cfg.Randomize {
+		if err := cfg.randomize(); err != nil {
+			return nil, err
+		}
+	}
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -194,15 +202,20 @@ func (s *Sim) startCore(n *node) error {
 		Engine: n.eng,
 		Rand:   rand.New(rand.NewPCG(s.rng.Uint64(), s.rng.Uint64())),
 		// A stream of its own, so store IDs take nothing from the run's.
-		NewStoreID:       rand.New(rand.NewPCG(s.cfg.Seed^0x5707e1d, n.id<<32|uint64(n.inc))).Uint64,
-		Control:          n.control,
-		ControlNodes:     s.control,
-		Self:             &tenfoldpb.NodeInfo{NodeId: n.id, Addr: fmt.Sprintf("sim-%d", n.id), Control: n.control},
-		TickInterval:     s.cfg.TickInterval,
-		SplitKeys:        s.splits,
-		InitialDataNodes: s.cfg.initialDataNodes(),
-		Bugs:             s.cfg.Bugs,
-		SendEarly:        sendEarly,
+		NewStoreID:         rand.New(rand.NewPCG(s.cfg.Seed^0x5707e1d, n.id<<32|uint64(n.inc))).Uint64,
+		Control:            n.control,
+		ControlNodes:       s.control,
+		Self:               &tenfoldpb.NodeInfo{NodeId: n.id, Addr: fmt.Sprintf("sim-%d", n.id), Control: n.control},
+		TickInterval:       s.cfg.TickInterval,
+		SplitKeys:          s.splits,
+		InitialDataNodes:   s.cfg.initialDataNodes(),
+		ElectionTicks:      s.cfg.ElectionTicks,
+		HeartbeatTicks:     s.cfg.HeartbeatTicks,
+		SequencerWindow:    s.cfg.SequencerWindow,
+		MaxBatchRequests:   s.cfg.MaxBatchRequests,
+		MaxPendingRequests: s.cfg.MaxPendingRequests,
+		Bugs:               s.cfg.Bugs,
+		SendEarly:          sendEarly,
 	})
 	if err != nil {
 		return fmt.Errorf("sim: start node %d (incarnation %d): %w", n.id, n.inc, err)
@@ -365,6 +378,9 @@ func (s *Sim) deliver(e *event) {
 	m := &tenfoldpb.Message{}
 	if err := proto.Unmarshal(e.data, m); err != nil {
 		panic(fmt.Sprintf("sim: cannot decode a message the simulator encoded: %v", err))
+	}
+	if g := m.GetSeqResponse(); g != nil {
+		s.inv.observeGrant(n, g)
 	}
 	n.core.Step(m)
 	s.ready(n)

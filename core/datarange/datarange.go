@@ -27,8 +27,10 @@ import (
 type Host interface {
 	host.Host
 	// AskSequencer sends a SeqRequest for rangeID to the sequencer leader
-	// as best known and returns the node it went to (0: none known yet).
-	AskSequencer(rangeID, id, count uint64) uint64
+	// as best known and returns the node it went to (0: none known yet);
+	// attempt counts earlier sends of the same request (without a leader
+	// hint, each goes to the next replica).
+	AskSequencer(rangeID, id, count uint64, attempt int) uint64
 	// SetLeaderHint records the leader node of a range (0: forget it).
 	SetLeaderHint(rangeID, node uint64)
 	// EmitApplied hands a range's applied events and resolved revision to
@@ -84,9 +86,10 @@ type queued struct {
 
 type cycle struct {
 	seqID     uint64
-	seqTarget uint64 // the node asked for seqID (0: none known)
+	seqTarget uint64 // the node asked last for seqID (0: none known)
 	seqCount  uint64 // revisions asked for
 	seqSent   time.Time
+	seqAsks   int // how often seqID was sent (retries rotate over the replicas)
 	granted   bool
 	redirects int // not-leader answers followed at once (host.MaxSeqRedirects)
 	first     int64
@@ -239,10 +242,13 @@ func (d *Range) Tick() {
 	n := d.h
 	c := d.cycle
 	if c != nil && !c.granted && n.Now().Sub(c.seqSent) >= n.Config().RequestRetry {
-		// The sequencer did not answer: ask again, maybe elsewhere. A late
-		// answer to the old request is ignored (its revisions stay unused).
+		// The sequencer did not answer: ask again, maybe elsewhere, with the
+		// same request ID. A sequencer leader answers a repeated request
+		// with the grant it already gave (or drops it while the first is
+		// queued), and a late answer to an earlier send is as good as one to
+		// this one, so a retry burns no revisions.
 		n.SetLeaderHint(keys.SystemRangeID, 0)
-		d.askSequencer(c)
+		d.resendSequencer(c)
 	}
 }
 
@@ -492,23 +498,31 @@ func (d *Range) newBatch(bb *batchBuilder) *tenfoldpb.WriteBatch {
 	}
 }
 
+// askSequencer starts the cycle's sequencer request under a new ID.
 func (d *Range) askSequencer(c *cycle) {
-	n := d.h
 	d.nextSeqID++
-	c.seqID = d.nextSeqID
-	c.seqSent = n.Now()
+	c.seqID, c.seqAsks = d.nextSeqID, 0
 	c.seqCount = 0
 	if c.batch != nil {
 		c.seqCount = c.batch.GetSlots()
 	}
-	c.seqTarget = n.AskSequencer(d.r.ID(), c.seqID, c.seqCount)
+	d.resendSequencer(c)
 }
 
-// seqAnswers reports whether resp answers the cycle's current request:
-// same ID and incarnation (IDs restart with the node), from the node that
-// was asked.
-func (d *Range) seqAnswers(c *cycle, from uint64, resp *tenfoldpb.SeqResponse) bool {
-	return c != nil && !c.granted && resp.GetId() == c.seqID && resp.GetIncarnation() == d.h.Incarnation() && from == c.seqTarget
+// resendSequencer sends the cycle's sequencer request (again).
+func (d *Range) resendSequencer(c *cycle) {
+	n := d.h
+	c.seqSent = n.Now()
+	c.seqTarget = n.AskSequencer(d.r.ID(), c.seqID, c.seqCount, c.seqAsks)
+	c.seqAsks++
+}
+
+// seqAnswers reports whether resp answers the cycle's pending request:
+// same ID and incarnation (IDs restart with the node). Any node's grant
+// will do: only a sequencer leader grants, and every grant it gives holds
+// revisions no other grant holds.
+func (d *Range) seqAnswers(c *cycle, resp *tenfoldpb.SeqResponse) bool {
+	return c != nil && !c.granted && resp.GetId() == c.seqID && resp.GetIncarnation() == d.h.Incarnation()
 }
 
 // SeqRedirected re-asks the hinted sequencer leader right away when the
@@ -516,11 +530,13 @@ func (d *Range) seqAnswers(c *cycle, from uint64, resp *tenfoldpb.SeqResponse) b
 // RequestRetry per redirect, and that retry forgets the hint.
 func (d *Range) SeqRedirected(from uint64, resp *tenfoldpb.SeqResponse) {
 	c := d.cycle
-	if !d.seqAnswers(c, from, resp) || c.redirects >= host.MaxSeqRedirects {
+	// Only the node asked last can redirect: an earlier one's refusal is
+	// stale (the request went elsewhere since).
+	if !d.seqAnswers(c, resp) || from != c.seqTarget || c.redirects >= host.MaxSeqRedirects {
 		return
 	}
 	c.redirects++
-	d.askSequencer(c)
+	d.resendSequencer(c)
 }
 
 // SeqGranted receives the sequencer's answer for this range; it reports
@@ -530,7 +546,7 @@ func (d *Range) SeqRedirected(from uint64, resp *tenfoldpb.SeqResponse) {
 // (a stale or crossed grant) is dropped, and the cycle asks again on tick.
 func (d *Range) SeqGranted(from uint64, resp *tenfoldpb.SeqResponse) bool {
 	c := d.cycle
-	if !d.seqAnswers(c, from, resp) {
+	if !d.seqAnswers(c, resp) {
 		return false
 	}
 	first, count, current := resp.GetFirst(), resp.GetCount(), resp.GetCurrent()

@@ -305,13 +305,17 @@ func (r *Replica) Step(m *raftpb.Message) {
 			r.poked = false
 		}
 	}
-	if m.GetTerm() > r.term && r.leader != 0 && !r.IsLeader() && r.electionElapsed >= r.h.Config().ElectionTicks {
+	silent := r.electionElapsed >= r.h.Config().ElectionTicks
+	if m.GetTerm() > r.term && r.leader != 0 && !r.IsLeader() && (silent || m.GetFrom() == r.leader) {
 		switch m.GetType() {
 		case raftpb.MessageType_MsgPreVote, raftpb.MessageType_MsgVote:
 			// CheckQuorum's follower side: raft refuses votes while it
 			// knows a leader, since its own timer (not ticked here) never
-			// runs out. Our timer says the leader has been silent for an
-			// election timeout: forget it, so the vote is judged on logs.
+			// runs out. Forget the leader, so the vote is judged on logs,
+			// when our timer says it has been silent for an election
+			// timeout, or when the candidate is that leader itself: it
+			// stepped down (CheckQuorum, after a stall), and heartbeats it
+			// sent before, delivered late, must not make us refuse it.
 			r.rn.ForgetLeader()
 		}
 	}

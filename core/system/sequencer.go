@@ -11,8 +11,45 @@ import (
 
 // SeqRequest queues a range's request for revisions at the leader.
 func (s *Range) SeqRequest(from uint64, req *tenfoldpb.SeqRequest) {
+	if s.repeated(from, req) {
+		return
+	}
 	s.queue = append(s.queue, seqWaiter{from: from, req: req})
 	s.Pump()
+}
+
+// seqAsker names a range leader's sequencer requests: a node asks for one
+// range at a time (its cycle), so the last grant per asker is all a retry
+// can repeat.
+type seqAsker struct{ node, rangeID uint64 }
+
+// repeated handles a request this leader has seen before (a retry, or a
+// duplicated message): it answers again with the grant already given, or
+// drops the request while the first copy waits. Granting it twice would
+// burn the revisions of one grant, a gap in a fault-free run.
+func (s *Range) repeated(from uint64, req *tenfoldpb.SeqRequest) bool {
+	same := func(id, inc uint64) bool { return id == req.GetId() && inc == req.GetIncarnation() }
+	if g, ok := s.lastGrant[seqAsker{from, req.GetRangeId()}]; ok {
+		if same(g.GetId(), g.GetIncarnation()) {
+			s.h.Send(from, &tenfoldpb.Message{Body: &tenfoldpb.Message_SeqResponse{SeqResponse: g}})
+			return true
+		}
+		// A range numbers its requests in increasing order, and asks again
+		// only for its current cycle: a request older than one already
+		// granted is a late copy (a duplicated or delayed message) of a
+		// request whose cycle is over.
+		if req.GetIncarnation() < g.GetIncarnation() || (req.GetIncarnation() == g.GetIncarnation() && req.GetId() < g.GetId()) {
+			return true
+		}
+	}
+	for _, ws := range [][]seqWaiter{s.queue, s.granting, s.fast} {
+		for _, w := range ws {
+			if w.from == from && w.req.GetRangeId() == req.GetRangeId() && same(w.req.GetId(), w.req.GetIncarnation()) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // pumpSequencer grants what it can: pure write batches at once, the
@@ -101,8 +138,9 @@ func (s *Range) grant(ws *[]seqWaiter) {
 			host.Assert(n, s.counter <= s.windowEnd, "S6-window", "sequencer grants up to %d past its persisted window end %d", s.counter, s.windowEnd)) {
 			return
 		}
-		n.Send(w.from, &tenfoldpb.Message{Body: &tenfoldpb.Message_SeqResponse{SeqResponse: &tenfoldpb.SeqResponse{
-			Id: w.req.GetId(), RangeId: w.req.GetRangeId(), First: first, Count: w.req.GetCount(), Current: s.counter, Incarnation: w.req.GetIncarnation()}}})
+		g := &tenfoldpb.SeqResponse{Id: w.req.GetId(), RangeId: w.req.GetRangeId(), First: first, Count: w.req.GetCount(), Current: s.counter, Incarnation: w.req.GetIncarnation()}
+		s.lastGrant[seqAsker{w.from, w.req.GetRangeId()}] = g
+		n.Send(w.from, &tenfoldpb.Message{Body: &tenfoldpb.Message_SeqResponse{SeqResponse: g}})
 	}
 }
 

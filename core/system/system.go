@@ -75,12 +75,15 @@ type Range struct {
 	extendSent  time.Time // when the pending window extension was proposed
 	queue       []seqWaiter
 	granting    []seqWaiter
-	fast        []seqWaiter // non-linearizable requests waiting for the window
-	readCtx     []byte
-	readIndex   uint64
-	readDone    bool
-	nextCtx     uint64
-	expiry      map[int64]time.Time
+	// lastGrant is the last grant per asking range leader, answered again
+	// to a repeated request (repeated).
+	lastGrant map[seqAsker]*tenfoldpb.SeqResponse
+	fast      []seqWaiter // non-linearizable requests waiting for the window
+	readCtx   []byte
+	readIndex uint64
+	readDone  bool
+	nextCtx   uint64
+	expiry    map[int64]time.Time
 	// proposals are this node's grants and revokes waiting to apply, by
 	// proposal ID (a local counter: client request IDs are unique only at
 	// their origin node). They outlive leadership: an entry proposed in an
@@ -119,7 +122,7 @@ type seqWaiter struct {
 // New opens the state machine of system range replica r.
 func New(n Host, r *replica.Replica) (*Range, error) {
 	s := &Range{h: n, r: r, leases: map[int64]int64{}, revoking: map[int64]bool{}, revoked: map[int64]bool{}, nextLeaseID: 1,
-		expiry: map[int64]time.Time{}, proposals: map[uint64]leaseProposal{}, revokeAcks: map[int64]map[uint64]bool{},
+		expiry: map[int64]time.Time{}, lastGrant: map[seqAsker]*tenfoldpb.SeqResponse{}, proposals: map[uint64]leaseProposal{}, revokeAcks: map[int64]map[uint64]bool{},
 		revokeWait: map[int64][]*tenfoldpb.Request{}, expiring: map[int64]bool{},
 		revokeMisses: map[uint64]int{}, revokeRedirects: map[uint64]int{}}
 	eng := n.Engine()
@@ -175,6 +178,7 @@ func (s *Range) LostLeadership() {
 		n.Send(w.from, &tenfoldpb.Message{Body: &tenfoldpb.Message_SeqResponse{SeqResponse: &tenfoldpb.SeqResponse{Id: w.req.GetId(), RangeId: w.req.GetRangeId(), Code: uint32(codes.Unavailable), Error: status.Convert(host.ErrNotLeader).Message(), LeaderHint: s.r.Leader(), Incarnation: w.req.GetIncarnation()}}})
 	}
 	s.queue, s.granting, s.fast, s.readCtx = nil, nil, nil, nil
+	s.lastGrant = map[seqAsker]*tenfoldpb.SeqResponse{}
 	s.counterTerm, s.extending = 0, false
 	// Proposals stay: they are answered when they apply, or failed when an
 	// entry of a later term applies first (failStaleProposals). Revokes

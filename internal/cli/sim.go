@@ -57,6 +57,11 @@ loss, pause, disk, dup (or all, none, random: the seed picks). dup
 duplicates messages; the runtime's transport never does, but the core does
 not rely on that (data ranges deduplicate client writes).
 
+With --randomize, every setting not given as a flag (cluster shape,
+workload, fault rate, latencies, the core's election and heartbeat ticks,
+sequencer window, batch and queue bounds) is drawn from the seed; the
+replay command of a failed run pins what was drawn.
+
 Deliberate bugs, to watch the checkers catch them: --bugs takes
 ack-before-sync, stale-reads, reuse-revision, drop-watch-event,
 overlapping-ranges, divergent-apply, no-reelection, stale-watch-start,
@@ -88,6 +93,15 @@ no-check-quorum, no-dedup.`,
 	fs.IntVar(&cfg.MaxDown, "max-down", cfg.MaxDown, "most nodes crashed or paused at the same time")
 	fs.DurationVar(&cfg.MaxClockSkew, "max-clock-skew", cfg.MaxClockSkew, "bound of a node's clock offset in clock faults")
 	fs.Int64Var(&cfg.BandwidthBytesPerSec, "bandwidth", 0, "bytes per second per directed link (0: unlimited)")
+	fs.DurationVar(&cfg.LinkLatency, "link-latency", cfg.LinkLatency, "mean one-way latency of a link")
+	fs.DurationVar(&cfg.LinkJitter, "link-jitter", cfg.LinkJitter, "mean extra latency per message (reorders messages)")
+	fs.DurationVar(&cfg.FsyncLatency, "fsync-latency", cfg.FsyncLatency, "mean latency of a synced write")
+	fs.IntVar(&cfg.ElectionTicks, "election-ticks", 0, "raft election timeout in ticks (0: the core's default)")
+	fs.IntVar(&cfg.HeartbeatTicks, "heartbeat-ticks", 0, "raft heartbeat period in ticks (0: the core's default)")
+	fs.Int64Var(&cfg.SequencerWindow, "sequencer-window", 0, "revisions the sequencer hands out per persisted high-water mark (0: the core's default)")
+	fs.IntVar(&cfg.MaxBatchRequests, "max-batch", 0, "requests per raft entry at a range leader (0: the core's default)")
+	fs.IntVar(&cfg.MaxPendingRequests, "max-pending", 0, "requests queued at a range leader before it refuses more (0: the core's default)")
+	fs.BoolVar(&cfg.Randomize, "randomize", false, "draw every setting above that is not given as a flag from the seed (cluster shape, workload, fault rate, latencies, core timing and batching)")
 	fs.StringVar(&f.bugs, "bugs", "", "deliberate core bugs: ack-before-sync, stale-reads, reuse-revision, drop-watch-event, overlapping-ranges, divergent-apply, no-reelection, no-dedup")
 	fs.StringVar(&f.out, "out", f.out, "directory for the artifacts of failed runs (empty: write none)")
 	fs.IntVar(&f.parallel, "parallel", runtime.GOMAXPROCS(0), "runs at the same time (results print in seed order)")
@@ -104,6 +118,13 @@ func runSim(cmd *cobra.Command, cfg sim.Config, f simFlags) error {
 	}
 	if cfg.Bugs, err = sim.ParseBugs(f.bugs); err != nil {
 		return fmt.Errorf("sim: --bugs: %w", err)
+	}
+	if cfg.Randomize {
+		for _, name := range sim.KnobFlags() {
+			if cmd.Flags().Changed(name) {
+				cfg.Pinned = append(cfg.Pinned, name)
+			}
+		}
 	}
 	if f.seeds < 1 {
 		return fmt.Errorf("sim: --seeds %d: want at least 1", f.seeds)
@@ -208,6 +229,9 @@ func printSimResult(out io.Writer, r *sim.Result, f simFlags, single bool) {
 		return
 	}
 	fmt.Fprintln(out, r.Summary())
+	if r.Config.Randomize {
+		fmt.Fprintf(out, "  drawn configuration: %s\n", r.Config.Describe())
+	}
 	for i, v := range r.Violations {
 		if i == maxViolationLines {
 			fmt.Fprintf(out, "  ... and %d more violations\n", len(r.Violations)-i)

@@ -90,7 +90,7 @@ func (h *Host) Alive(uint64) bool { return true }
 func (h *Host) LeaderKnown(uint64, uint64) {}
 
 // AskSequencer implements datarange.Host: the sequencer is node 1.
-func (h *Host) AskSequencer(uint64, uint64, uint64) uint64 { return 1 }
+func (h *Host) AskSequencer(uint64, uint64, uint64, int) uint64 { return 1 }
 
 // SetLeaderHint implements datarange.Host and system.Host.
 func (h *Host) SetLeaderHint(uint64, uint64) {}
