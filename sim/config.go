@@ -286,10 +286,6 @@ type Config struct {
 	Randomize bool
 	Pinned    []string
 
-	// Buggify turns on the core's seeded perturbations (buggify.go): rare
-	// but legal paths, unlike Bugs.
-	Buggify bool
-
 	// Bugs switches on deliberate core defects (demonstrations, tests).
 	Bugs core.Bugs
 }
@@ -470,9 +466,6 @@ func (c Config) Args() []string {
 	args := []string{"--seed=" + strconv.FormatUint(c.Seed, 10)}
 	if c.Randomize {
 		args = append(args, "--randomize")
-	}
-	if c.Buggify {
-		args = append(args, "--buggify")
 	}
 	addInt := func(name string, v, def int) {
 		if v != 0 && v != def {

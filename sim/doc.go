@@ -52,14 +52,6 @@
 // range leaders' queue bounds. Settings given as flags are pinned; the
 // replay command pins every drawn setting and gives the same run.
 //
-// A buggified run (Config.Buggify, `tenfold sim --buggify`; buggify.go)
-// also perturbs the core at its BUGGIFY sites (core.Config.Buggify), onto
-// rare but legal paths: a leader caps a batch at one request
-// ("tiny-batch"), a data range re-asks the sequencer early ("seq-reask"), a
-// leader hands its leadership to the next voter ("step-down"). Each site is
-// on for a run with probability 1/2 and fires once in 20 asks, until the
-// heal; the perturbations draw from their own stream.
-//
 // # Faults
 //
 // partition: one node isolated, the leader of a range isolated, a

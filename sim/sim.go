@@ -30,10 +30,8 @@ var Epoch = time.Date(2026, time.January, 1, 0, 0, 0, 0, time.UTC)
 // by one event loop in virtual time. Nothing in it runs concurrently, reads
 // the wall clock or draws randomness from anything but the seed.
 type Sim struct {
-	cfg Config
-	rng *rand.Rand
-	// bug drives the core's perturbations (--buggify; buggify.go).
-	bug    *buggify
+	cfg    Config
+	rng    *rand.Rand
 	replay string
 
 	now   int64 // virtual nanoseconds since Epoch
@@ -152,9 +150,6 @@ func New(cfg Config) (*Sim, error) {
 	// Hard stop: recovery bound, then clients drain, final reads, watchers.
 	s.deadline = s.healAt + int64(cfg.LivenessBound) + 4*int64(cfg.OpTimeout) + int64(5*time.Second)
 	s.keys, s.keyGroup, s.splits = cfg.layout()
-	if cfg.Buggify {
-		s.bug = newBuggify(cfg.Seed)
-	}
 	s.inv = newInvariants(s)
 	s.faults = newFaultState()
 	for i := 1; i <= cfg.ControlNodes; i++ {
@@ -220,7 +215,6 @@ func (s *Sim) startCore(n *node) error {
 		MaxBatchRequests:   s.cfg.MaxBatchRequests,
 		MaxPendingRequests: s.cfg.MaxPendingRequests,
 		Bugs:               s.cfg.Bugs,
-		Buggify:            s.buggifyHook(),
 		SendEarly:          sendEarly,
 	})
 	if err != nil {

@@ -535,21 +535,3 @@ func TestTailGapOfExpiredWrite(t *testing.T) {
 		report(t, r)
 	}
 }
-
-// TestBuggifyReplays: --buggify perturbs a run (another trace than the
-// same seed without it) and the perturbed run replays byte for byte.
-func TestBuggifyReplays(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.Seed, cfg.Buggify = 3, true
-	a, b := run(t, cfg), run(t, cfg)
-	if a.TraceHash != b.TraceHash || a.Steps != b.Steps {
-		t.Errorf("buggified seed 3 is not deterministic: trace %s (%d events) then %s (%d events)", a.TraceHash, a.Steps, b.TraceHash, b.Steps)
-	}
-	cfg.Buggify = false
-	if c := run(t, cfg); c.TraceHash == a.TraceHash {
-		t.Errorf("buggify changed nothing in seed 3 (trace %s)", c.TraceHash)
-	}
-	if !slices.Contains(a.Config.Args(), "--buggify") {
-		t.Errorf("the replay command of a buggified run lacks --buggify: %v", a.Config.Args())
-	}
-}

@@ -241,7 +241,7 @@ func (d *Range) header(rev int64) *pb.ResponseHeader {
 func (d *Range) Tick() {
 	n := d.h
 	c := d.cycle
-	if c != nil && !c.granted && (n.Now().Sub(c.seqSent) >= n.Config().RequestRetry || n.Config().Buggified("seq-reask")) {
+	if c != nil && !c.granted && n.Now().Sub(c.seqSent) >= n.Config().RequestRetry {
 		// The sequencer did not answer: ask again, maybe elsewhere, with the
 		// same request ID. A sequencer leader answers a repeated request
 		// with the grant it already gave (or drops it while the first is
@@ -351,12 +351,8 @@ func (d *Range) startCycle() {
 	c := &cycle{term: d.r.Term()}
 	bb := d.newBatchBuilder()
 	var rest []*queued
-	maxBatch := n.Config().MaxBatchRequests
-	if n.Config().Buggified("tiny-batch") {
-		maxBatch = 1
-	}
 	for i, q := range d.queue {
-		if len(c.items) >= maxBatch {
+		if len(c.items) >= n.Config().MaxBatchRequests {
 			rest = append(rest, d.queue[i:]...)
 			break
 		}

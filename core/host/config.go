@@ -68,12 +68,6 @@ type Config struct {
 	// Bugs switches on deliberate defects, for tests that prove the
 	// checkers catch them. Never set in production.
 	Bugs Bugs
-	// Buggify, if set (the simulator's --buggify), is asked at each
-	// perturbation site of the core, by name: true takes a rare but legal
-	// path there (FoundationDB's BUGGIFY), so that runs reach paths faults
-	// alone seldom do. Unlike Bugs, every perturbed path is correct
-	// behaviour. Never set in production.
-	Buggify func(site string) bool
 }
 
 // Bugs are deliberate defects a test can switch on.
@@ -187,7 +181,3 @@ func (c *Config) SetDefaults() {
 		c.Rand = rand.New(rand.NewPCG(c.NodeID, 0x7e7f01d))
 	}
 }
-
-// Buggified reports whether the perturbation site takes its rare path now
-// (Config.Buggify); always false outside the simulator.
-func (c *Config) Buggified(site string) bool { return c.Buggify != nil && c.Buggify(site) }

@@ -195,9 +195,6 @@ func (r *Replica) Tick() {
 		r.rn.Tick()
 	}
 	r.Touch()
-	if r.IsLeader() && r.h.Config().Buggified("step-down") {
-		r.stepDown()
-	}
 	if r.IsLeader() {
 		r.electionElapsed = 0
 		r.maybeQuiesce()
@@ -216,18 +213,6 @@ func (r *Replica) Tick() {
 		}
 	}
 	r.sm.Tick()
-}
-
-// stepDown hands leadership to the next voter (a BUGGIFY perturbation:
-// leadership transfers are legal at any time).
-func (r *Replica) stepDown() {
-	voters := r.desc.GetReplicas()
-	for i, v := range voters {
-		if v == r.h.ID() && len(voters) > 1 {
-			r.rn.TransferLeader(voters[(i+1)%len(voters)])
-			return
-		}
-	}
 }
 
 // Unquiesce makes the range tick again.

@@ -101,7 +101,6 @@ no-check-quorum, no-dedup.`,
 	fs.Int64Var(&cfg.SequencerWindow, "sequencer-window", 0, "revisions the sequencer hands out per persisted high-water mark (0: the core's default)")
 	fs.IntVar(&cfg.MaxBatchRequests, "max-batch", 0, "requests per raft entry at a range leader (0: the core's default)")
 	fs.IntVar(&cfg.MaxPendingRequests, "max-pending", 0, "requests queued at a range leader before it refuses more (0: the core's default)")
-	fs.BoolVar(&cfg.Buggify, "buggify", false, "seeded perturbations of the core (tiny batches, sequencer re-asks, leadership transfers) while faults run: rare but legal paths")
 	fs.BoolVar(&cfg.Randomize, "randomize", false, "draw every setting above that is not given as a flag from the seed (cluster shape, workload, fault rate, latencies, core timing and batching)")
 	fs.StringVar(&f.bugs, "bugs", "", "deliberate core bugs: ack-before-sync, stale-reads, reuse-revision, drop-watch-event, overlapping-ranges, divergent-apply, no-reelection, no-dedup")
 	fs.StringVar(&f.out, "out", f.out, "directory for the artifacts of failed runs (empty: write none)")
