@@ -37,6 +37,8 @@ func (b *backend) call(ctx context.Context, kind tenfoldpb.RequestKind, msg prot
 	// with the node's incarnation, and matches replies on that.
 	id := n.nextID.Add(1)
 	ch := make(chan core.Result, 1)
+	n.inFlight.Add(1)
+	defer n.inFlight.Add(-1)
 	if err := n.do(ctx, func() {
 		n.waiters[id] = ch
 		n.core.Submit(core.ClientRequest{ID: id, Kind: kind, Msg: msg, Deadline: deadline})
