@@ -251,12 +251,21 @@ func (b *backend) MemberList(ctx context.Context, r *pb.MemberListRequest) (*pb.
 		return resp, nil
 	}
 	resp.Header.Revision = s.Revision
+	// The node registry does not record who serves TLS: a cluster is
+	// assumed to be configured alike, so this node's schemes stand for all.
+	clientScheme, peerScheme := "http://", "http://"
+	if b.n.clientTLS != nil {
+		clientScheme = "https://"
+	}
+	if b.n.peerTLS != nil {
+		peerScheme = "https://"
+	}
 	for _, ni := range s.Nodes {
 		if ni.GetControl() || ni.GetClientAddr() == "" {
 			continue
 		}
 		resp.Members = append(resp.Members, &pb.Member{ID: ni.GetNodeId(), Name: nodeName(ni.GetNodeId()),
-			PeerURLs: []string{"http://" + ni.GetAddr()}, ClientURLs: []string{"http://" + ni.GetClientAddr()}})
+			PeerURLs: []string{peerScheme + ni.GetAddr()}, ClientURLs: []string{clientScheme + ni.GetClientAddr()}})
 	}
 	return resp, nil
 }
