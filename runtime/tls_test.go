@@ -117,6 +117,21 @@ func TestClientAndPeerTLS(t *testing.T) {
 		t.Fatalf("get over TLS = %v, %v", g, err)
 	}
 
+	// A watch is a bidirectional stream: over TLS it goes through
+	// grpc.Server.ServeHTTP, not the gRPC server's own transport.
+	wctx, wcancel := context.WithCancel(ctx)
+	defer wcancel()
+	wch := cli.Watch(wctx, "w", clientv3.WithCreatedNotify())
+	if r := <-wch; !r.Created {
+		t.Fatalf("watch over TLS not created: %+v", r)
+	}
+	if _, err := cli.Put(ctx, "w", "1"); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-wch; len(r.Events) != 1 || string(r.Events[0].Kv.Value) != "1" {
+		t.Fatalf("watch over TLS got %+v", r)
+	}
+
 	refused := func(name string, cfg *tls.Config) {
 		t.Helper()
 		bad := tlsClient(t, c.endpoints()[:1], cfg)
