@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -135,6 +137,26 @@ func TestMetricsScrape(t *testing.T) {
 	}
 	if v, _ := value(after, "tenfold_routable"); v != 1 {
 		t.Errorf("tenfold_routable = %v on a ready node", v)
+	}
+
+	// Every series the Grafana dashboard plots is exported.
+	dash, err := os.ReadFile(filepath.Join("..", "docs", "grafana", "tenfold.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	used := regexp.MustCompile(`\b(?:etcd|tenfold|grpc)_[a-z_]+`).FindAllString(string(dash), -1)
+	if len(used) == 0 {
+		t.Fatal("no metric names found in the dashboard")
+	}
+	for _, name := range used {
+		name = strings.TrimSuffix(name, "_bucket")
+		switch name {
+		case "grpc_type", "grpc_service", "grpc_method", "grpc_code": // labels
+			continue
+		}
+		if _, ok := after[name]; !ok {
+			t.Errorf("dashboard uses %s, which the node does not export", name)
+		}
 	}
 
 	// The control node has no client port: its metrics listener serves.
