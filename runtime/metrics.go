@@ -5,6 +5,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/tenfold/tenfold/core"
 	"github.com/tenfold/tenfold/engine"
 	"github.com/tenfold/tenfold/metrics"
 	"github.com/tenfold/tenfold/tenfoldpb"
@@ -18,6 +19,10 @@ type nodeMetrics struct {
 	fsync          prometheus.Histogram
 	healthSuccess  prometheus.Counter
 	healthFailures prometheus.Counter
+	leaderChanges  prometheus.Counter
+	// leaders is the leader of each local range at the last status
+	// snapshot (loop goroutine only).
+	leaders map[uint64]uint64
 }
 
 func newNodeMetrics(n *Node) *nodeMetrics {
@@ -31,10 +36,27 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 			Help: "The total number of successful health checks"}),
 		healthFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "etcd_server_health_failures",
 			Help: "The total number of failed health checks"}),
+		leaderChanges: prometheus.NewCounter(prometheus.CounterOpts{Name: "etcd_server_leader_changes_seen_total",
+			Help: "The number of leader changes seen (tenfold: new leaders of local ranges, sampled at each status snapshot, twice a second)."}),
+		leaders: map[uint64]uint64{},
 	}
-	reg.MustRegister(m.fsync, m.healthSuccess, m.healthFailures, &statusCollector{n: n},
+	reg.MustRegister(m.fsync, m.healthSuccess, m.healthFailures, m.leaderChanges, &statusCollector{n: n},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// observe counts the new leaders in ranges since the last call (loop
+// goroutine only). A change and its reversal between two snapshots are
+// not seen: the count is a lower bound.
+func (m *nodeMetrics) observe(ranges []core.RangeStatus) {
+	seen := make(map[uint64]uint64, len(ranges))
+	for _, r := range ranges {
+		seen[r.RangeID] = r.Leader
+		if r.Leader != 0 && m.leaders[r.RangeID] != r.Leader {
+			m.leaderChanges.Inc()
+		}
+	}
+	m.leaders = seen
 }
 
 // Gauges read from the node's status snapshot at scrape time, so the loop

@@ -135,6 +135,9 @@ func TestMetricsScrape(t *testing.T) {
 	if v, _ := value(after, "etcd_server_has_leader"); v != 1 {
 		t.Errorf("etcd_server_has_leader = %v on a ready node", v)
 	}
+	if v, _ := value(after, "etcd_server_leader_changes_seen_total"); v < 1 {
+		t.Errorf("etcd_server_leader_changes_seen_total = %v on a node whose ranges elected leaders", v)
+	}
 	if v, _ := value(after, "tenfold_routable"); v != 1 {
 		t.Errorf("tenfold_routable = %v on a ready node", v)
 	}

@@ -252,13 +252,13 @@ func (n *Node) listen() error {
 	tenfoldpb.RegisterAdminServer(gs, &adminServer{n: n})
 	n.client = &clientServer{grpc: gs}
 	if n.clientTLS != nil {
-		n.client.http = &http.Server{Handler: grpcHandler(gs, n.httpHandler()), TLSConfig: n.clientTLS.ServerConfig("h2", "http/1.1"),
-			ErrorLog: slog.NewLogLogger(n.logger.Handler(), slog.LevelDebug)}
+		n.client.http = n.newHTTPServer(grpcHandler(gs, n.httpHandler()))
+		n.client.http.TLSConfig = n.clientTLS.ServerConfig("h2", "http/1.1")
 		go n.serveHTTP(n.client.http, n.clientLis, true)
 		return nil
 	}
 	n.client.mux = newConnMux(n.clientLis)
-	n.client.http = &http.Server{Handler: n.httpHandler(), ErrorLog: slog.NewLogLogger(n.logger.Handler(), slog.LevelDebug)}
+	n.client.http = n.newHTTPServer(n.httpHandler())
 	go gs.Serve(n.client.mux.grpc)
 	go n.serveHTTP(n.client.http, n.client.mux.http, false)
 	go n.client.mux.run()
@@ -280,7 +280,7 @@ func (n *Node) listenMetrics() error {
 		if err != nil {
 			return fmt.Errorf("runtime: listen for metrics on %s: %w", u.Host, err)
 		}
-		srv := &http.Server{Handler: n.httpHandler(), ErrorLog: slog.NewLogLogger(n.logger.Handler(), slog.LevelDebug)}
+		srv := n.newHTTPServer(n.httpHandler())
 		if secure {
 			srv.TLSConfig = n.clientTLS.ServerConfig("http/1.1")
 		}
@@ -289,6 +289,17 @@ func (n *Node) listenMetrics() error {
 		go n.serveHTTP(srv, lis, secure)
 	}
 	return nil
+}
+
+// httpReadHeaderTimeout bounds how long a client may take to send a
+// request's headers (a connection that trickles them holds a goroutine).
+// There is no overall read timeout: gRPC streams (watches) last.
+const httpReadHeaderTimeout = 10 * time.Second
+
+// newHTTPServer is an http.Server for h whose errors (bad handshakes,
+// malformed requests) go to the node's log at debug level.
+func (n *Node) newHTTPServer(h http.Handler) *http.Server {
+	return &http.Server{Handler: h, ReadHeaderTimeout: httpReadHeaderTimeout, ErrorLog: slog.NewLogLogger(n.logger.Handler(), slog.LevelDebug)}
 }
 
 // serveHTTP runs srv on lis until it is closed.
@@ -476,6 +487,7 @@ func (n *Node) refreshAddrs() {
 func (n *Node) publishStatus() {
 	s := &Snapshot{NodeID: n.cfg.NodeID, Control: n.cfg.Control, Ranges: n.core.RangeStatuses(), Nodes: n.core.Nodes(), Live: n.core.Live(), Routable: n.core.Routable(),
 		DirectoryGeneration: n.core.DirectoryGeneration(), Watchers: len(n.hub.watches)}
+	n.metrics.observe(s.Ranges)
 	if du, ok := n.eng.(interface{ DiskUsage() uint64 }); ok {
 		s.DiskBytes = du.DiskUsage()
 	}
