@@ -27,6 +27,12 @@ func (n *Node) loadTLS() error {
 			return err
 		}
 		n.peerTLS = src
+		if !n.cfg.PeerTLS.ClientCertAuth {
+			// etcd's semantics: without the flag, peers are encrypted but
+			// not authenticated. Say so, since anyone reaching the peer
+			// port can then send raft messages.
+			n.logger.Warn("peer TLS without --peer-client-cert-auth: connections are encrypted but other nodes are not authenticated")
+		}
 	}
 	return nil
 }
