@@ -58,7 +58,11 @@ func newDevCommand() *cobra.Command {
 		Short: "Run a whole local cluster (1 control + 3 data nodes) in one process",
 		Long: `dev starts one control node and three data nodes in this process, on
 loopback, keeping data under --data-dir so it survives restarts. It prints
-the client endpoints and an etcdctl command to paste. Stop it with Ctrl-C.`,
+the client endpoints and an etcdctl command to paste. Stop it with Ctrl-C.
+With --tls it makes a throwaway CA and certificates under <data-dir>/tls,
+serves clients and peers with mutual TLS, and prints the etcdctl flags.
+Every data node serves /metrics, /health, /livez and /readyz on its client
+port.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if l.dataNodes < 1 {
