@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -88,6 +89,14 @@ var (
 		"Open watches served by this node.", nil, nil)
 	descInFlight = prometheus.NewDesc("tenfold_requests_in_flight",
 		"Client requests submitted to the node core and not yet answered.", nil, nil)
+
+	// Per-range series, with ExtensiveMetrics only.
+	rangeLabels    = []string{"range", "kind"}
+	descRangeLead  = prometheus.NewDesc("tenfold_range_leader", "Node ID of the range's raft leader as this replica knows it (0: none).", rangeLabels, nil)
+	descRangeTerm  = prometheus.NewDesc("tenfold_range_raft_term", "Raft term of this replica of the range.", rangeLabels, nil)
+	descRangeApp   = prometheus.NewDesc("tenfold_range_raft_applied_index", "Raft index this replica of the range has applied.", rangeLabels, nil)
+	descRangeClose = prometheus.NewDesc("tenfold_range_closed_revision", "Revision up to which the range is resolved on this replica.", rangeLabels, nil)
+	descRangeQuiet = prometheus.NewDesc("tenfold_range_quiesced", "1 when this replica of the range is quiet.", rangeLabels, nil)
 )
 
 // statusCollector exports the node's latest Snapshot.
@@ -97,6 +106,11 @@ func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descHasLeader, descDBSize, descReplicas, descLed, descNoLeader, descQuiesced,
 		descDirGen, descRoutable, descRevision, descMinClosed, descNodes, descWatchers, descInFlight} {
 		ch <- d
+	}
+	if c.n.cfg.ExtensiveMetrics {
+		for _, d := range []*prometheus.Desc{descRangeLead, descRangeTerm, descRangeApp, descRangeClose, descRangeQuiet} {
+			ch <- d
+		}
 	}
 }
 
@@ -151,6 +165,16 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descNodes, float64(live), "true")
 	gauge(descNodes, float64(len(s.Nodes)-live), "false")
 	gauge(descWatchers, float64(s.Watchers))
+	if c.n.cfg.ExtensiveMetrics {
+		for _, r := range s.Ranges {
+			labels := []string{strconv.FormatUint(r.RangeID, 10), kindLabel(r.Kind)}
+			gauge(descRangeLead, float64(r.Leader), labels...)
+			gauge(descRangeTerm, float64(r.Term), labels...)
+			gauge(descRangeApp, float64(r.Applied), labels...)
+			gauge(descRangeClose, float64(r.Closed), labels...)
+			gauge(descRangeQuiet, b2f(r.Quiesced), labels...)
+		}
+	}
 }
 
 func kindLabel(k tenfoldpb.RangeKind) string {

@@ -78,6 +78,7 @@ next:
 func TestMetricsScrape(t *testing.T) {
 	c := startTestClusterWith(t, t.TempDir(), func(cfg *Config) {
 		cfg.ListenMetricsURLs = []string{"http://127.0.0.1:0"}
+		cfg.ExtensiveMetrics = true
 	})
 	// One endpoint only, so every request lands on the node scraped.
 	ep := c.nodes[1].ClientAddr()
@@ -140,6 +141,16 @@ func TestMetricsScrape(t *testing.T) {
 	}
 	if v, _ := value(after, "tenfold_routable"); v != 1 {
 		t.Errorf("tenfold_routable = %v on a ready node", v)
+	}
+
+	// Extensive metrics: one series per local replica.
+	replicas := 0
+	for _, k := range []string{"data", "system", "control"} {
+		v, _ := value(after, "tenfold_replicas", "kind="+k)
+		replicas += int(v)
+	}
+	if f := after["tenfold_range_raft_applied_index"]; f == nil || len(f.GetMetric()) != replicas || replicas == 0 {
+		t.Errorf("tenfold_range_raft_applied_index: %v series for %d replicas", f, replicas)
 	}
 
 	// Every series the Grafana dashboard plots is exported.
@@ -223,6 +234,7 @@ func TestHealth(t *testing.T) {
 		t.Errorf("etcd_server_has_leader = %v on a node without a cluster", v)
 	}
 
+
 	c := startTestCluster(t, filepath.Join(dir, "cluster"))
 	c.waitReady(c.client())
 	for _, ep := range c.endpoints() {
@@ -239,6 +251,10 @@ func TestHealth(t *testing.T) {
 		if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), "[+]linearizable_read ok") {
 			t.Errorf("/readyz?verbose on %s: %d %q", ep, resp.StatusCode, b)
 		}
+	}
+	basic := scrape(t, "http://"+c.endpoints()[0]+"/metrics")
+	if _, ok := basic["tenfold_range_raft_term"]; ok {
+		t.Error("per-range series exported without ExtensiveMetrics")
 	}
 	if resp, err := http.Get("http://" + c.endpoints()[0] + "/debug/pprof/"); err != nil || resp.StatusCode != http.StatusNotFound {
 		t.Errorf("pprof served without EnablePprof: %v %v", resp, err)

@@ -74,6 +74,10 @@ type Config struct {
 	// EnablePprof serves /debug/pprof/ on the client port and the metrics
 	// listeners.
 	EnablePprof bool
+	// ExtensiveMetrics adds per-range series (one set per local replica),
+	// as etcd's --metrics=extensive adds detail; off by default because a
+	// node may hold thousands of replicas.
+	ExtensiveMetrics bool
 }
 
 // Node is a running tenfold node.

@@ -297,6 +297,7 @@ unique and above the number of control nodes.`,
 // addTLSFlags adds etcd's TLS, metrics and pprof flags of `tenfold start`.
 func addTLSFlags(cmd *cobra.Command, cfg *runtime.Config) {
 	f := cmd.Flags()
+	f.Var(&metricsLevel{&cfg.ExtensiveMetrics}, "metrics", "detail of exported metrics: basic, or extensive (adds per-range series)")
 	f.StringVar(&cfg.ClientTLS.CertFile, "cert-file", "", "client port: path to the server TLS certificate (turns client TLS on)")
 	f.StringVar(&cfg.ClientTLS.KeyFile, "key-file", "", "client port: path to the server TLS key")
 	f.StringVar(&cfg.ClientTLS.TrustedCAFile, "trusted-ca-file", "", "client port: CA that signs accepted client certificates")
@@ -308,6 +309,30 @@ func addTLSFlags(cmd *cobra.Command, cfg *runtime.Config) {
 	f.StringSliceVar(&cfg.ListenMetricsURLs, "listen-metrics-urls", nil, "extra listeners for /metrics, /health, /livez, /readyz (http://host:port or https://host:port)")
 	f.BoolVar(&cfg.EnablePprof, "enable-pprof", false, "serve /debug/pprof/ on the client port and the metrics listeners")
 }
+
+// metricsLevel is etcd's --metrics flag: basic or extensive.
+type metricsLevel struct{ extensive *bool }
+
+func (m *metricsLevel) String() string {
+	if m.extensive != nil && *m.extensive {
+		return "extensive"
+	}
+	return "basic"
+}
+
+func (m *metricsLevel) Set(s string) error {
+	switch s {
+	case "basic":
+		*m.extensive = false
+	case "extensive":
+		*m.extensive = true
+	default:
+		return fmt.Errorf("must be basic or extensive, got %q", s)
+	}
+	return nil
+}
+
+func (m *metricsLevel) Type() string { return "string" }
 
 // parseJoin validates a --join list.
 func parseJoin(s string) ([]string, error) {
