@@ -234,7 +234,6 @@ func TestHealth(t *testing.T) {
 		t.Errorf("etcd_server_has_leader = %v on a node without a cluster", v)
 	}
 
-
 	c := startTestCluster(t, filepath.Join(dir, "cluster"))
 	c.waitReady(c.client())
 	for _, ep := range c.endpoints() {
