@@ -290,12 +290,12 @@ unique and above the number of control nodes.`,
 	f.StringVar(&bugs, "bugs", "", "deliberate defects, for bug-injection tests only (names as in tenfold sim --bugs)")
 	f.MarkHidden("bugs")
 	addGatewayFlags(cmd, &cfg.Gateway)
-	addTLSFlags(cmd, &cfg)
+	addOpsFlags(cmd, &cfg)
 	return cmd
 }
 
-// addTLSFlags adds etcd's TLS, metrics and pprof flags of `tenfold start`.
-func addTLSFlags(cmd *cobra.Command, cfg *runtime.Config) {
+// addOpsFlags adds etcd's TLS, metrics and pprof flags of `tenfold start`.
+func addOpsFlags(cmd *cobra.Command, cfg *runtime.Config) {
 	f := cmd.Flags()
 	f.Var(&metricsLevel{&cfg.ExtensiveMetrics}, "metrics", "detail of exported metrics: basic, or extensive (adds per-range series)")
 	f.StringVar(&cfg.ClientTLS.CertFile, "cert-file", "", "client port: path to the server TLS certificate (turns client TLS on)")
