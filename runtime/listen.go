@@ -69,10 +69,13 @@ type connMux struct {
 	root       net.Listener
 	grpc, http *chanListener
 	wg         sync.WaitGroup
+	mu         sync.Mutex
+	sniffing   map[net.Conn]struct{} // connections not yet routed
+	closed     bool
 }
 
 func newConnMux(root net.Listener) *connMux {
-	m := &connMux{root: root}
+	m := &connMux{root: root, sniffing: map[net.Conn]struct{}{}}
 	m.grpc = newChanListener(root.Addr())
 	m.http = newChanListener(root.Addr())
 	return m
@@ -91,7 +94,15 @@ func (m *connMux) run() {
 			m.http.close()
 			return
 		}
+		m.mu.Lock()
+		if m.closed {
+			m.mu.Unlock()
+			c.Close()
+			continue
+		}
+		m.sniffing[c] = struct{}{}
 		m.wg.Add(1)
+		m.mu.Unlock()
 		go func() {
 			defer m.wg.Done()
 			m.route(c)
@@ -117,6 +128,9 @@ func (m *connMux) route(c net.Conn) {
 		}
 	}
 	_ = c.SetReadDeadline(time.Time{})
+	m.mu.Lock()
+	delete(m.sniffing, c)
+	m.mu.Unlock()
 	pc := &peekedConn{Conn: c, r: br}
 	if isGRPC {
 		m.grpc.deliver(pc)
@@ -125,8 +139,17 @@ func (m *connMux) route(c net.Conn) {
 	}
 }
 
+// close stops accepting, closes the connections still being sniffed (a
+// silent client must not hold up a stop) and waits for the routing
+// goroutines.
 func (m *connMux) close() {
 	m.root.Close()
+	m.mu.Lock()
+	m.closed = true
+	for c := range m.sniffing {
+		c.Close()
+	}
+	m.mu.Unlock()
 	m.wg.Wait()
 }
 
