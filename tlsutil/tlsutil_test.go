@@ -77,12 +77,20 @@ func TestBadInputNamesFlagAndFile(t *testing.T) {
 
 // serve runs a TLS echo listener with cfg; it returns its address.
 func serve(t *testing.T, cfg *tls.Config) string {
+	addr, _ := serveRecording(t, cfg)
+	return addr
+}
+
+// serveRecording is serve that also reports the serial number of each
+// client certificate it echoed to.
+func serveRecording(t *testing.T, cfg *tls.Config) (string, <-chan string) {
 	t.Helper()
 	l, err := tls.Listen("tcp", "127.0.0.1:0", cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
+	clients := make(chan string, 100)
 	go func() {
 		for {
 			c, err := l.Accept()
@@ -93,12 +101,18 @@ func serve(t *testing.T, cfg *tls.Config) string {
 				defer c.Close()
 				b := make([]byte, 1)
 				if _, err := c.Read(b); err == nil {
+					if certs := c.(*tls.Conn).ConnectionState().PeerCertificates; len(certs) > 0 {
+						select {
+						case clients <- certs[0].SerialNumber.String():
+						default:
+						}
+					}
 					c.Write(b)
 				}
 			}()
 		}
 	}()
-	return l.Addr().String()
+	return l.Addr().String(), clients
 }
 
 // roundTrip dials addr with cfg and exchanges one byte: with TLS 1.3 a
@@ -126,13 +140,14 @@ func TestMutualTLSAndReload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := serve(t, src.ServerConfig())
+	addr, clientSerials := serveRecording(t, src.ServerConfig())
 	good := src.ClientConfig()
 	cs, err := roundTrip(addr, good)
 	if err != nil {
 		t.Fatalf("client with the CA's certificate refused: %v", err)
 	}
 	first := cs.PeerCertificates[0].SerialNumber
+	firstClient := <-clientSerials
 
 	noCert, err := ClientConfig(p.ca, "", "")
 	if err != nil {
@@ -165,7 +180,13 @@ func TestMutualTLSAndReload(t *testing.T) {
 		if err != nil {
 			t.Fatalf("after reload: %v", err)
 		}
+		client := <-clientSerials
 		if cs.PeerCertificates[0].SerialNumber.Cmp(first) != 0 {
+			// The dialing side (a node dialing a peer) presents the new
+			// certificate too.
+			if client == firstClient {
+				t.Fatal("the server side reloaded but the client side still presents the old certificate")
+			}
 			break
 		}
 		if time.Now().After(deadline) {
