@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -258,6 +259,11 @@ func (n *Node) listen() error {
 	if n.clientTLS != nil {
 		n.client.http = n.newHTTPServer(grpcHandler(gs, n.httpHandler()))
 		n.client.http.TLSConfig = n.clientTLS.ServerConfig("h2", "http/1.1")
+		// As gateway.ServerOptions does for gRPC's own transport: clientv3
+		// multiplexes every watch stream and keepalive over one
+		// connection, so the HTTP/2 default of 250 streams would stall
+		// the 251st watch of a client.
+		n.client.http.HTTP2 = &http.HTTP2Config{MaxConcurrentStreams: math.MaxUint32}
 		go n.serveHTTP(n.client.http, n.clientLis, true)
 		return nil
 	}

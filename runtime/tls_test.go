@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +19,7 @@ import (
 	"github.com/tenfold/tenfold/tlsutil"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc/metadata"
 )
 
 // testPKI is a CA with a node and a client certificate, and a node
@@ -130,6 +132,18 @@ func TestClientAndPeerTLS(t *testing.T) {
 	}
 	if r := <-wch; len(r.Events) != 1 || string(r.Events[0].Kv.Value) != "1" {
 		t.Fatalf("watch over TLS got %+v", r)
+	}
+
+	// More concurrent streams on one connection than HTTP/2's default
+	// limit (250): clientv3 opens one gRPC stream per distinct metadata.
+	// One endpoint, so that every stream shares one connection.
+	one := tlsClient(t, c.endpoints()[:1], good)
+	const streams = 300
+	for i := range streams {
+		sctx := metadata.AppendToOutgoingContext(wctx, "stream", strconv.Itoa(i))
+		if r := <-one.Watch(sctx, "many", clientv3.WithCreatedNotify()); !r.Created {
+			t.Fatalf("watch stream %d over one TLS connection not created: %+v", i, r)
+		}
 	}
 
 	refused := func(name string, cfg *tls.Config) {
