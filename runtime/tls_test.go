@@ -137,14 +137,22 @@ func TestClientAndPeerTLS(t *testing.T) {
 	// More concurrent streams on one connection than HTTP/2's default
 	// limit (250): clientv3 opens one gRPC stream per distinct metadata.
 	// One endpoint, so that every stream shares one connection.
+	// The watches are opened all at once (one at a time is slow under
+	// the race detector) and each must be created.
 	one := tlsClient(t, c.endpoints()[:1], good)
-	const streams = 300
+	const streams = 260
+	sctx, scancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer scancel()
+	var chans []clientv3.WatchChan
 	for i := range streams {
-		sctx := metadata.AppendToOutgoingContext(wctx, "stream", strconv.Itoa(i))
-		if r := <-one.Watch(sctx, "many", clientv3.WithCreatedNotify()); !r.Created {
-			t.Fatalf("watch stream %d over one TLS connection not created: %+v", i, r)
+		chans = append(chans, one.Watch(metadata.AppendToOutgoingContext(sctx, "stream", strconv.Itoa(i)), "many", clientv3.WithCreatedNotify()))
+	}
+	for i, ch := range chans {
+		if r := <-ch; !r.Created {
+			t.Fatalf("watch stream %d of %d over one TLS connection not created: %+v", i, streams, r)
 		}
 	}
+	scancel()
 
 	refused := func(name string, cfg *tls.Config) {
 		t.Helper()
@@ -188,7 +196,9 @@ func TestClientAndPeerTLS(t *testing.T) {
 		return servedSerial(t, c.endpoints()[0], good) != before
 	})
 	fresh := tlsClient(t, c.endpoints()[1:2], good)
-	if _, err := fresh.Put(ctx, "k2", "v2"); err != nil {
+	pctx, pcancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer pcancel()
+	if _, err := fresh.Put(pctx, "k2", "v2"); err != nil {
 		t.Fatalf("put after rotation: %v", err)
 	}
 }
