@@ -26,11 +26,22 @@ type testCluster struct {
 
 func startTestCluster(t *testing.T, dir string, splits ...string) *testCluster {
 	t.Helper()
+	return startTestClusterWith(t, dir, nil, splits...)
+}
+
+// startTestClusterWith is startTestCluster with edit applied to every
+// node's config before it starts (TLS, metrics listeners).
+func startTestClusterWith(t *testing.T, dir string, edit func(*Config), splits ...string) *testCluster {
+	t.Helper()
+	if edit == nil {
+		edit = func(*Config) {}
+	}
 	c := &testCluster{t: t}
 	ctlCfg := Config{NodeID: 1, Control: true, DataDir: filepath.Join(dir, "c1"), PeerAddr: "127.0.0.1:0", TickInterval: 20 * time.Millisecond, Logger: testLogger}
 	for _, s := range splits {
 		ctlCfg.SplitKeys = append(ctlCfg.SplitKeys, []byte(s))
 	}
+	edit(&ctlCfg)
 	// The control address must be known before data nodes start: listen first.
 	ctl, err := startWithFreeControl(ctlCfg)
 	if err != nil {
@@ -41,6 +52,7 @@ func startTestCluster(t *testing.T, dir string, splits ...string) *testCluster {
 	for i := 0; i < 3; i++ {
 		cfg := Config{NodeID: uint64(i + 2), DataDir: filepath.Join(dir, fmt.Sprintf("d%d", i+2)), PeerAddr: "127.0.0.1:0",
 			ClientAddr: "127.0.0.1:0", ControlAddrs: []string{ctl.PeerAddr()}, TickInterval: 20 * time.Millisecond, Logger: testLogger}
+		edit(&cfg)
 		n, err := Start(cfg)
 		if err != nil {
 			c.stop()
