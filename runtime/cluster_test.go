@@ -156,6 +156,25 @@ func rangesQuiesced(ctx context.Context, n *Node, match func(core.RangeStatus) b
 	return quiet
 }
 
+// systemTerm is the highest term any running node's replica of the system
+// range is in, read on the nodes' loops.
+func (c *testCluster) systemTerm(ctx context.Context) uint64 {
+	var term uint64
+	for _, n := range c.nodes {
+		if n == nil {
+			continue
+		}
+		_ = n.do(ctx, func() {
+			for _, r := range n.core.RangeStatuses() {
+				if r.Kind == tenfoldpb.RangeKind_SYSTEM {
+					term = max(term, r.Term)
+				}
+			}
+		})
+	}
+	return term
+}
+
 // logStatus logs every running node's latest status snapshot.
 func (c *testCluster) logStatus() {
 	for _, n := range c.nodes {
@@ -181,6 +200,7 @@ func TestClusterKV(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
+	term0 := c.systemTerm(ctx)
 	p1, err := cli.Put(ctx, "/app/a", "1")
 	if err != nil {
 		t.Fatal(err)
@@ -189,7 +209,12 @@ func TestClusterKV(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p2.Header.Revision != p1.Header.Revision+1 {
+	if term1 := c.systemTerm(ctx); term1 != term0 && p2.Header.Revision > p1.Header.Revision {
+		// A new sequencer leader starts above its predecessor's window: a
+		// legal gap (docs/revisions.md), seen here when a loaded machine
+		// starves the loop long enough for an election.
+		t.Logf("the system range changed leader (term %d to %d) between the puts: revisions %d and %d", term0, term1, p1.Header.Revision, p2.Header.Revision)
+	} else if p2.Header.Revision != p1.Header.Revision+1 {
 		t.Errorf("consecutive puts got revisions %d and %d, want consecutive", p1.Header.Revision, p2.Header.Revision)
 	}
 	g, err := cli.Get(ctx, "/app/", clientv3.WithPrefix())
