@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -37,6 +39,9 @@ type devLayout struct {
 	clientPort int
 	peerPort   int
 	dataNodes  int
+	// splitKeys are the initial split points of the data keyspace (used
+	// when the cluster bootstraps, i.e. on a fresh --data-dir).
+	splitKeys [][]byte
 }
 
 func (l devLayout) controlAddr() string { return net.JoinHostPort(l.host, strconv.Itoa(l.peerPort)) }
@@ -137,6 +142,7 @@ port.`,
 	f.IntVar(&l.clientPort, "client-port", 2379, "etcd API port of the first data node (others: +100, +200)")
 	f.IntVar(&l.peerPort, "peer-port", 2380, "peer port of the control node (data nodes: +1, +2, +3)")
 	f.IntVar(&l.dataNodes, "data-nodes", 3, "number of data nodes")
+	f.Var(splitKeysFlag{&l.splitKeys}, "split-keys", "comma-separated initial split keys of the data keyspace, one data range per interval (applied when the cluster bootstraps: on a fresh or --clean data dir)")
 	f.BoolVar(&verbose, "verbose", false, "log at info level")
 	f.BoolVar(&useTLS, "tls", false, "generate a throwaway CA and certificates in <data-dir>/tls and use mutual TLS for clients and peers")
 	f.BoolVar(&pprofOn, "enable-pprof", false, "serve /debug/pprof/ on the client ports")
@@ -159,7 +165,7 @@ type devCluster struct{ nodes []*runtime.Node }
 func startDev(l devLayout, gw gateway.Config, files *tlsutil.DevFiles, pprofOn bool, logger *slog.Logger) (*devCluster, error) {
 	c := &devCluster{}
 	ctl := []string{l.controlAddr()}
-	cfgs := []runtime.Config{{NodeID: 1, Control: true, DataDir: filepath.Join(l.dir, "control-1"), PeerAddr: l.controlAddr(), ControlAddrs: ctl, InitialDataNodes: min(3, l.dataNodes), Logger: logger}}
+	cfgs := []runtime.Config{{NodeID: 1, Control: true, DataDir: filepath.Join(l.dir, "control-1"), PeerAddr: l.controlAddr(), ControlAddrs: ctl, InitialDataNodes: min(3, l.dataNodes), SplitKeys: l.splitKeys, Logger: logger}}
 	for i := range l.dataNodes {
 		cfgs = append(cfgs, runtime.Config{NodeID: uint64(i + 2), DataDir: filepath.Join(l.dir, fmt.Sprintf("data-%d", i+2)),
 			PeerAddr: l.dataPeerAddr(i), ClientAddr: l.dataClientAddr(i), ControlAddrs: ctl, Gateway: gw, Logger: logger, EnablePprof: pprofOn})
@@ -244,8 +250,8 @@ unique and above the number of control nodes.`,
 			}
 			cfg.ControlAddrs = addrs
 			if splits != "" {
-				for _, s := range strings.Split(splits, ",") {
-					cfg.SplitKeys = append(cfg.SplitKeys, []byte(s))
+				if cfg.SplitKeys, err = parseSplitKeys(splits); err != nil {
+					return fmt.Errorf("--split-keys: %w", err)
 				}
 			}
 			if cfg.Bugs, err = sim.ParseBugs(bugs); err != nil {
@@ -383,3 +389,47 @@ func pollReady(ctx context.Context, endpoint string, tlsCfg *tls.Config) error {
 		}
 	}
 }
+
+// parseSplitKeys parses a comma-separated list of split keys: non-empty,
+// each key once, returned in key order.
+func parseSplitKeys(v string) ([][]byte, error) {
+	var keys [][]byte
+	for i, k := range strings.Split(v, ",") {
+		if k == "" {
+			return nil, fmt.Errorf("key %d of %q is empty (the keyspace starts at the empty key already)", i+1, v)
+		}
+		keys = append(keys, []byte(k))
+	}
+	slices.SortFunc(keys, bytes.Compare)
+	for i := 1; i < len(keys); i++ {
+		if bytes.Equal(keys[i-1], keys[i]) {
+			return nil, fmt.Errorf("key %q given twice in %q", keys[i], v)
+		}
+	}
+	return keys, nil
+}
+
+// splitKeysFlag is --split-keys as a pflag.Value, checked when parsed.
+type splitKeysFlag struct{ keys *[][]byte }
+
+func (f splitKeysFlag) String() string {
+	if f.keys == nil {
+		return ""
+	}
+	parts := make([]string, len(*f.keys))
+	for i, k := range *f.keys {
+		parts[i] = string(k)
+	}
+	return strings.Join(parts, ",")
+}
+
+func (f splitKeysFlag) Set(v string) error {
+	keys, err := parseSplitKeys(v)
+	if err != nil {
+		return err
+	}
+	*f.keys = keys
+	return nil
+}
+
+func (f splitKeysFlag) Type() string { return "keys" }
