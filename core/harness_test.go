@@ -10,10 +10,13 @@ import (
 	"time"
 
 	"github.com/cockroachdb/datadriven"
+	"github.com/tenfold/tenfold/core/datarange"
+	"github.com/tenfold/tenfold/core/host"
+	"github.com/tenfold/tenfold/core/keys"
+	"github.com/tenfold/tenfold/core/system"
 	"github.com/tenfold/tenfold/engine/memengine"
 	"github.com/tenfold/tenfold/tenfoldpb"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
-	raftpb "go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 )
@@ -159,6 +162,9 @@ func newHarness(t *testing.T, d *datadriven.TestData) *harness {
 			}
 		case "max-pending":
 			d.ScanArgs(t, "max-pending", &h.cfg.MaxPendingRequests)
+			// A batch is taken from the queue, so it is never larger
+			// (Config.Validate insists).
+			h.cfg.MaxBatchRequests = min(h.cfg.MaxPendingRequests, host.DefaultMaxBatchRequests)
 		case "window":
 			d.ScanArgs(t, "window", &h.cfg.SequencerWindow)
 		case "initial-data":
@@ -333,16 +339,15 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		}
 		var err error
 		if d.HasArg("timer") {
-			err = r.rn.Campaign()
+			err = r.Campaign()
 		} else {
 			// As a leadership transfer does: skip PreVote and the voters'
 			// CheckQuorum lease (MsgTimeoutNow), so the election happens now.
-			err = r.rn.Step(&raftpb.Message{Type: raftpb.MessageType_MsgTimeoutNow.Enum(), From: proto.Uint64(r.leader), To: proto.Uint64(n.id)})
+			err = r.TakeOver()
 		}
 		if err != nil {
 			out = fmt.Sprintf("campaign: %v", err)
 		}
-		r.touch()
 		h.ready(n)
 	case "put", "get", "delete", "cas", "txn", "lease-grant", "lease-revoke", "lease-ttl", "lease-keepalive", "compact":
 		out = h.submit(t, d)
@@ -656,7 +661,7 @@ func (h *harness) pendingWork() string {
 		var lead *hnode
 		for _, n := range byRange[rid] {
 			r := n.core.replicas[rid]
-			if r.isLeader() && (lead == nil || r.term > lead.core.replicas[rid].term) {
+			if r.IsLeader() && (lead == nil || r.Term() > lead.core.replicas[rid].Term()) {
 				lead = n
 			}
 		}
@@ -664,33 +669,35 @@ func (h *harness) pendingWork() string {
 			return fmt.Sprintf("range %d has no leader", rid)
 		}
 		lr := lead.core.replicas[rid]
-		if !lr.fenced() {
+		if !lr.Fenced() {
 			return fmt.Sprintf("range %d leader n%d has not applied an entry of its term", rid, lead.id)
 		}
 		for _, n := range byRange[rid] {
-			if n != lead && !h.cuts[[2]uint64{lead.id, n.id}] && n.core.replicas[rid].leader != lead.id {
+			if n != lead && !h.cuts[[2]uint64{lead.id, n.id}] && n.core.replicas[rid].Leader() != lead.id {
 				return fmt.Sprintf("n%d does not follow range %d leader n%d", n.id, rid, lead.id)
 			}
 		}
-		switch {
-		case lr.data != nil:
-			if len(lr.data.queue) > 0 || len(lr.data.reads) > 0 || lr.data.cycle != nil {
+		switch sm := lr.Machine().(type) {
+		case *datarange.Range:
+			if !sm.Idle() {
 				return fmt.Sprintf("range %d leader n%d has a cycle in flight or queued requests", rid, lead.id)
 			}
-		case lr.sys != nil:
-			s := lr.sys
-			if len(s.queue) > 0 || len(s.granting) > 0 || len(s.proposals) > 0 || len(s.revoking) > 0 || s.extending {
+		case *system.Range:
+			if sm.InFlight() {
 				return fmt.Sprintf("system range leader n%d has sequencer or lease work in flight", lead.id)
 			}
-		case rid == controlRangeID:
+		default:
+			if rid != keys.ControlRangeID {
+				break
+			}
 			ctl := lead.core.ctl
 			data := 0
-			for _, ni := range ctl.nodes {
+			for _, ni := range ctl.Nodes() {
 				if !ni.GetControl() {
 					data++
 				}
 			}
-			if len(ctl.ranges) == 0 {
+			if len(ctl.Ranges()) == 0 {
 				return fmt.Sprintf("control plane has not bootstrapped (%d data nodes registered)", data)
 			}
 			for _, id := range h.ids {
@@ -698,11 +705,11 @@ func (h *harness) pendingWork() string {
 				if slices.Contains(h.controls, id) || n.down || n.dead != nil || h.cuts[[2]uint64{lead.id, id}] {
 					continue
 				}
-				if n.core.dir.version != ctl.version {
-					return fmt.Sprintf("n%d has directory version %d, control has %d", id, n.core.dir.version, ctl.version)
+				if n.core.dir.Version != ctl.Version() {
+					return fmt.Sprintf("n%d has directory version %d, control has %d", id, n.core.dir.Version, ctl.Version())
 				}
-				for _, rid := range sortedKeys(ctl.ranges) {
-					if slices.Contains(ctl.ranges[rid].GetReplicas(), id) && n.core.replicas[rid] == nil {
+				for _, rid := range sortedKeys(ctl.Ranges()) {
+					if slices.Contains(ctl.Ranges()[rid].GetReplicas(), id) && n.core.replicas[rid] == nil {
 						return fmt.Sprintf("n%d lacks its replica of range %d", id, rid)
 					}
 				}
@@ -746,8 +753,8 @@ func (h *harness) status(t *testing.T, d *datadriven.TestData) string {
 				}
 			}
 			if st.Kind == tenfoldpb.RangeKind_SYSTEM {
-				if s := n.core.replicas[st.RangeID].sys; s != nil {
-					fmt.Fprintf(&b, " window=%d", s.windowEnd)
+				if s, ok := n.core.replicas[st.RangeID].Machine().(*system.Range); ok {
+					fmt.Fprintf(&b, " window=%d", s.WindowEnd())
 				}
 			}
 			lines = append(lines, line{st.RangeID, id, b.String()})

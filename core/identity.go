@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 
+	"github.com/tenfold/tenfold/core/host"
+	"github.com/tenfold/tenfold/core/keys"
 	"github.com/tenfold/tenfold/engine"
 	"github.com/tenfold/tenfold/tenfoldpb"
 	"google.golang.org/protobuf/proto"
@@ -21,11 +23,6 @@ import (
 // registered one), drops messages that carry another, and tells the sender,
 // which stops with an error that says what to do.
 
-// storeMismatchEvery bounds how often (in ticks) a node tells one peer that
-// its store ID is wrong: the peer stops at the first one it receives; more
-// only cover loss.
-const storeMismatchEvery = 10
-
 // ErrStoreMismatch is the start of the error a node stops with when a peer
 // refuses it for a wiped or replaced data directory.
 const errStoreMismatchText = "core: node %d: peer node %d knows node %d by another data directory (store %016x; this directory is store %016x): " +
@@ -36,7 +33,7 @@ const errStoreMismatchText = "core: node %d: peer node %d knows node %d by anoth
 // and loads (or, for a new directory, draws and persists) its store ID and
 // the store IDs it knows for its peers.
 func (n *Node) loadIdentity() error {
-	v, ok, err := n.eng.Get(keyNodeIdent)
+	v, ok, err := n.eng.Get(keys.NodeIdent)
 	if err != nil {
 		return err
 	}
@@ -44,7 +41,7 @@ func (n *Node) loadIdentity() error {
 	if ok && string(v) != string(want) {
 		return fmt.Errorf("core: data directory belongs to %q, not %q: use the matching --id/--role or a fresh directory", v, want)
 	}
-	sv, sok, err := n.eng.Get(keyNodeStore)
+	sv, sok, err := n.eng.Get(keys.NodeStore)
 	if err != nil {
 		return err
 	}
@@ -62,10 +59,10 @@ func (n *Node) loadIdentity() error {
 		}
 		b := n.eng.NewBatch()
 		defer b.Close()
-		if err := b.Set(keyNodeIdent, want); err != nil {
+		if err := b.Set(keys.NodeIdent, want); err != nil {
 			return err
 		}
-		if err := b.Set(keyNodeStore, binary.BigEndian.AppendUint64(nil, n.storeID)); err != nil {
+		if err := b.Set(keys.NodeStore, binary.BigEndian.AppendUint64(nil, n.storeID)); err != nil {
 			return err
 		}
 		if err := b.Commit(true); err != nil {
@@ -81,17 +78,17 @@ func (n *Node) loadIdentity() error {
 }
 
 func (n *Node) loadPeerStores() error {
-	it, err := n.eng.NewIter(engine.IterOptions{LowerBound: prefixPeerStore, UpperBound: prefixEnd(prefixPeerStore)})
+	it, err := n.eng.NewIter(engine.IterOptions{LowerBound: keys.PrefixPeerStore, UpperBound: keys.PrefixEnd(keys.PrefixPeerStore)})
 	if err != nil {
 		return err
 	}
 	defer it.Close()
 	for ok := it.First(); ok; ok = it.Next() {
 		k, v := it.Key(), it.Value()
-		if len(k) != len(prefixPeerStore)+8 || len(v) != 8 {
+		if len(k) != len(keys.PrefixPeerStore)+8 || len(v) != 8 {
 			return fmt.Errorf("core: malformed peer store record %q", k)
 		}
-		n.peerStores[binary.BigEndian.Uint64(k[len(prefixPeerStore):])] = binary.BigEndian.Uint64(v)
+		n.peerStores[binary.BigEndian.Uint64(k[len(keys.PrefixPeerStore):])] = binary.BigEndian.Uint64(v)
 	}
 	return nil
 }
@@ -113,7 +110,7 @@ func (n *Node) learnPeerStore(node, store uint64, registered bool) {
 	n.peerStores[node] = store
 	b := n.eng.NewBatch()
 	defer b.Close()
-	err := b.Set(binary.BigEndian.AppendUint64(append([]byte(nil), prefixPeerStore...), node), binary.BigEndian.AppendUint64(nil, store))
+	err := b.Set(binary.BigEndian.AppendUint64(append([]byte(nil), keys.PrefixPeerStore...), node), binary.BigEndian.AppendUint64(nil, store))
 	if err == nil {
 		err = b.Commit(true)
 	}
@@ -143,7 +140,7 @@ func (n *Node) admit(m *tenfoldpb.Message) bool {
 	if known == store {
 		return true
 	}
-	if last, ok := n.mismatchSent[from]; !ok || n.ticks >= last+storeMismatchEvery {
+	if last, ok := n.mismatchSent[from]; !ok || n.ticks >= last+host.StoreMismatchEvery {
 		n.mismatchSent[from] = n.ticks
 		n.logger.Warn("core: dropping messages of a node with a wiped or replaced data directory", "node", n.id, "peer", from, "known_store", known, "seen_store", store)
 		n.send(from, &tenfoldpb.Message{Body: &tenfoldpb.Message_StoreMismatch{StoreMismatch: &tenfoldpb.StoreMismatch{KnownStore: known, SeenStore: store}}})

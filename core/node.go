@@ -1,8 +1,9 @@
 // Package core is tenfold's node core: the whole protocol logic of a node,
-// with no I/O of its own. It hosts range replicas (each a raft RawNode),
-// applies committed entries, routes client requests to range leaders, runs
-// the sequencer and lease table of the system range and, on control nodes,
-// the control plane's state machine.
+// with no I/O of its own. A Node hosts range replicas (core/replica), each
+// running the state machine of its range (core/datarange, core/system: the
+// sequencer and the lease table, core/control on control nodes), and routes
+// client requests to range leaders (core/route). docs/core.md shows the
+// layout.
 //
 // The core has no goroutines, no wall clock, no network and no unseeded
 // randomness. A driver (the runtime, or the simulator) feeds it inputs
@@ -18,189 +19,20 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"slices"
 	"time"
 
+	"github.com/tenfold/tenfold/core/control"
+	"github.com/tenfold/tenfold/core/host"
+	"github.com/tenfold/tenfold/core/keys"
+	"github.com/tenfold/tenfold/core/replica"
+	"github.com/tenfold/tenfold/core/route"
 	"github.com/tenfold/tenfold/engine"
 	"github.com/tenfold/tenfold/tenfoldpb"
-	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/raft/v3"
 	raftpb "go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 )
-
-// Config configures a node core. Zero durations and counts take the
-// defaults given on each field.
-type Config struct {
-	NodeID uint64
-	// Engine holds everything the node persists.
-	Engine engine.Engine
-	// Rand drives election timeouts and lease IDs; the simulator seeds it.
-	Rand *rand.Rand
-	// NewStoreID draws the store ID of a new data directory (identity.go);
-	// it must not repeat across directories. Nil draws from Rand.
-	NewStoreID func() uint64
-	// Control says the node hosts the control plane replica.
-	Control bool
-	// ControlNodes are the control plane's node IDs (every node knows them).
-	ControlNodes []uint64
-	// Self describes this node (addresses) for registration.
-	Self *tenfoldpb.NodeInfo
-
-	// TickInterval is the expected time between Tick calls (default 100ms).
-	TickInterval time.Duration
-	// ElectionTicks is the minimum election timeout in ticks (default 10);
-	// the actual timeout is uniform in [ElectionTicks, 2*ElectionTicks).
-	ElectionTicks int
-	// HeartbeatTicks is the leader heartbeat period in ticks (default 1).
-	HeartbeatTicks int
-	// KeepaliveInterval is how often data nodes beat to the control leader
-	// (default 1s).
-	KeepaliveInterval time.Duration
-	// LivenessTimeout is how long the control plane waits for a keepalive
-	// before it considers a node dead (default 5s).
-	LivenessTimeout time.Duration
-	// RequestRetry is how long the origin of a read waits for a reply before
-	// trying another replica (default 1s).
-	RequestRetry time.Duration
-	// MaxBatchRequests bounds the requests evaluated into one raft entry
-	// (default 512).
-	MaxBatchRequests int
-	// MaxPendingRequests bounds the requests queued at one range leader
-	// (default 10000); past it requests are refused as overloaded.
-	MaxPendingRequests int
-	// SequencerWindow is how many revisions the sequencer may hand out per
-	// persisted high-water mark (default 100000).
-	SequencerWindow int64
-	// InitialDataNodes is how many data nodes the control plane waits for
-	// before it bootstraps the first ranges (default 3).
-	InitialDataNodes int
-	// SplitKeys are the initial split points of the data keyspace.
-	SplitKeys [][]byte
-	// MaxRequestHops bounds forwarding of one request (default 4).
-	MaxRequestHops int
-	// Logger receives the core's (rare) log lines; nil is quiet.
-	Logger *slog.Logger
-	// SendEarly, if set, is called during Ready with the leaders' append
-	// messages, before the local log write is synced, so that replication
-	// overlaps the leader's fsync. Without it they go out with Output.
-	SendEarly func([]*tenfoldpb.Message)
-	// Bugs switches on deliberate defects, for tests that prove the
-	// checkers catch them. Never set in production.
-	Bugs Bugs
-}
-
-// Bugs are deliberate defects a test can switch on.
-type Bugs struct {
-	// AckBeforeSync acknowledges writes without syncing the raft log.
-	AckBeforeSync bool
-	// StaleReads serves linearizable reads from any replica without
-	// ReadIndex.
-	StaleReads bool
-	// ReuseRevision makes the sequencer grant a revision twice.
-	ReuseRevision bool
-	// DropWatchEvent drops the first event of every tenth applied batch
-	// from the events handed to watchers.
-	DropWatchEvent bool
-	// OverlappingRanges makes the control plane bootstrap the second data
-	// range (if there are two or more) from the start of the keyspace,
-	// overlapping the first (S4).
-	OverlappingRanges bool
-	// NoReelection makes replicas campaign only for a range's first
-	// election: once a range has had a leader, losing it leaves the range
-	// leaderless for good (L1).
-	NoReelection bool
-	// NoDedup makes range leaders skip the session table before they
-	// evaluate a write: a duplicated or resent request executes again (the
-	// apply-time assertion in session.go catches it).
-	NoDedup bool
-	// DivergentApply makes the first replica (in descriptor order) of
-	// every data range apply a different value for the last write of the
-	// entries whose log index is a multiple of 5 (when it is a put), so its
-	// state diverges from the other replicas' (S5).
-	DivergentApply bool
-	// StaleWatchStart makes the watch hub (core/watch) start a watch
-	// without a start revision right after the local replica's resolved
-	// revision, which may be below writes already acknowledged (S6 for
-	// watches: a watch from now must not deliver them).
-	StaleWatchStart bool
-	// RevokeSkipsRange makes the system leader count the last data range
-	// as having deleted a revoked lease's keys without telling it, so the
-	// keys survive the revoke (the lease invariant).
-	RevokeSkipsRange bool
-	// PutIgnoresRevoke makes data ranges accept puts with a lease whose
-	// keys they already deleted for its revoke (the lease invariant).
-	PutIgnoresRevoke bool
-	// LeaseReadsFromMemory makes the system leader answer keepalives and
-	// lease reads from memory, without a ReadIndex round: a deposed leader
-	// that does not know it keeps leases alive.
-	LeaseReadsFromMemory bool
-	// NoCheckQuorum turns raft's CheckQuorum off: a partitioned leader
-	// keeps its role, and a node rejoining with a higher term can unseat a
-	// healthy leader.
-	NoCheckQuorum bool
-	// RefuseWritesAfterFailover makes a data range leader refuse every
-	// write (as overloaded, a definite refusal) once the range is past its
-	// bootstrap term 1, i.e. after its first leader was replaced: a
-	// cluster that recovers leaders but never serves writes again (L2).
-	RefuseWritesAfterFailover bool
-	// SkipRevision makes the sequencer never hand out revisions that are
-	// multiples of 50: a gap between consecutive writes in a run without
-	// faults (the no-gap check of S6).
-	SkipRevision bool
-	// FailOnDeposed makes a leader that loses leadership fail its proposed
-	// batch at once as "leader changed, not applied", although the next
-	// leader may still commit it, and makes origins pass such refusals on
-	// as definite failures instead of retrying them (S9).
-	FailOnDeposed bool
-	// NoQuiesce makes idle leaders never quiesce their ranges: an idle
-	// range keeps sending heartbeats (L4).
-	NoQuiesce bool
-	// ServeCrossRangeFromFirst sends a request that spans ranges to the
-	// range of its first key, which serves it from its node's engine at its
-	// own revision, instead of refusing it (S8).
-	ServeCrossRangeFromFirst bool
-}
-
-func (c *Config) setDefaults() {
-	if c.TickInterval == 0 {
-		c.TickInterval = 100 * time.Millisecond
-	}
-	if c.ElectionTicks == 0 {
-		c.ElectionTicks = 10
-	}
-	if c.HeartbeatTicks == 0 {
-		c.HeartbeatTicks = 1
-	}
-	if c.KeepaliveInterval == 0 {
-		c.KeepaliveInterval = time.Second
-	}
-	if c.LivenessTimeout == 0 {
-		c.LivenessTimeout = 5 * time.Second
-	}
-	if c.RequestRetry == 0 {
-		c.RequestRetry = time.Second
-	}
-	if c.MaxBatchRequests == 0 {
-		c.MaxBatchRequests = 512
-	}
-	if c.MaxPendingRequests == 0 {
-		c.MaxPendingRequests = 10000
-	}
-	if c.SequencerWindow == 0 {
-		c.SequencerWindow = 100000
-	}
-	if c.InitialDataNodes == 0 {
-		c.InitialDataNodes = 3
-	}
-	if c.MaxRequestHops == 0 {
-		c.MaxRequestHops = 4
-	}
-	if c.Rand == nil {
-		c.Rand = rand.New(rand.NewPCG(c.NodeID, 0x7e7f01d))
-	}
-}
 
 // Output is what one Ready call hands back to the driver.
 type Output struct {
@@ -220,14 +52,22 @@ func (o *Output) Empty() bool {
 	return len(o.Messages) == 0 && len(o.Results) == 0 && len(o.Applied) == 0
 }
 
+// Config configures a node core (core/host holds it, so that the state
+// machines the node hosts read it too).
+type Config = host.Config
+
+// Bugs are deliberate defects a test can switch on.
+type Bugs = host.Bugs
+
 // Applied is a range's progress in one Ready round, for watchers.
-type Applied struct {
-	RangeID uint64
-	Span    Span
-	Events  []*mvccpb.Event
-	// Resolved: every event of this range at or below it has been applied.
-	Resolved int64
-}
+type Applied = host.Applied
+
+// Span is a half-open key interval [Start, End); an empty End is the end of
+// the keyspace.
+type Span = host.Span
+
+// ClusterID is reported in every response header.
+const ClusterID = host.ClusterID
 
 // Node is one node's core.
 type Node struct {
@@ -244,7 +84,7 @@ type Node struct {
 	ticks    uint64
 	logger   *slog.Logger
 
-	replicas map[uint64]*replica
+	replicas map[uint64]*replica.Replica
 	// ids are the keys of replicas in order; a new replica replaces the
 	// slice (never changes it in place), so a loop over it is a snapshot.
 	ids []uint64
@@ -253,12 +93,10 @@ type Node struct {
 	// Campaign, Advance) marks its replica, and Ready checks only these.
 	dirty map[uint64]bool
 	// dir is this node's range cache: the newest directory it has seen.
-	dir *directory
-	// leaderHint remembers the last known leader node of each range.
-	leaderHint map[uint64]uint64
+	dir *route.Cache
 
-	client *clientState
-	ctl    *controlState // non-nil on control nodes
+	router *route.Router
+	ctl    *control.Plane // non-nil on control nodes
 	// lastKeepalive is when this data node last beat to the control plane.
 	lastKeepalive time.Time
 	controlLeader uint64
@@ -283,23 +121,25 @@ func New(cfg Config) (*Node, error) {
 	if cfg.Engine == nil {
 		return nil, errors.New("core: an engine is required")
 	}
-	cfg.setDefaults()
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	n := &Node{
 		cfg:          cfg,
 		id:           cfg.NodeID,
 		eng:          cfg.Engine,
 		logger:       cfg.Logger,
-		replicas:     map[uint64]*replica{},
+		replicas:     map[uint64]*replica.Replica{},
 		dirty:        map[uint64]bool{},
-		dir:          newDirectory(),
-		leaderHint:   map[uint64]uint64{},
+		dir:          route.NewCache(),
 		peerStores:   map[uint64]uint64{},
 		mismatchSent: map[uint64]uint64{},
 	}
 	if n.logger == nil {
 		n.logger = slog.New(slog.DiscardHandler)
 	}
-	n.client = newClientState(n)
+	n.router = route.New(n.host(), n.dir)
 	if err := n.loadIdentity(); err != nil {
 		return nil, err
 	}
@@ -313,10 +153,10 @@ func New(cfg Config) (*Node, error) {
 		// recoverReplicas already loaded the control state if the control
 		// replica was on disk; a fresh one would forget the directory.
 		if n.ctl == nil {
-			n.ctl = newControlState(n)
+			n.ctl = control.New(n.host())
 		}
-		if _, ok := n.replicas[controlRangeID]; !ok {
-			desc := &tenfoldpb.RangeDescriptor{RangeId: controlRangeID, Replicas: append([]uint64(nil), cfg.ControlNodes...), Epoch: 1, Kind: tenfoldpb.RangeKind_CONTROL}
+		if _, ok := n.replicas[keys.ControlRangeID]; !ok {
+			desc := &tenfoldpb.RangeDescriptor{RangeId: keys.ControlRangeID, Replicas: append([]uint64(nil), cfg.ControlNodes...), Epoch: 1, Kind: tenfoldpb.RangeKind_CONTROL}
 			if err := n.createReplica(desc); err != nil {
 				return nil, err
 			}
@@ -332,7 +172,7 @@ func (n *Node) ID() uint64 { return n.id }
 // or grant addressed to an earlier incarnation carries an older number and
 // can never complete a request of this one.
 func (n *Node) bumpIncarnation() error {
-	v, ok, err := n.eng.Get(keyNodeIncarnation)
+	v, ok, err := n.eng.Get(keys.NodeIncarnation)
 	if err != nil {
 		return err
 	}
@@ -346,7 +186,7 @@ func (n *Node) bumpIncarnation() error {
 	inc++
 	b := n.eng.NewBatch()
 	defer b.Close()
-	if err := b.Set(keyNodeIncarnation, binary.BigEndian.AppendUint64(nil, inc)); err != nil {
+	if err := b.Set(keys.NodeIncarnation, binary.BigEndian.AppendUint64(nil, inc)); err != nil {
 		return err
 	}
 	if err := b.Commit(true); err != nil {
@@ -368,7 +208,7 @@ func (n *Node) recoverReplicas() error {
 	var descs []*tenfoldpb.RangeDescriptor
 	for ok := it.First(); ok; ok = it.Next() {
 		k := it.Key()
-		if len(k) == 10 && k[9] == suffixDesc {
+		if len(k) == 10 && k[9] == keys.SuffixDesc {
 			d := &tenfoldpb.RangeDescriptor{}
 			if err := proto.Unmarshal(it.Value(), d); err != nil {
 				it.Close()
@@ -386,14 +226,14 @@ func (n *Node) recoverReplicas() error {
 			return err
 		}
 		n.addReplica(r)
-		n.dir.update(d)
+		n.dir.Update(d)
 	}
 	return nil
 }
 
 // addReplica registers an opened replica.
-func (n *Node) addReplica(r *replica) {
-	id := r.id()
+func (n *Node) addReplica(r *replica.Replica) {
+	id := r.ID()
 	n.replicas[id] = r
 	i, _ := slices.BinarySearch(n.ids, id)
 	n.ids = slices.Insert(slices.Clone(n.ids), i, id)
@@ -411,7 +251,7 @@ func (n *Node) createReplica(d *tenfoldpb.RangeDescriptor) error {
 	if err != nil {
 		return err
 	}
-	if err := b.Set(rangeKey(d.GetRangeId(), suffixDesc), v); err != nil {
+	if err := b.Set(keys.RangeKey(d.GetRangeId(), keys.SuffixDesc), v); err != nil {
 		return err
 	}
 	if err := b.Commit(true); err != nil {
@@ -422,7 +262,7 @@ func (n *Node) createReplica(d *tenfoldpb.RangeDescriptor) error {
 		return err
 	}
 	n.addReplica(r)
-	n.dir.update(d)
+	n.dir.Update(d)
 	return nil
 }
 
@@ -450,12 +290,12 @@ func (n *Node) Tick(now time.Time) {
 		}
 		n.ticks++
 		for _, id := range n.replicaIDs() {
-			n.replicas[id].tick()
+			n.replicas[id].Tick()
 		}
 	}
-	n.client.tick()
+	n.router.Tick()
 	if n.ctl != nil {
-		n.ctl.tick()
+		n.ctl.Tick()
 	}
 	n.maybeKeepalive()
 }
@@ -478,14 +318,14 @@ func (n *Node) Step(m *tenfoldpb.Message) {
 	case *tenfoldpb.Message_Request:
 		n.handleRequest(m.GetFrom(), b.Request)
 	case *tenfoldpb.Message_Response:
-		n.client.handleResponse(m.GetFrom(), b.Response)
+		n.router.HandleResponse(m.GetFrom(), b.Response)
 	case *tenfoldpb.Message_SeqRequest:
 		n.handleSeqRequest(m.GetFrom(), b.SeqRequest)
 	case *tenfoldpb.Message_SeqResponse:
 		n.handleSeqResponse(m.GetFrom(), b.SeqResponse)
 	case *tenfoldpb.Message_Keepalive:
 		if n.ctl != nil {
-			n.ctl.handleKeepalive(m.GetFrom(), b.Keepalive)
+			n.ctl.HandleKeepalive(m.GetFrom(), b.Keepalive)
 		}
 	case *tenfoldpb.Message_KeepaliveResponse:
 		n.handleKeepaliveResponse(m.GetFrom(), b.KeepaliveResponse)
@@ -499,7 +339,7 @@ func (n *Node) Step(m *tenfoldpb.Message) {
 		n.handleLeaseRevokedAck(m.GetFrom(), b.LeaseRevokedAck)
 	case *tenfoldpb.Message_Quiesce:
 		if r, ok := n.replicas[b.Quiesce.GetRangeId()]; ok {
-			r.quiesce(m.GetFrom(), b.Quiesce)
+			r.Quiesce(m.GetFrom(), b.Quiesce)
 		}
 	}
 }
@@ -510,10 +350,10 @@ func (n *Node) alive(id uint64) bool {
 	if id == 0 {
 		return false
 	}
-	if len(n.dir.live) == 0 {
+	if len(n.dir.Live) == 0 {
 		return true
 	}
-	return n.dir.live[id]
+	return n.dir.Live[id]
 }
 
 func (n *Node) stepRaft(from uint64, rm *tenfoldpb.RaftMessage) {
@@ -521,7 +361,7 @@ func (n *Node) stepRaft(from uint64, rm *tenfoldpb.RaftMessage) {
 	if !ok {
 		return
 	}
-	r.step(rm.GetMsg())
+	r.Step(rm.GetMsg())
 }
 
 // send queues a message to another node (or handles it locally).
@@ -552,96 +392,121 @@ func (n *Node) Ready() (Output, error) {
 	}
 	// Loop: applying entries can produce new proposals (e.g. the next write
 	// batch), which produce new Ready state; bound the rounds.
-	for round := 0; round < 4; round++ {
-		if len(n.dirty) == 0 {
-			break
-		}
-		ids := sortedKeys(n.dirty)
-		type rd struct {
-			r  *replica
-			rd raft.Ready
-		}
-		var readies []rd
-		for _, id := range ids {
-			delete(n.dirty, id)
-			r := n.replicas[id]
-			if r.rn.HasReady() {
-				readies = append(readies, rd{r, r.rn.Ready()})
-			}
-		}
+	for round := 0; round < host.MaxReadyRounds && len(n.dirty) > 0; round++ {
+		readies := n.takeReadies()
 		if len(readies) == 0 {
 			break
 		}
-		if n.cfg.SendEarly != nil {
-			// A leader's appends may travel while its own fsync runs (raft
-			// thesis 10.2.1): followers persist before they ack, and the
-			// leader acks itself only after its own write (raft delivers
-			// that self-ack after Advance), so commit still needs a
-			// majority of durable copies.
-			var early []*tenfoldpb.Message
-			for i := range readies {
-				x := &readies[i]
-				kept := x.rd.Messages[:0:0]
-				for _, m := range x.rd.Messages {
-					if m.GetType() == raftpb.MessageType_MsgApp {
-						early = append(early, &tenfoldpb.Message{From: n.id, FromStore: n.storeID, To: m.GetTo(), Body: &tenfoldpb.Message_Raft{Raft: &tenfoldpb.RaftMessage{RangeId: x.r.id(), Msg: m}}})
-					} else {
-						kept = append(kept, m)
-					}
-				}
-				x.rd.Messages = kept
-			}
-			if len(early) > 0 {
-				n.cfg.SendEarly(early)
-			}
+		if err := n.readyRound(readies); err != nil {
+			n.fail(err)
+			return Output{}, err
 		}
-		b := n.eng.NewBatch()
-		needSync := false
-		for _, x := range readies {
-			if err := x.r.storage.append(b, x.rd.Entries, x.rd.HardState); err != nil {
-				b.Close()
-				n.fail(err)
-				return Output{}, err
-			}
-			if len(x.rd.Entries) > 0 || (x.rd.HardState != nil && !raft.IsEmptyHardState(x.rd.HardState)) {
-				needSync = true
-			}
-		}
-		if b.Count() > 0 {
-			sync := needSync && !n.cfg.Bugs.AckBeforeSync
-			if err := b.Commit(sync); err != nil {
-				b.Close()
-				n.fail(err)
-				return Output{}, err
-			}
-			if sync {
-				n.out.Synced = true
-			}
-		} else {
-			b.Close()
-		}
-		for _, x := range readies {
-			x.r.sendRaft(x.rd.Messages)
-			x.r.handleSoftState(x.rd.SoftState)
-			x.r.handleReadStates(x.rd.ReadStates)
-		}
-		for _, x := range readies {
-			if err := x.r.applyEntries(x.rd.CommittedEntries); err != nil {
-				n.fail(err)
-				return Output{}, err
-			}
-			x.r.rn.Advance(x.rd)
-			// Advance steps the leader's own acknowledgements: look again.
-			x.r.touch()
-		}
-		for _, x := range readies {
-			x.r.afterReady()
-		}
+	}
+	if n.fatal != nil {
+		// A state machine stopped the node during this round (a broken
+		// invariant, a failed write): nothing it produced goes out.
+		return Output{}, n.fatal
 	}
 	n.coalesceHeartbeats()
 	out := n.out
 	n.out = Output{}
 	return out, nil
+}
+
+// replicaReady is one replica's raft Ready in a round.
+type replicaReady struct {
+	r  *replica.Replica
+	rd raft.Ready
+}
+
+// takeReadies takes the raft Ready of every dirty replica that has one.
+func (n *Node) takeReadies() []replicaReady {
+	var readies []replicaReady
+	for _, id := range sortedKeys(n.dirty) {
+		delete(n.dirty, id)
+		r := n.replicas[id]
+		if r.HasReady() {
+			readies = append(readies, replicaReady{r, r.Ready()})
+		}
+	}
+	return readies
+}
+
+// readyRound persists the round's log entries and hard states (one batch,
+// one sync), then sends its messages and applies its committed entries.
+func (n *Node) readyRound(readies []replicaReady) error {
+	n.sendEarly(readies)
+	if err := n.persist(readies); err != nil {
+		return err
+	}
+	for i := range readies {
+		readies[i].r.Deliver(&readies[i].rd)
+	}
+	for _, x := range readies {
+		if err := x.r.Apply(x.rd); err != nil {
+			return err
+		}
+	}
+	for _, x := range readies {
+		x.r.AfterReady()
+	}
+	return nil
+}
+
+// sendEarly hands the leaders' appends to Config.SendEarly, if set, before
+// the local write. A leader's appends may travel while its own fsync runs
+// (raft thesis 10.2.1): followers persist before they ack, and the leader
+// acks itself only after its own write (raft delivers that self-ack after
+// Advance), so commit still needs a majority of durable copies.
+func (n *Node) sendEarly(readies []replicaReady) {
+	if n.cfg.SendEarly == nil {
+		return
+	}
+	var early []*tenfoldpb.Message
+	for i := range readies {
+		x := &readies[i]
+		kept := x.rd.Messages[:0:0]
+		for _, m := range x.rd.Messages {
+			if m.GetType() == raftpb.MessageType_MsgApp {
+				early = append(early, &tenfoldpb.Message{From: n.id, FromStore: n.storeID, To: m.GetTo(), Body: &tenfoldpb.Message_Raft{Raft: &tenfoldpb.RaftMessage{RangeId: x.r.ID(), Msg: m}}})
+			} else {
+				kept = append(kept, m)
+			}
+		}
+		x.rd.Messages = kept
+	}
+	if len(early) > 0 {
+		n.cfg.SendEarly(early)
+	}
+}
+
+// persist writes the log entries and hard states of every replica of the
+// round in one batch, synced once (group commit) if any needs it.
+func (n *Node) persist(readies []replicaReady) error {
+	b := n.eng.NewBatch()
+	needSync := false
+	for i := range readies {
+		x := &readies[i]
+		sync, err := x.r.Persist(b, &x.rd)
+		if err != nil {
+			b.Close()
+			return err
+		}
+		needSync = needSync || sync
+	}
+	if b.Count() == 0 {
+		b.Close()
+		return nil
+	}
+	sync := needSync && !n.cfg.Bugs.AckBeforeSync
+	if err := b.Commit(sync); err != nil {
+		b.Close()
+		return err
+	}
+	if sync {
+		n.out.Synced = true
+	}
+	return nil
 }
 
 // replicaIDs returns the IDs of the node's replicas in order; callers must

@@ -25,8 +25,8 @@ func TestRequestWaitsForRangeCache(t *testing.T) {
 	n.Tick(t0)
 	left := &tenfoldpb.RangeDescriptor{RangeId: 3, EndKey: []byte("m"), Replicas: []uint64{2, 3, 4}, Epoch: 1, Kind: tenfoldpb.RangeKind_DATA}
 	right := &tenfoldpb.RangeDescriptor{RangeId: 4, StartKey: []byte("m"), Replicas: []uint64{2, 3, 4}, Epoch: 1, Kind: tenfoldpb.RangeKind_DATA}
-	n.dir.update(left)
-	if n.dir.complete() {
+	n.dir.Update(left)
+	if n.dir.Complete() {
 		t.Fatal("a directory with only [-inf, m) reports complete")
 	}
 
@@ -46,7 +46,7 @@ func TestRequestWaitsForRangeCache(t *testing.T) {
 	// The directory arrives: the waiting put goes to range 4.
 	n.Step(&tenfoldpb.Message{From: 1, To: 5, Body: &tenfoldpb.Message_KeepaliveResponse{KeepaliveResponse: &tenfoldpb.KeepaliveResponse{
 		DirectoryVersion: 1, Ranges: []*tenfoldpb.RangeDescriptor{left, right}}}})
-	if !n.dir.complete() {
+	if !n.dir.Complete() {
 		t.Fatal("a directory covering the keyspace reports incomplete")
 	}
 	out, err = n.Ready()
@@ -64,8 +64,8 @@ func TestRequestWaitsForRangeCache(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(out.Results) != 1 || status.Code(out.Results[0].Err) != codes.FailedPrecondition || len(n.client.unrouted) != 0 {
-		t.Fatalf("a delete across ranges ended with %v (waiting: %v), want FailedPrecondition and nothing waiting", out.Results, n.client.unrouted)
+	if len(out.Results) != 1 || status.Code(out.Results[0].Err) != codes.FailedPrecondition || n.router.Unrouted() != 0 {
+		t.Fatalf("a delete across ranges ended with %v (waiting: %v), want FailedPrecondition and nothing waiting", out.Results, n.router.Unrouted())
 	}
 
 	// A key no known range holds still fails, but only at its deadline.
@@ -74,7 +74,7 @@ func TestRequestWaitsForRangeCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	n2.Tick(t0)
-	n2.dir.update(left)
+	n2.dir.Update(left)
 	n2.Submit(ClientRequest{ID: 7, Kind: tenfoldpb.RequestKind_PUT, Msg: &pb.PutRequest{Key: []byte("x"), Value: []byte("1")}, Deadline: t0.Add(time.Second)})
 	for now := t0; ; now = now.Add(100 * time.Millisecond) {
 		n2.Tick(now)

@@ -1,6 +1,7 @@
 package core
 
 import (
+	"github.com/tenfold/tenfold/core/route"
 	"github.com/tenfold/tenfold/tenfoldpb"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -30,9 +31,9 @@ func (n *Node) RangeStatuses() []RangeStatus {
 	}
 	for _, id := range n.replicaIDs() {
 		r := n.replicas[id]
-		out = append(out, RangeStatus{RangeID: id, Kind: r.desc.GetKind(), Epoch: r.desc.GetEpoch(), Start: r.desc.GetStartKey(), End: r.desc.GetEndKey(),
-			Replicas: r.desc.GetReplicas(), Leader: r.leader, Term: r.term, Applied: r.applied.index,
-			Revision: r.applied.revision, Closed: r.applied.closed, Compacted: r.applied.compacted, Quiesced: r.quiesced})
+		out = append(out, RangeStatus{RangeID: id, Kind: r.Desc().GetKind(), Epoch: r.Desc().GetEpoch(), Start: r.Desc().GetStartKey(), End: r.Desc().GetEndKey(),
+			Replicas: r.Desc().GetReplicas(), Leader: r.Leader(), Term: r.Term(), Applied: r.Applied().Index,
+			Revision: r.Applied().Revision, Closed: r.Applied().Closed, Compacted: r.Applied().Compacted, Quiesced: r.Quiesced()})
 	}
 	return out
 }
@@ -41,48 +42,48 @@ func (n *Node) RangeStatuses() []RangeStatus {
 // keyspace, so a request for any key goes out at once; before, requests for
 // ranges it does not know yet wait for the directory (etcd's /readyz
 // meaning for a gateway).
-func (n *Node) Routable() bool { return n.dir.complete() }
+func (n *Node) Routable() bool { return n.dir.Complete() }
 
 // Live returns the nodes the control plane considers live (as last told).
 func (n *Node) Live() map[uint64]bool {
 	if n.ctl != nil {
 		m := map[uint64]bool{}
-		if n.ctl.isLeader() {
-			for _, id := range n.ctl.liveNodes() {
+		if n.ctl.IsLeader() {
+			for _, id := range n.ctl.LiveNodes() {
 				m[id] = true
 			}
 		}
 		return m
 	}
-	m := make(map[uint64]bool, len(n.dir.live))
-	for k, v := range n.dir.live {
+	m := make(map[uint64]bool, len(n.dir.Live))
+	for k, v := range n.dir.Live {
 		m[k] = v
 	}
 	return m
 }
 
 // DirectoryGeneration changes whenever this node's directory does.
-func (n *Node) DirectoryGeneration() uint64 { return n.dir.gen }
+func (n *Node) DirectoryGeneration() uint64 { return n.dir.Gen() }
 
 // Directory returns the data ranges this node knows, in key order.
 func (n *Node) Directory() []*tenfoldpb.RangeDescriptor {
-	return append([]*tenfoldpb.RangeDescriptor(nil), n.dir.dataRanges()...)
+	return append([]*tenfoldpb.RangeDescriptor(nil), n.dir.DataRanges()...)
 }
 
 // WatchTarget finds the local replica that can serve a watch on span: its
 // range ID, resolved revision and compacted revision.
 func (n *Node) WatchTarget(key, end []byte) (rangeID uint64, resolved, compacted int64, err error) {
 	span := EtcdSpan(key, end)
-	desc := n.dir.lookup(span.Start)
+	desc := n.dir.Lookup(span.Start)
 	if desc == nil {
 		return 0, 0, 0, status.Errorf(codes.Unavailable, "tenfold: no range known for key %q yet, retry", span.Start)
 	}
-	if !covers(desc, span) {
+	if !route.Covers(desc, span) {
 		return 0, 0, 0, status.Errorf(codes.FailedPrecondition, "tenfold: watch spans more than one range (key %q to %q crosses range %d); multi-range watches are not supported yet", span.Start, span.End, desc.GetRangeId())
 	}
 	r, ok := n.replicas[desc.GetRangeId()]
 	if !ok {
 		return 0, 0, 0, status.Errorf(codes.FailedPrecondition, "tenfold: node %d has no replica of range %d; watch through a node that has one (replicas %v)", n.id, desc.GetRangeId(), desc.GetReplicas())
 	}
-	return desc.GetRangeId(), r.applied.closed, r.applied.compacted, nil
+	return desc.GetRangeId(), r.Applied().Closed, r.Applied().Compacted, nil
 }

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/tenfold/tenfold/core"
+	"github.com/tenfold/tenfold/core/host"
 	"github.com/tenfold/tenfold/engine"
 	"github.com/tenfold/tenfold/engine/pebbleengine"
 	"github.com/tenfold/tenfold/gateway"
@@ -159,14 +160,14 @@ func Start(cfg Config) (*Node, error) {
 		}
 	}
 	if cfg.TickInterval == 0 {
-		cfg.TickInterval = 100 * time.Millisecond
+		cfg.TickInterval = host.DefaultTickInterval
 	}
 	logger := cfg.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	n := &Node{cfg: cfg, logger: logger, urgent: make(chan *tenfoldpb.Message, 4096), bulk: make(chan *tenfoldpb.Message, 4096),
-		calls: make(chan func(), 1024), stop: make(chan struct{}), done: make(chan struct{}), failed: make(chan struct{}), waiters: map[uint64]chan core.Result{}}
+	n := &Node{cfg: cfg, logger: logger, urgent: make(chan *tenfoldpb.Message, inboundQueueLen), bulk: make(chan *tenfoldpb.Message, inboundQueueLen),
+		calls: make(chan func(), callQueueLen), stop: make(chan struct{}), done: make(chan struct{}), failed: make(chan struct{}), waiters: map[uint64]chan core.Result{}}
 	if err := n.loadTLS(); err != nil {
 		return nil, err
 	}

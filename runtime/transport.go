@@ -13,20 +13,6 @@ import (
 	"google.golang.org/grpc/credentials"
 )
 
-// Limits of the peer transport.
-const (
-	// peerQueueLen bounds messages queued to one peer per stream; past it
-	// messages are dropped (raft and the core retry what matters).
-	peerQueueLen = 4096
-	// maxEnvelopeMsgs bounds the messages sent in one envelope.
-	maxEnvelopeMsgs = 256
-	// streamOpenAttempts bounds the tries to open a peer stream for one
-	// envelope before it is dropped.
-	streamOpenAttempts = 3
-	// maxPeerMsgBytes is the largest envelope a peer accepts.
-	maxPeerMsgBytes = 64 << 20
-)
-
 // transport sends core messages to peers over two gRPC streams per peer:
 // urgent (heartbeats, votes, keepalives, sequencer) and bulk (appends,
 // forwarded requests), so small urgent messages never queue behind big

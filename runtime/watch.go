@@ -14,10 +14,6 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// watchBuffer bounds batches queued to one watcher; a watcher that falls
-// this far behind is ended (it can resume from its last revision).
-const watchBuffer = 1024
-
 // watchHub drives the node's watch.Hub (all decisions are there) from the
 // loop goroutine: it submits the hub's CLOSE requests to the core, hands
 // their answers and the core's applied events back, and moves the hub's

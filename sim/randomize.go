@@ -99,6 +99,9 @@ func (c *Config) randomize() error {
 		}
 	}
 	c.HeartbeatTicks = min(c.HeartbeatTicks, c.ElectionTicks/3)
+	// A batch is taken from a leader's queue: core.New refuses a batch
+	// bound above the queue bound (host.Config.Validate).
+	c.MaxBatchRequests = min(c.MaxBatchRequests, c.MaxPendingRequests)
 	return nil
 }
 

@@ -1,14 +1,15 @@
-package core
+package system
 
 import (
 	"encoding/binary"
 	"time"
 
+	"github.com/tenfold/tenfold/core/host"
+	"github.com/tenfold/tenfold/core/keys"
 	"github.com/tenfold/tenfold/engine"
 	"github.com/tenfold/tenfold/tenfoldpb"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
-	"google.golang.org/protobuf/proto"
 )
 
 // Compaction is one decision for the whole keyspace, recorded by the
@@ -32,10 +33,6 @@ import (
 // compaction and ErrCompacted; once it is done, a retry gets ErrCompacted,
 // as in etcd.
 
-// compactPartTimeout bounds one data range's answer to the system leader
-// before the part is sent again.
-const compactPartTimeout = 5 * time.Second
-
 // compactState is the system range's compaction state.
 type compactState struct {
 	// Applied state: the last decided revision and whether every data
@@ -54,7 +51,7 @@ type compactState struct {
 }
 
 func (c *compactState) load(eng engine.Reader) error {
-	v, ok, err := eng.Get(keySysCompact)
+	v, ok, err := eng.Get(keys.SysCompact)
 	if err != nil || !ok || len(v) != 9 {
 		return err
 	}
@@ -69,32 +66,32 @@ func (c *compactState) save(b engine.Batch) error {
 	} else {
 		v = append(v, 0)
 	}
-	return b.Set(keySysCompact, v)
+	return b.Set(keys.SysCompact, v)
 }
 
 // handleCompact serves a client's Compact at the fenced system leader.
-func (s *systemState) handleCompact(req *tenfoldpb.Request, m *pb.CompactionRequest) {
-	n, c := s.n(), &s.compact
+func (s *Range) handleCompact(req *tenfoldpb.Request, m *pb.CompactionRequest) {
+	n, c := s.h, &s.compact
 	switch {
 	case m.Revision < c.rev || m.Revision == c.rev && c.done:
-		n.reply(req, nil, rpctypes.ErrGRPCCompacted)
+		n.Reply(req, nil, rpctypes.ErrGRPCCompacted)
 	case m.Revision == c.rev:
 		c.waiting = append(c.waiting, req) // a retry of the decision under way
 	case m.Revision > s.counter:
-		n.reply(req, nil, rpctypes.ErrGRPCFutureRev)
+		n.Reply(req, nil, rpctypes.ErrGRPCFutureRev)
 	default:
 		if pid, ok := s.proposeFor(&tenfoldpb.SystemCommand{Compact: m.Revision}); ok {
-			s.proposals[pid] = leaseProposal{req: req, term: s.r.term}
+			s.proposals[pid] = leaseProposal{req: req, term: s.r.Term()}
 		} else {
-			n.reply(req, nil, errNotLeader)
+			n.Reply(req, nil, host.ErrNotLeader)
 		}
 	}
 }
 
 // applyCompact applies the compaction fields of a system command; waiting
 // is the client request of this entry, if this replica proposed it.
-func (s *systemState) applyCompact(b engine.Batch, cmd *tenfoldpb.SystemCommand, waiting *tenfoldpb.Request) ([]func(), error) {
-	n, c := s.n(), &s.compact
+func (s *Range) applyCompact(b engine.Batch, cmd *tenfoldpb.SystemCommand, waiting *tenfoldpb.Request) ([]func(), error) {
+	n, c := s.h, &s.compact
 	var after []func()
 	if r := cmd.GetCompact(); r != 0 {
 		switch {
@@ -111,7 +108,7 @@ func (s *systemState) applyCompact(b engine.Batch, cmd *tenfoldpb.SystemCommand,
 		case r == c.rev && !c.done && waiting != nil:
 			c.waiting = append(c.waiting, waiting)
 		case waiting != nil:
-			after = append(after, func() { n.reply(waiting, nil, rpctypes.ErrGRPCCompacted) })
+			after = append(after, func() { n.Reply(waiting, nil, rpctypes.ErrGRPCCompacted) })
 		}
 	}
 	if r := cmd.GetCompactDone(); r != 0 && r == c.rev && !c.done {
@@ -124,7 +121,7 @@ func (s *systemState) applyCompact(b engine.Batch, cmd *tenfoldpb.SystemCommand,
 		rev := s.counter
 		after = append(after, func() {
 			for _, w := range ws {
-				n.reply(w, &pb.CompactionResponse{Header: &pb.ResponseHeader{ClusterId: ClusterID, MemberId: n.id, Revision: rev}}, nil)
+				n.Reply(w, &pb.CompactionResponse{Header: &pb.ResponseHeader{ClusterId: host.ClusterID, MemberId: n.ID(), Revision: rev}}, nil)
 			}
 		})
 	}
@@ -135,16 +132,16 @@ func (s *systemState) applyCompact(b engine.Batch, cmd *tenfoldpb.SystemCommand,
 // compact at the decided revision, and records the decision done once all
 // have. It needs the whole directory: a range it does not know of would
 // be skipped.
-func (s *systemState) driveCompaction() {
-	n, c := s.n(), &s.compact
-	if c.rev == 0 || c.done || !s.r.fenced() || !n.dir.complete() {
+func (s *Range) driveCompaction() {
+	n, c := s.h, &s.compact
+	if c.rev == 0 || c.done || !s.r.Fenced() || !n.DirectoryComplete() {
 		return
 	}
 	if c.acked == nil {
 		c.acked, c.inflight = map[uint64]bool{}, map[uint64]bool{}
 	}
 	rev, missing := c.rev, 0
-	for _, d := range n.dir.dataRanges() {
+	for _, d := range n.DataRanges() {
 		id := d.GetRangeId()
 		if c.acked[id] {
 			continue
@@ -154,8 +151,7 @@ func (s *systemState) driveCompaction() {
 			continue
 		}
 		c.inflight[id] = true
-		n.client.submitInternal(ClientRequest{Kind: tenfoldpb.RequestKind_COMPACT, Msg: &pb.CompactionRequest{Revision: rev},
-			Deadline: n.now.Add(compactPartTimeout), RangeID: id}, true, func(_ proto.Message, err error) {
+		n.CompactRange(id, rev, n.Now().Add(host.CompactPartTimeout), func(err error) {
 			if c.rev != rev || c.acked == nil {
 				return // a newer decision, or no longer the leader
 			}
@@ -166,8 +162,8 @@ func (s *systemState) driveCompaction() {
 			s.driveCompaction()
 		})
 	}
-	if missing == 0 && (c.doneAt.IsZero() || n.now.Sub(c.doneAt) >= n.cfg.RequestRetry) {
-		c.doneAt = n.now
+	if missing == 0 && (c.doneAt.IsZero() || n.Now().Sub(c.doneAt) >= n.Config().RequestRetry) {
+		c.doneAt = n.Now()
 		s.proposeCmd(&tenfoldpb.SystemCommand{CompactDone: rev})
 	}
 }

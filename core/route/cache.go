@@ -1,22 +1,21 @@
-package core
+package route
 
 import (
 	"bytes"
 	"sort"
 
+	"github.com/tenfold/tenfold/core/host"
+	"github.com/tenfold/tenfold/core/keys"
 	"github.com/tenfold/tenfold/tenfoldpb"
 )
 
-// Span is a half-open key interval [Start, End); an empty End is the end of
-// the keyspace.
-type Span struct {
-	Start, End []byte
-}
-
-// directory is a node's range cache: the descriptors it knows, newest epoch
-// wins. Data ranges are kept sorted by start key for lookups.
-type directory struct {
-	version uint64
+// Cache is a node's range cache (its copy of the directory): the
+// descriptors it knows, newest epoch wins, the registered nodes and the
+// live set. Data ranges are kept sorted by start key for lookups. The
+// node's keepalives keep it up to date (core/keepalive.go).
+type Cache struct {
+	// Version is the control plane's directory version this copy has.
+	Version uint64
 	byID    map[uint64]*tenfoldpb.RangeDescriptor
 	data    []*tenfoldpb.RangeDescriptor // sorted by start key, once sorted is set
 	// sorted is false after an update until the next lookup rebuilds data,
@@ -24,20 +23,22 @@ type directory struct {
 	sorted bool
 	// gen counts the updates installed, so a checker can tell that the
 	// directory is unchanged.
-	gen   uint64
-	nodes map[uint64]*tenfoldpb.NodeInfo
-	live  map[uint64]bool
-	// liveVersion names the live set in live (0: none, or unversioned).
-	liveVersion uint64
+	gen uint64
+	// Nodes are the registered nodes, Live the live set as last told.
+	Nodes map[uint64]*tenfoldpb.NodeInfo
+	Live  map[uint64]bool
+	// LiveVersion names the live set in Live (0: none, or unversioned).
+	LiveVersion uint64
 }
 
-func newDirectory() *directory {
-	return &directory{byID: map[uint64]*tenfoldpb.RangeDescriptor{}, nodes: map[uint64]*tenfoldpb.NodeInfo{}, live: map[uint64]bool{}}
+// NewCache returns an empty range cache.
+func NewCache() *Cache {
+	return &Cache{byID: map[uint64]*tenfoldpb.RangeDescriptor{}, Nodes: map[uint64]*tenfoldpb.NodeInfo{}, Live: map[uint64]bool{}}
 }
 
-// update installs desc unless a newer epoch of the same range is known;
+// Update installs desc unless a newer epoch of the same range is known;
 // the directory keeps desc itself, which nobody may change afterwards.
-func (d *directory) update(desc *tenfoldpb.RangeDescriptor) {
+func (d *Cache) Update(desc *tenfoldpb.RangeDescriptor) {
 	if old, ok := d.byID[desc.GetRangeId()]; ok && old.GetEpoch() > desc.GetEpoch() {
 		return
 	}
@@ -48,16 +49,16 @@ func (d *directory) update(desc *tenfoldpb.RangeDescriptor) {
 	d.gen++
 }
 
-// reserve makes room for n descriptors before a whole directory is
+// Reserve makes room for n descriptors before a whole directory is
 // installed into an empty cache.
-func (d *directory) reserve(n int) {
+func (d *Cache) Reserve(n int) {
 	if len(d.byID) == 0 && n > 0 {
 		d.byID = make(map[uint64]*tenfoldpb.RangeDescriptor, n)
 	}
 }
 
 // rebuild sorts the data ranges again if an update made them stale.
-func (d *directory) rebuild() {
+func (d *Cache) rebuild() {
 	if d.sorted {
 		return
 	}
@@ -71,8 +72,8 @@ func (d *directory) rebuild() {
 	sort.Slice(d.data, func(i, j int) bool { return bytes.Compare(d.data[i].GetStartKey(), d.data[j].GetStartKey()) < 0 })
 }
 
-// lookup returns the data range containing key.
-func (d *directory) lookup(key []byte) *tenfoldpb.RangeDescriptor {
+// Lookup returns the data range containing key.
+func (d *Cache) Lookup(key []byte) *tenfoldpb.RangeDescriptor {
 	d.rebuild()
 	i := sort.Search(len(d.data), func(i int) bool { return bytes.Compare(d.data[i].GetStartKey(), key) > 0 })
 	if i == 0 {
@@ -85,8 +86,8 @@ func (d *directory) lookup(key []byte) *tenfoldpb.RangeDescriptor {
 	return r
 }
 
-// covers reports whether desc contains all of span.
-func covers(desc *tenfoldpb.RangeDescriptor, s Span) bool {
+// Covers reports whether desc contains all of span.
+func Covers(desc *tenfoldpb.RangeDescriptor, s host.Span) bool {
 	if bytes.Compare(s.Start, desc.GetStartKey()) < 0 {
 		return false
 	}
@@ -99,11 +100,11 @@ func covers(desc *tenfoldpb.RangeDescriptor, s Span) bool {
 	return bytes.Compare(s.End, desc.GetEndKey()) <= 0
 }
 
-// complete reports whether the data ranges known cover the whole keyspace
+// Complete reports whether the data ranges known cover the whole keyspace
 // with no gap, so that every key can be routed (etcd's /readyz meaning for
 // a gateway). A node learns its own ranges before the directory, so a
 // partial cache is normal right after start.
-func (d *directory) complete() bool {
+func (d *Cache) Complete() bool {
 	d.rebuild()
 	if len(d.data) == 0 || len(d.data[0].GetStartKey()) != 0 {
 		return false
@@ -116,16 +117,17 @@ func (d *directory) complete() bool {
 	return len(d.data[len(d.data)-1].GetEndKey()) == 0
 }
 
-// system returns the system range's descriptor, if known.
-func (d *directory) system() *tenfoldpb.RangeDescriptor { return d.byID[systemRangeID] }
+// System returns the system range's descriptor, if known.
+func (d *Cache) System() *tenfoldpb.RangeDescriptor { return d.byID[keys.SystemRangeID] }
 
-// dataRanges returns the data ranges in key order.
-func (d *directory) dataRanges() []*tenfoldpb.RangeDescriptor {
+// DataRanges returns the data ranges in key order.
+func (d *Cache) DataRanges() []*tenfoldpb.RangeDescriptor {
 	d.rebuild()
 	return d.data
 }
 
-// Contains reports whether key is in s.
-func (s Span) Contains(key []byte) bool {
-	return bytes.Compare(key, s.Start) >= 0 && (len(s.End) == 0 || bytes.Compare(key, s.End) < 0)
-}
+// Desc returns a range's descriptor (nil if unknown).
+func (d *Cache) Desc(rangeID uint64) *tenfoldpb.RangeDescriptor { return d.byID[rangeID] }
+
+// Gen changes whenever the cache does.
+func (d *Cache) Gen() uint64 { return d.gen }

@@ -1,25 +1,45 @@
-package core
+// Package control is the control plane's state machine, replicated by the
+// control raft group on the control nodes: the node registry and the range
+// directory, liveness from keepalives, and the bootstrap of the first
+// ranges. It is never on the request path: data nodes route with their own
+// range cache (the data node's side of keepalives is core/keepalive.go).
+package control
 
 import (
+	"cmp"
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
+	"github.com/tenfold/tenfold/core/host"
+	"github.com/tenfold/tenfold/core/keys"
+	"github.com/tenfold/tenfold/core/replica"
 	"github.com/tenfold/tenfold/engine"
 	"github.com/tenfold/tenfold/tenfoldpb"
+	"go.etcd.io/raft/v3"
 	raftpb "go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 )
 
-// controlState is the control plane's state machine, replicated by the
+// Host is what the control plane needs from its node.
+type Host interface {
+	host.Host
+	// LearnPeerStore records the registered store ID of a node.
+	LearnPeerStore(node, store uint64)
+}
+
+// Plane is the control plane's state machine, replicated by the
 // control raft group: the node registry and the range directory. Its leader
 // also tracks liveness from keepalives (in memory: a new leader gives every
 // node a fresh grace period) and bootstraps the first ranges. It is never on
 // the request path: data nodes route with their own range cache.
-type controlState struct {
-	n *Node
+type Plane struct {
+	h Host
+	r *replica.Replica // nil until the control replica is opened
 
 	// Applied state.
 	nodes   map[uint64]*tenfoldpb.NodeInfo
@@ -53,18 +73,20 @@ type controlState struct {
 	indexStale bool
 }
 
-func newControlState(n *Node) *controlState {
-	return &controlState{n: n, nodes: map[uint64]*tenfoldpb.NodeInfo{}, ranges: map[uint64]*tenfoldpb.RangeDescriptor{},
-		nextRangeID: firstDataRange, lastSeen: map[uint64]time.Time{}, reports: map[uint64][]*tenfoldpb.RangeReport{}, registering: map[uint64]bool{}}
+// New creates the control plane state of a control node.
+func New(h Host) *Plane {
+	return &Plane{h: h, nodes: map[uint64]*tenfoldpb.NodeInfo{}, ranges: map[uint64]*tenfoldpb.RangeDescriptor{},
+		nextRangeID: keys.FirstDataRange, lastSeen: map[uint64]time.Time{}, reports: map[uint64][]*tenfoldpb.RangeReport{}, registering: map[uint64]bool{}}
 }
 
-func (c *controlState) load() error {
+// Load reads the applied state from the engine (once).
+func (c *Plane) Load() error {
 	if c.loaded {
 		return nil
 	}
 	c.loaded = true
-	eng := c.n.eng
-	if v, ok, err := eng.Get(keyCtlVersion); err != nil {
+	eng := c.h.Engine()
+	if v, ok, err := eng.Get(keys.CtlVersion); err != nil {
 		return err
 	} else if ok {
 		c.version = binary.BigEndian.Uint64(v)
@@ -73,20 +95,20 @@ func (c *controlState) load() error {
 	for _, kv := range []struct {
 		key []byte
 		v   *uint64
-	}{{keyCtlNodesVersion, &c.nodesVersion}, {keyCtlRangesVersion, &c.rangesVersion}} {
+	}{{keys.CtlNodesVersion, &c.nodesVersion}, {keys.CtlRangesVersion, &c.rangesVersion}} {
 		if v, ok, err := eng.Get(kv.key); err != nil {
 			return err
 		} else if ok {
 			*kv.v = binary.BigEndian.Uint64(v)
 		}
 	}
-	if v, ok, err := eng.Get(keyCtlNextID); err != nil {
+	if v, ok, err := eng.Get(keys.CtlNextID); err != nil {
 		return err
 	} else if ok {
 		c.nextRangeID = binary.BigEndian.Uint64(v)
 	}
 	load := func(prefix []byte, fn func(v []byte) error) error {
-		it, err := eng.NewIter(engine.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+		it, err := eng.NewIter(engine.IterOptions{LowerBound: prefix, UpperBound: keys.PrefixEnd(prefix)})
 		if err != nil {
 			return err
 		}
@@ -98,7 +120,7 @@ func (c *controlState) load() error {
 		}
 		return nil
 	}
-	if err := load(prefixCtlNode, func(v []byte) error {
+	if err := load(keys.PrefixCtlNode, func(v []byte) error {
 		ni := &tenfoldpb.NodeInfo{}
 		if err := proto.Unmarshal(v, ni); err != nil {
 			return err
@@ -108,7 +130,7 @@ func (c *controlState) load() error {
 	}); err != nil {
 		return err
 	}
-	return load(prefixCtlRange, func(v []byte) error {
+	return load(keys.PrefixCtlRange, func(v []byte) error {
 		d := &tenfoldpb.RangeDescriptor{}
 		if err := proto.Unmarshal(v, d); err != nil {
 			return err
@@ -119,14 +141,44 @@ func (c *controlState) load() error {
 	})
 }
 
-func (c *controlState) replica() *replica { return c.n.replicas[controlRangeID] }
+func (c *Plane) replica() *replica.Replica { return c.r }
 
-func (c *controlState) isLeader() bool {
-	r := c.replica()
-	return r != nil && r.fenced()
+// Attach binds the plane to the control range's replica and returns the
+// state machine that runs on it.
+func (c *Plane) Attach(r *replica.Replica) replica.StateMachine {
+	c.r = r
+	return rangeMachine{c}
 }
 
-func (c *controlState) lostLeadership() {
+// Handle refuses client requests: the control range serves none.
+func (c *Plane) Handle(req *tenfoldpb.Request) {
+	c.h.Reply(req, nil, status.Errorf(codes.InvalidArgument, "tenfold: range %d does not serve client requests", req.GetRangeId()))
+}
+
+// Idle is false: the control range is never idle, keepalives keep coming.
+func (c *Plane) Idle() bool { return false }
+
+// NewTermApplied does nothing: the control range answers no proposals.
+func (c *Plane) NewTermApplied(uint64) {}
+
+// ReadState does nothing: the control range issues no ReadIndex.
+func (c *Plane) ReadState(raft.ReadState) {}
+
+// rangeMachine is the plane as its replica's state machine: it does
+// nothing per raft tick, since the control leader's work runs on every Tick
+// of the node (Node.Tick calls Plane.Tick).
+type rangeMachine struct{ *Plane }
+
+// Tick does nothing (see rangeMachine).
+func (rangeMachine) Tick() {}
+
+// IsLeader reports whether this node is the fenced control leader.
+func (c *Plane) IsLeader() bool {
+	r := c.replica()
+	return r != nil && r.Fenced()
+}
+
+func (c *Plane) LostLeadership() {
 	c.lastSeen, c.reports, c.registering = map[uint64]time.Time{}, map[uint64][]*tenfoldpb.RangeReport{}, map[uint64]bool{}
 	c.bootstrapping = false
 	c.leaderSince = time.Time{}
@@ -135,7 +187,7 @@ func (c *controlState) lostLeadership() {
 
 // index rebuilds nodeIDs, rangeIDs and rangesOf if the applied state
 // changed.
-func (c *controlState) index() {
+func (c *Plane) index() {
 	if !c.indexStale && c.rangesOf != nil {
 		return
 	}
@@ -150,31 +202,30 @@ func (c *controlState) index() {
 	}
 }
 
-func (c *controlState) tick() {
-	if c.isLeader() {
-		c.pump()
+// Tick runs the leader's work on every Tick of the node.
+func (c *Plane) Tick() {
+	if c.IsLeader() {
+		c.Pump()
 	}
 }
 
-func (c *controlState) propose(cmd *tenfoldpb.ControlCommand) bool {
-	cmd.Proposer = c.n.id
+func (c *Plane) propose(cmd *tenfoldpb.ControlCommand) bool {
+	cmd.Proposer = c.h.ID()
 	data, err := proto.Marshal(cmd)
 	if err != nil {
-		c.n.fail(err)
+		c.h.Fail(err)
 		return false
 	}
-	r := c.replica()
-	defer r.touch()
-	return r.rn.Propose(data) == nil
+	return c.replica().Propose(data) == nil
 }
 
-// pump runs the control leader's decisions: bootstrap the first ranges.
-func (c *controlState) pump() {
-	if !c.isLeader() {
+// Pump runs the control leader's decisions: bootstrap the first ranges.
+func (c *Plane) Pump() {
+	if !c.IsLeader() {
 		return
 	}
 	if c.leaderSince.IsZero() {
-		c.leaderSince = c.n.now
+		c.leaderSince = c.h.Now()
 	}
 	if len(c.ranges) > 0 || c.bootstrapping {
 		return
@@ -185,17 +236,17 @@ func (c *controlState) pump() {
 			data = append(data, id)
 		}
 	}
-	if len(data) < c.n.cfg.InitialDataNodes {
+	if len(data) < c.h.Config().InitialDataNodes {
 		return
 	}
 	reps := data[:min(3, len(data))]
-	descs := []*tenfoldpb.RangeDescriptor{{RangeId: systemRangeID, Replicas: reps, Epoch: 1, Kind: tenfoldpb.RangeKind_SYSTEM}}
-	next := uint64(firstDataRange)
+	descs := []*tenfoldpb.RangeDescriptor{{RangeId: keys.SystemRangeID, Replicas: reps, Epoch: 1, Kind: tenfoldpb.RangeKind_SYSTEM}}
+	next := uint64(keys.FirstDataRange)
 	var start []byte
 	// Data ranges are spread round-robin over every registered data node,
 	// on 3 consecutive nodes (in ID order) each; the system range stays on
 	// the first 3.
-	for i, split := range append(append([][]byte(nil), c.n.cfg.SplitKeys...), nil) {
+	for i, split := range append(append([][]byte(nil), c.h.Config().SplitKeys...), nil) {
 		var spread []uint64
 		for k := range len(reps) {
 			spread = append(spread, data[(i*len(reps)+k)%len(data)])
@@ -205,7 +256,7 @@ func (c *controlState) pump() {
 		start = split
 	}
 	descs[1].StartKey = nil
-	if c.n.cfg.Bugs.OverlappingRanges && len(descs) > 2 {
+	if c.h.Config().Bugs.OverlappingRanges && len(descs) > 2 {
 		descs[2].StartKey = nil
 	}
 	if c.propose(&tenfoldpb.ControlCommand{SetRanges: descs, NextRangeId: next}) {
@@ -213,7 +264,7 @@ func (c *controlState) pump() {
 	}
 }
 
-func (c *controlState) apply(b engine.Batch, e *raftpb.Entry) ([]func(), error) {
+func (c *Plane) Apply(b engine.Batch, e *raftpb.Entry) ([]func(), error) {
 	cmd := &tenfoldpb.ControlCommand{}
 	if err := proto.Unmarshal(e.GetData(), cmd); err != nil {
 		return nil, fmt.Errorf("control: decode entry %d: %w", e.GetIndex(), err)
@@ -234,14 +285,14 @@ func (c *controlState) apply(b engine.Batch, e *raftpb.Entry) ([]func(), error) 
 		c.ranges[d.GetRangeId()] = d
 		c.indexStale = true
 		v, _ := proto.Marshal(d)
-		if err := b.Set(ctlKey(prefixCtlRange, d.GetRangeId()), v); err != nil {
+		if err := b.Set(keys.CtlKey(keys.PrefixCtlRange, d.GetRangeId()), v); err != nil {
 			return nil, err
 		}
 		created = append(created, d)
 	}
 	if cmd.GetNextRangeId() > c.nextRangeID {
 		c.nextRangeID = cmd.GetNextRangeId()
-		if err := b.Set(keyCtlNextID, binary.BigEndian.AppendUint64(nil, c.nextRangeID)); err != nil {
+		if err := b.Set(keys.CtlNextID, binary.BigEndian.AppendUint64(nil, c.nextRangeID)); err != nil {
 			return nil, err
 		}
 	}
@@ -251,7 +302,7 @@ func (c *controlState) apply(b engine.Batch, e *raftpb.Entry) ([]func(), error) 
 			key []byte
 			v   *uint64
 			set bool
-		}{{keyCtlVersion, &c.version, true}, {keyCtlNodesVersion, &c.nodesVersion, nodesChanged}, {keyCtlRangesVersion, &c.rangesVersion, len(created) > 0}}
+		}{{keys.CtlVersion, &c.version, true}, {keys.CtlNodesVersion, &c.nodesVersion, nodesChanged}, {keys.CtlRangesVersion, &c.rangesVersion, len(created) > 0}}
 		for _, kv := range sets {
 			if !kv.set {
 				continue
@@ -266,7 +317,7 @@ func (c *controlState) apply(b engine.Batch, e *raftpb.Entry) ([]func(), error) 
 	if len(created) > 0 {
 		after = append(after, func() {
 			c.bootstrapping = false
-			if c.isLeader() {
+			if c.IsLeader() {
 				for _, d := range created {
 					c.sendCreate(d)
 				}
@@ -279,7 +330,7 @@ func (c *controlState) apply(b engine.Batch, e *raftpb.Entry) ([]func(), error) 
 // register applies a node's registration and reports whether the node list
 // changed. The first store ID registered for a node ID keeps it: a
 // registration that raced a wiped node's return is ignored (identity.go).
-func (c *controlState) register(b engine.Batch, ni *tenfoldpb.NodeInfo) (bool, error) {
+func (c *Plane) register(b engine.Batch, ni *tenfoldpb.NodeInfo) (bool, error) {
 	id := ni.GetNodeId()
 	delete(c.registering, id)
 	old, ok := c.nodes[id]
@@ -287,44 +338,44 @@ func (c *controlState) register(b engine.Batch, ni *tenfoldpb.NodeInfo) (bool, e
 		return false, nil
 	}
 	c.nodes[id] = ni
-	c.n.learnPeerStore(id, ni.GetStoreId(), true)
+	c.h.LearnPeerStore(id, ni.GetStoreId())
 	c.indexStale = true
 	v, err := proto.Marshal(ni)
 	if err != nil {
 		return false, err
 	}
-	return true, b.Set(ctlKey(prefixCtlNode, id), v)
+	return true, b.Set(keys.CtlKey(keys.PrefixCtlNode, id), v)
 }
 
-func (c *controlState) sendCreate(d *tenfoldpb.RangeDescriptor) {
+func (c *Plane) sendCreate(d *tenfoldpb.RangeDescriptor) {
 	for _, node := range d.GetReplicas() {
-		c.n.send(node, &tenfoldpb.Message{Body: &tenfoldpb.Message_CreateReplica{CreateReplica: &tenfoldpb.CreateReplica{Range: d}}})
+		c.h.Send(node, &tenfoldpb.Message{Body: &tenfoldpb.Message_CreateReplica{CreateReplica: &tenfoldpb.CreateReplica{Range: d}}})
 	}
 }
 
-// handleKeepalive records a data node's liveness and answers with the
+// HandleKeepalive records a data node's liveness and answers with the
 // directory when the node's copy is stale.
-func (c *controlState) handleKeepalive(from uint64, ka *tenfoldpb.Keepalive) {
-	n := c.n
+func (c *Plane) HandleKeepalive(from uint64, ka *tenfoldpb.Keepalive) {
+	n := c.h
 	resp := &tenfoldpb.KeepaliveResponse{}
 	r := c.replica()
-	if r == nil || !r.fenced() {
-		resp.Code, resp.Error = 14, status.Convert(errNotLeader).Message()
+	if r == nil || !r.Fenced() {
+		resp.Code, resp.Error = uint32(codes.Unavailable), status.Convert(host.ErrNotLeader).Message()
 		if r != nil {
-			resp.ControlLeader = r.leader
+			resp.ControlLeader = r.Leader()
 		}
-		n.send(from, &tenfoldpb.Message{Body: &tenfoldpb.Message_KeepaliveResponse{KeepaliveResponse: resp}})
+		n.Send(from, &tenfoldpb.Message{Body: &tenfoldpb.Message_KeepaliveResponse{KeepaliveResponse: resp}})
 		return
 	}
-	resp.ControlLeader = n.id
+	resp.ControlLeader = n.ID()
 	ni := ka.GetNode()
 	if old, ok := c.nodes[ni.GetNodeId()]; ok && old.GetStoreId() != 0 && old.GetStoreId() != ni.GetStoreId() {
 		// A registered node back with another data directory: never
 		// register it again or place replicas on it (identity.go).
-		n.send(from, &tenfoldpb.Message{Body: &tenfoldpb.Message_StoreMismatch{StoreMismatch: &tenfoldpb.StoreMismatch{KnownStore: old.GetStoreId(), SeenStore: ni.GetStoreId()}}})
+		n.Send(from, &tenfoldpb.Message{Body: &tenfoldpb.Message_StoreMismatch{StoreMismatch: &tenfoldpb.StoreMismatch{KnownStore: old.GetStoreId(), SeenStore: ni.GetStoreId()}}})
 		return
 	}
-	c.lastSeen[ni.GetNodeId()] = n.now
+	c.lastSeen[ni.GetNodeId()] = n.Now()
 	c.reports[ni.GetNodeId()] = ka.GetRanges()
 	if old, ok := c.nodes[ni.GetNodeId()]; (!ok || !proto.Equal(old, ni)) && !c.registering[ni.GetNodeId()] {
 		if c.propose(&tenfoldpb.ControlCommand{Register: ni}) {
@@ -340,7 +391,7 @@ func (c *controlState) handleKeepalive(from uint64, ka *tenfoldpb.Keepalive) {
 	c.index()
 	for _, id := range c.rangesOf[ni.GetNodeId()] {
 		if !have[id] {
-			n.send(ni.GetNodeId(), &tenfoldpb.Message{Body: &tenfoldpb.Message_CreateReplica{CreateReplica: &tenfoldpb.CreateReplica{Range: c.ranges[id]}}})
+			n.Send(ni.GetNodeId(), &tenfoldpb.Message{Body: &tenfoldpb.Message_CreateReplica{CreateReplica: &tenfoldpb.CreateReplica{Range: c.ranges[id]}}})
 		}
 	}
 	resp.DirectoryVersion = c.version
@@ -364,21 +415,22 @@ func (c *controlState) handleKeepalive(from uint64, ka *tenfoldpb.Keepalive) {
 	if ka.GetLiveVersion() != resp.LiveVersion {
 		resp.Live = c.live
 	}
-	n.send(from, &tenfoldpb.Message{Body: &tenfoldpb.Message_KeepaliveResponse{KeepaliveResponse: resp}})
-	c.pump()
+	n.Send(from, &tenfoldpb.Message{Body: &tenfoldpb.Message_KeepaliveResponse{KeepaliveResponse: resp}})
+	c.Pump()
 }
 
 // liveSet brings c.live up to date and returns its version.
-func (c *controlState) liveSet() uint64 {
-	live := c.liveNodes()
+func (c *Plane) liveSet() uint64 {
+	live := c.LiveNodes()
 	if c.liveVersion == 0 || !slices.Equal(live, c.live) {
 		seq := c.liveVersion&0xffffffff + 1
-		c.live, c.liveVersion = live, c.replica().term<<32|seq
+		c.live, c.liveVersion = live, c.replica().Term()<<32|seq
 	}
 	return c.liveVersion
 }
 
-func (c *controlState) liveNodes() []uint64 {
+// LiveNodes returns the nodes this leader considers live, in order.
+func (c *Plane) LiveNodes() []uint64 {
 	var live []uint64
 	c.index()
 	for _, id := range c.nodeIDs {
@@ -387,77 +439,30 @@ func (c *controlState) liveNodes() []uint64 {
 			// Grace for nodes not heard from since this leader took over.
 			seen = c.leaderSince
 		}
-		if c.nodes[id].GetControl() || c.n.now.Sub(seen) < c.n.cfg.LivenessTimeout {
+		if c.nodes[id].GetControl() || c.h.Now().Sub(seen) < c.h.Config().LivenessTimeout {
 			live = append(live, id)
 		}
 	}
 	return live
 }
 
-// maybeKeepalive sends this data node's periodic beat to the control leader.
-func (n *Node) maybeKeepalive() {
-	if n.cfg.Control || len(n.cfg.ControlNodes) == 0 || n.now.Sub(n.lastKeepalive) < n.cfg.KeepaliveInterval {
-		return
-	}
-	n.lastKeepalive = n.now
-	to := n.controlLeader
-	if to == 0 {
-		to = n.cfg.ControlNodes[int(n.ticks)%len(n.cfg.ControlNodes)]
-	}
-	ka := &tenfoldpb.Keepalive{Node: n.cfg.Self, DirectoryVersion: n.dir.version, LiveVersion: n.dir.liveVersion}
-	if ka.Node == nil {
-		ka.Node = &tenfoldpb.NodeInfo{NodeId: n.id, StoreId: n.storeID}
-	}
-	for _, id := range n.replicaIDs() {
-		r := n.replicas[id]
-		ka.Ranges = append(ka.Ranges, &tenfoldpb.RangeReport{RangeId: id, Epoch: r.desc.GetEpoch(), Leader: r.leader, Term: r.term, Applied: r.applied.index, Revision: r.applied.closed})
-	}
-	n.send(to, &tenfoldpb.Message{Body: &tenfoldpb.Message_Keepalive{Keepalive: ka}})
-}
-
-func (n *Node) handleKeepaliveResponse(from uint64, resp *tenfoldpb.KeepaliveResponse) {
-	if resp.GetCode() != 0 {
-		n.controlLeader = resp.GetControlLeader()
-		n.lastKeepalive = time.Time{} // try the hinted leader right away
-		return
-	}
-	n.controlLeader = from
-	if len(resp.GetRanges()) > 0 || len(resp.GetNodes()) > 0 {
-		n.dir.reserve(len(resp.GetRanges()))
-		for _, d := range resp.GetRanges() {
-			n.dir.update(d)
-		}
-		for _, ni := range resp.GetNodes() {
-			n.dir.nodes[ni.GetNodeId()] = ni
-			n.learnPeerStore(ni.GetNodeId(), ni.GetStoreId(), true)
-		}
-		n.dir.version = resp.GetDirectoryVersion()
-		n.client.routeWaiting()
-	}
-	if resp.GetLiveVersion() == 0 || resp.GetLiveVersion() != n.dir.liveVersion {
-		// A new live set (a control plane that does not version it sends
-		// the list every time).
-		n.dir.live = map[uint64]bool{}
-		for _, id := range resp.GetLive() {
-			n.dir.live[id] = true
-		}
-		n.dir.liveVersion = resp.GetLiveVersion()
-	}
-}
-
-// Nodes returns the registered nodes this node knows of (from the
-// directory), for the driver's address book.
-func (n *Node) Nodes() []*tenfoldpb.NodeInfo {
-	if n.ctl != nil {
-		out := make([]*tenfoldpb.NodeInfo, 0, len(n.ctl.nodes))
-		for _, id := range sortedKeys(n.ctl.nodes) {
-			out = append(out, n.ctl.nodes[id])
-		}
-		return out
-	}
-	out := make([]*tenfoldpb.NodeInfo, 0, len(n.dir.nodes))
-	for _, id := range sortedKeys(n.dir.nodes) {
-		out = append(out, n.dir.nodes[id])
+// Nodes returns the registered nodes, by ID.
+func (c *Plane) Nodes() []*tenfoldpb.NodeInfo {
+	out := make([]*tenfoldpb.NodeInfo, 0, len(c.nodes))
+	for _, id := range sortedKeys(c.nodes) {
+		out = append(out, c.nodes[id])
 	}
 	return out
+}
+
+// Ranges returns the range directory, by range ID (read only).
+func (c *Plane) Ranges() map[uint64]*tenfoldpb.RangeDescriptor { return c.ranges }
+
+// Version returns the directory's version.
+func (c *Plane) Version() uint64 { return c.version }
+
+// sortedKeys returns a map's keys in order, so that no decision depends
+// on map iteration order.
+func sortedKeys[K cmp.Ordered, V any](m map[K]V) []K {
+	return slices.Sorted(maps.Keys(m))
 }

@@ -1,10 +1,13 @@
-package core
+package datarange
 
 import (
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"slices"
 
+	"github.com/tenfold/tenfold/core/host"
+	"github.com/tenfold/tenfold/core/keys"
 	"github.com/tenfold/tenfold/engine"
 	"github.com/tenfold/tenfold/mvcc"
 	"github.com/tenfold/tenfold/tenfoldpb"
@@ -28,15 +31,7 @@ import (
 // The table lives in the engine next to the range's raft state (keys.go);
 // an in-memory index of which IDs are present is rebuilt when the replica
 // opens. Pruning by the floor keeps about one entry per write in flight per
-// origin; maxSessionEntriesPerOrigin bounds it when an origin has more.
-
-// maxSessionEntriesPerOrigin bounds a range's session entries per origin
-// node. Past it the lowest IDs are evicted and the floor rises above them:
-// a copy of an evicted request is then dropped, never executed twice (its
-// origin, if it still waits, sees a timeout: outcome unknown). It is a count
-// of requests, sized well above the writes one node keeps in flight to one
-// range in practice (each waits for one leader cycle).
-const maxSessionEntriesPerOrigin = 1024
+// origin; host.MaxSessionEntriesPerOrigin bounds it when an origin has more.
 
 // sessionClient is the in-memory index of one origin's session state.
 type sessionClient struct {
@@ -54,32 +49,22 @@ const (
 	sessionStale                       // ended at its origin: drop it
 )
 
-// dedupKind reports whether requests of kind k go through the session
-// table: the client writes (CLOSE writes nothing and is safe to repeat).
-func dedupKind(k tenfoldpb.RequestKind) bool {
-	switch k {
-	case tenfoldpb.RequestKind_PUT, tenfoldpb.RequestKind_DELETE_RANGE, tenfoldpb.RequestKind_TXN, tenfoldpb.RequestKind_COMPACT:
-		return true
-	}
-	return false
-}
-
 func sessionEntryKey(rangeID, origin, inc, id uint64) []byte {
-	k := rangeKey(rangeID, suffixSession)
+	k := keys.RangeKey(rangeID, keys.SuffixSession)
 	k = binary.BigEndian.AppendUint64(k, origin)
 	k = binary.BigEndian.AppendUint64(k, inc)
 	return binary.BigEndian.AppendUint64(k, id)
 }
 
 func sessionClientKey(rangeID, origin uint64) []byte {
-	return binary.BigEndian.AppendUint64(rangeKey(rangeID, suffixSessionClient), origin)
+	return binary.BigEndian.AppendUint64(keys.RangeKey(rangeID, keys.SuffixSessionClient), origin)
 }
 
 // loadSessions rebuilds the in-memory index from the engine.
-func (d *dataState) loadSessions() error {
-	eng, id := d.n().eng, d.r.id()
+func (d *Range) loadSessions() error {
+	eng, id := d.h.Engine(), d.r.ID()
 	d.sessions = map[uint64]*sessionClient{}
-	it, err := eng.NewIter(engine.IterOptions{LowerBound: rangeKey(id, suffixSessionClient), UpperBound: prefixEnd(rangeKey(id, suffixSessionClient))})
+	it, err := eng.NewIter(engine.IterOptions{LowerBound: keys.RangeKey(id, keys.SuffixSessionClient), UpperBound: keys.PrefixEnd(keys.RangeKey(id, keys.SuffixSessionClient))})
 	if err != nil {
 		return err
 	}
@@ -95,7 +80,7 @@ func (d *dataState) loadSessions() error {
 	if err := it.Close(); err != nil {
 		return err
 	}
-	it, err = eng.NewIter(engine.IterOptions{LowerBound: rangeKey(id, suffixSession), UpperBound: prefixEnd(rangeKey(id, suffixSession))})
+	it, err = eng.NewIter(engine.IterOptions{LowerBound: keys.RangeKey(id, keys.SuffixSession), UpperBound: keys.PrefixEnd(keys.RangeKey(id, keys.SuffixSession))})
 	if err != nil {
 		return err
 	}
@@ -116,7 +101,7 @@ func (d *dataState) loadSessions() error {
 }
 
 // sessionCheck classifies a write request against the applied table.
-func (d *dataState) sessionCheck(req *tenfoldpb.Request) sessionVerdict {
+func (d *Range) sessionCheck(req *tenfoldpb.Request) sessionVerdict {
 	sc := d.sessions[req.GetOrigin()]
 	switch {
 	case sc == nil || req.GetOriginIncarnation() > sc.inc:
@@ -131,26 +116,26 @@ func (d *dataState) sessionCheck(req *tenfoldpb.Request) sessionVerdict {
 }
 
 // sessionAnswer answers a copy of an applied request from the table.
-func (d *dataState) sessionAnswer(req *tenfoldpb.Request) error {
-	n := d.n()
-	v, ok, err := n.eng.Get(sessionEntryKey(d.r.id(), req.GetOrigin(), req.GetOriginIncarnation(), req.GetId()))
+func (d *Range) sessionAnswer(req *tenfoldpb.Request) error {
+	n := d.h
+	v, ok, err := n.Engine().Get(sessionEntryKey(d.r.ID(), req.GetOrigin(), req.GetOriginIncarnation(), req.GetId()))
 	if err != nil {
 		return err
 	}
 	if !ok {
-		return fmt.Errorf("range %d: session entry %d/%d/%d indexed but not stored", d.r.id(), req.GetOrigin(), req.GetOriginIncarnation(), req.GetId())
+		return fmt.Errorf("range %d: session entry %d/%d/%d indexed but not stored", d.r.ID(), req.GetOrigin(), req.GetOriginIncarnation(), req.GetId())
 	}
 	e := &tenfoldpb.SessionEntry{}
 	if err := proto.Unmarshal(v, e); err != nil {
-		return fmt.Errorf("range %d: decode session entry: %w", d.r.id(), err)
+		return fmt.Errorf("range %d: decode session entry: %w", d.r.ID(), err)
 	}
-	resp, err := decodeResponse(e.GetKind(), e.GetResponse())
+	resp, err := host.DecodeResponse(e.GetKind(), e.GetResponse())
 	if err != nil {
 		return err
 	}
 	mvcc.Stamp(resp, e.GetRevision())
-	setHeaderMeta(resp, n.id, d.r.term)
-	n.reply(req, resp, nil)
+	host.SetHeaderMeta(resp, n.ID(), d.r.Term())
+	n.Reply(req, resp, nil)
 	return nil
 }
 
@@ -160,11 +145,11 @@ type requestName struct{ origin, inc, id uint64 }
 
 // sessionRecord records the applied completions of one entry, on every
 // replica, in the entry's batch; rev gives a completion's stamped revision.
-func (d *dataState) sessionRecord(b engine.Batch, e uint64, comps []*tenfoldpb.Completion, rev func(*tenfoldpb.Completion) int64) error {
-	rid := d.r.id()
+func (d *Range) sessionRecord(b engine.Batch, e uint64, comps []*tenfoldpb.Completion, rev func(*tenfoldpb.Completion) int64) error {
+	rid := d.r.ID()
 	dirty := map[uint64]bool{}
 	for _, c := range comps {
-		if c.GetOrigin() == 0 || !dedupKind(c.GetKind()) {
+		if c.GetOrigin() == 0 || !host.DedupKind(c.GetKind()) {
 			continue
 		}
 		origin, inc, id := c.GetOrigin(), c.GetOriginIncarnation(), c.GetRequestId()
@@ -196,7 +181,7 @@ func (d *dataState) sessionRecord(b engine.Batch, e uint64, comps []*tenfoldpb.C
 		}
 		sc.ids = slices.Insert(sc.ids, i, id)
 		floor := max(sc.floor, c.GetMinPending())
-		if over := len(sc.ids) - maxSessionEntriesPerOrigin; over > 0 {
+		if over := len(sc.ids) - host.MaxSessionEntriesPerOrigin; over > 0 {
 			floor = max(floor, sc.ids[over-1]+1)
 		}
 		if floor > sc.floor {
@@ -211,7 +196,7 @@ func (d *dataState) sessionRecord(b engine.Batch, e uint64, comps []*tenfoldpb.C
 		}
 		dirty[origin] = true
 	}
-	for _, origin := range sortedKeys(dirty) {
+	for _, origin := range slices.Sorted(maps.Keys(dirty)) {
 		sc := d.sessions[origin]
 		v, err := proto.Marshal(&tenfoldpb.SessionClient{Incarnation: sc.inc, Floor: sc.floor})
 		if err != nil {

@@ -1,9 +1,10 @@
-package core
+package replica
 
 import (
 	"encoding/binary"
 	"fmt"
 
+	"github.com/tenfold/tenfold/core/keys"
 	"github.com/tenfold/tenfold/engine"
 	"go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
@@ -25,26 +26,36 @@ type raftStorage struct {
 
 func newRaftStorage(eng engine.Engine, rangeID uint64, voters []uint64) (*raftStorage, error) {
 	s := &raftStorage{eng: eng, rangeID: rangeID, hard: &pb.HardState{}, conf: &pb.ConfState{Voters: append([]uint64(nil), voters...)}}
-	if v, ok, err := eng.Get(rangeKey(rangeID, suffixHard)); err != nil {
+	if v, ok, err := eng.Get(keys.RangeKey(rangeID, keys.SuffixHard)); err != nil {
 		return nil, err
 	} else if ok {
 		if err := proto.Unmarshal(v, s.hard); err != nil {
 			return nil, fmt.Errorf("range %d: decode hard state: %w", rangeID, err)
 		}
 	}
-	it, err := eng.NewIter(engine.IterOptions{LowerBound: logKey(rangeID, 0), UpperBound: rangeKey(rangeID, suffixLog+1)})
+	last, err := s.readLast()
+	if err != nil {
+		return nil, err
+	}
+	s.lastIndex, s.lastTerm = last.GetIndex(), last.GetTerm()
+	return s, nil
+}
+
+// readLast reads the last log entry from the engine (an empty entry if
+// the log is empty).
+func (s *raftStorage) readLast() (*pb.Entry, error) {
+	it, err := s.eng.NewIter(engine.IterOptions{LowerBound: keys.LogKey(s.rangeID, 0), UpperBound: keys.RangeKey(s.rangeID, keys.SuffixLog+1)})
 	if err != nil {
 		return nil, err
 	}
 	defer it.Close()
+	e := &pb.Entry{}
 	if it.Last() {
-		e := &pb.Entry{}
 		if err := proto.Unmarshal(it.Value(), e); err != nil {
-			return nil, fmt.Errorf("range %d: decode last log entry: %w", rangeID, err)
+			return nil, fmt.Errorf("range %d: decode last log entry: %w", s.rangeID, err)
 		}
-		s.lastIndex, s.lastTerm = e.GetIndex(), e.GetTerm()
 	}
-	return s, nil
+	return e, nil
 }
 
 // InitialState implements raft.Storage.
@@ -60,7 +71,7 @@ func (s *raftStorage) Entries(lo, hi, maxSize uint64) ([]*pb.Entry, error) {
 	if hi > s.lastIndex+1 {
 		return nil, raft.ErrUnavailable
 	}
-	it, err := s.eng.NewIter(engine.IterOptions{LowerBound: logKey(s.rangeID, lo), UpperBound: logKey(s.rangeID, hi)})
+	it, err := s.eng.NewIter(engine.IterOptions{LowerBound: keys.LogKey(s.rangeID, lo), UpperBound: keys.LogKey(s.rangeID, hi)})
 	if err != nil {
 		return nil, err
 	}
@@ -100,7 +111,7 @@ func (s *raftStorage) Term(i uint64) (uint64, error) {
 	if i == s.lastIndex {
 		return s.lastTerm, nil
 	}
-	v, ok, err := s.eng.Get(logKey(s.rangeID, i))
+	v, ok, err := s.eng.Get(keys.LogKey(s.rangeID, i))
 	if err != nil {
 		return 0, err
 	}
@@ -133,7 +144,7 @@ func (s *raftStorage) append(b engine.Batch, ents []*pb.Entry, hs *pb.HardState)
 	if len(ents) > 0 {
 		first := ents[0].GetIndex()
 		if first <= s.lastIndex {
-			if err := b.DeleteRange(logKey(s.rangeID, first), logKey(s.rangeID, s.lastIndex+1)); err != nil {
+			if err := b.DeleteRange(keys.LogKey(s.rangeID, first), keys.LogKey(s.rangeID, s.lastIndex+1)); err != nil {
 				return err
 			}
 		}
@@ -142,7 +153,7 @@ func (s *raftStorage) append(b engine.Batch, ents []*pb.Entry, hs *pb.HardState)
 			if err != nil {
 				return err
 			}
-			if err := b.Set(logKey(s.rangeID, e.GetIndex()), v); err != nil {
+			if err := b.Set(keys.LogKey(s.rangeID, e.GetIndex()), v); err != nil {
 				return err
 			}
 		}
@@ -155,35 +166,35 @@ func (s *raftStorage) append(b engine.Batch, ents []*pb.Entry, hs *pb.HardState)
 		if err != nil {
 			return err
 		}
-		if err := b.Set(rangeKey(s.rangeID, suffixHard), v); err != nil {
+		if err := b.Set(keys.RangeKey(s.rangeID, keys.SuffixHard), v); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// appliedState is a replica's persisted apply progress.
-type appliedState struct {
-	index     uint64 // last applied log index
-	term      uint64 // term of that entry
-	revision  int64  // highest revision written by this range
-	closed    int64  // the range never writes at or below this revision again
-	compacted int64  // history below this revision is gone
+// AppliedState is a replica's persisted apply progress.
+type AppliedState struct {
+	Index     uint64 // last applied log index
+	Term      uint64 // term of that entry
+	Revision  int64  // highest revision written by this range
+	Closed    int64  // the range never writes at or below this revision again
+	Compacted int64  // history below this revision is gone
 }
 
-func (a appliedState) encode() []byte {
+func (a AppliedState) encode() []byte {
 	b := make([]byte, 0, 40)
-	b = binary.BigEndian.AppendUint64(b, a.index)
-	b = binary.BigEndian.AppendUint64(b, a.term)
-	b = binary.BigEndian.AppendUint64(b, uint64(a.revision))
-	b = binary.BigEndian.AppendUint64(b, uint64(a.closed))
-	return binary.BigEndian.AppendUint64(b, uint64(a.compacted))
+	b = binary.BigEndian.AppendUint64(b, a.Index)
+	b = binary.BigEndian.AppendUint64(b, a.Term)
+	b = binary.BigEndian.AppendUint64(b, uint64(a.Revision))
+	b = binary.BigEndian.AppendUint64(b, uint64(a.Closed))
+	return binary.BigEndian.AppendUint64(b, uint64(a.Compacted))
 }
 
-func decodeAppliedState(b []byte) (appliedState, error) {
+func decodeAppliedState(b []byte) (AppliedState, error) {
 	if len(b) != 40 {
-		return appliedState{}, fmt.Errorf("applied state: want 40 bytes, got %d", len(b))
+		return AppliedState{}, fmt.Errorf("applied state: want 40 bytes, got %d", len(b))
 	}
 	u := func(i int) uint64 { return binary.BigEndian.Uint64(b[i*8:]) }
-	return appliedState{index: u(0), term: u(1), revision: int64(u(2)), closed: int64(u(3)), compacted: int64(u(4))}, nil
+	return AppliedState{Index: u(0), Term: u(1), Revision: int64(u(2)), Closed: int64(u(3)), Compacted: int64(u(4))}, nil
 }
