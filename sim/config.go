@@ -122,10 +122,12 @@ func ParseBugs(s string) (core.Bugs, error) {
 			b.FailOnDeposed = true
 		case "no-quiesce":
 			b.NoQuiesce = true
+		case "unpinned-multi-range-read":
+			b.UnpinnedMultiRangeRead = true
 		case "serve-cross-range":
 			b.ServeCrossRangeFromFirst = true
 		default:
-			return b, fmt.Errorf("unknown bug %q: want ack-before-sync, stale-reads, reuse-revision, drop-watch-event, overlapping-ranges, divergent-apply, no-reelection, stale-watch-start, revoke-skips-range, put-ignores-revoke, lease-reads-from-memory, no-check-quorum, no-dedup, refuse-writes-after-failover, skip-revision, fail-on-deposed, no-quiesce or serve-cross-range", part)
+			return b, fmt.Errorf("unknown bug %q: want ack-before-sync, stale-reads, reuse-revision, drop-watch-event, overlapping-ranges, divergent-apply, no-reelection, stale-watch-start, revoke-skips-range, put-ignores-revoke, lease-reads-from-memory, no-check-quorum, no-dedup, refuse-writes-after-failover, skip-revision, fail-on-deposed, no-quiesce, serve-cross-range or unpinned-multi-range-read", part)
 		}
 	}
 	return b, nil
@@ -187,6 +189,9 @@ func BugsString(b core.Bugs) string {
 	}
 	if b.ServeCrossRangeFromFirst {
 		s = append(s, "serve-cross-range")
+	}
+	if b.UnpinnedMultiRangeRead {
+		s = append(s, "unpinned-multi-range-read")
 	}
 	return strings.Join(s, ",")
 }

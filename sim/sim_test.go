@@ -452,10 +452,19 @@ func TestCatchesNoQuiesce(t *testing.T) {
 // TestCatchesServeCrossRange: a request across ranges sent to the range of
 // its first key, which reads its node's engine at its own revision, shows
 // keys of other ranges as they were not at that revision (S8). (The correct
-// core refuses such requests with FailedPrecondition, which S8 allows.)
+// core answers it by parts at one revision.)
 func TestCatchesServeCrossRange(t *testing.T) {
 	cfg := bugConfig(core.Bugs{ServeCrossRangeFromFirst: true})
 	findBug(t, cfg, 5, "S8")
+}
+
+// TestCatchesUnpinnedMultiRangeRead: a read across ranges whose parts each
+// read at their own range's current revision, rather than at the one the
+// first part fixed, mixes states of different revisions (S8).
+func TestCatchesUnpinnedMultiRangeRead(t *testing.T) {
+	cfg := bugConfig(core.Bugs{UnpinnedMultiRangeRead: true})
+	cfg.Ranges = 4
+	findBug(t, cfg, 10, "S8")
 }
 
 // TestTailGapOfExpiredWrite replays CI seed 1526: a put queued behind a

@@ -140,6 +140,10 @@ type Bugs struct {
 	// range of its first key, which serves it from its node's engine at its
 	// own revision, instead of refusing it (S8).
 	ServeCrossRangeFromFirst bool
+	// UnpinnedMultiRangeRead sends every part of a read across ranges at
+	// once, each read at its own range's current revision instead of at
+	// the one revision the first part fixed (S8).
+	UnpinnedMultiRangeRead bool
 }
 
 // SetDefaults fills the zero fields with their defaults.
