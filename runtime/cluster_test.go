@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -463,6 +464,24 @@ func TestClusterSplitRanges(t *testing.T) {
 	}
 	if len(top.Kvs) != 1 || string(top.Kvs[0].Key) != "z" || !top.More || top.Count != 2 {
 		t.Errorf("cross-range scan by value descending, limit 1: got %v more=%v count=%d, want z, more, count 2", top.Kvs, top.More, top.Count)
+	}
+	// A watch across ranges (every node here holds both) delivers both
+	// ranges' events merged in revision order.
+	wctx, wcancel := context.WithCancel(ctx)
+	wch := cli.Watch(wctx, "", clientv3.WithPrefix(), clientv3.WithRev(a.Header.Revision))
+	var seen []string
+	for len(seen) < 2 {
+		wr, ok := <-wch
+		if !ok || wr.Err() != nil {
+			t.Fatalf("cross-range watch ended: %v (saw %v)", wr.Err(), seen)
+		}
+		for _, ev := range wr.Events {
+			seen = append(seen, fmt.Sprintf("%s@%d", ev.Kv.Key, ev.Kv.ModRevision))
+		}
+	}
+	wcancel()
+	if want := []string{fmt.Sprintf("a@%d", a.Header.Revision), fmt.Sprintf("z@%d", z.Header.Revision)}; !slices.Equal(seen[:2], want) {
+		t.Errorf("cross-range watch delivered %v, want %v", seen, want)
 	}
 	// Writes that cross ranges are refused (for now), never half applied.
 	_, err = cli.Txn(ctx).If(clientv3.Compare(clientv3.Value("a"), "=", "1")).Then(clientv3.OpPut("z", "3")).Commit()

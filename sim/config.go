@@ -122,12 +122,14 @@ func ParseBugs(s string) (core.Bugs, error) {
 			b.FailOnDeposed = true
 		case "no-quiesce":
 			b.NoQuiesce = true
+		case "watch-without-frontier":
+			b.WatchWithoutFrontier = true
 		case "unpinned-multi-range-read":
 			b.UnpinnedMultiRangeRead = true
 		case "serve-cross-range":
 			b.ServeCrossRangeFromFirst = true
 		default:
-			return b, fmt.Errorf("unknown bug %q: want ack-before-sync, stale-reads, reuse-revision, drop-watch-event, overlapping-ranges, divergent-apply, no-reelection, stale-watch-start, revoke-skips-range, put-ignores-revoke, lease-reads-from-memory, no-check-quorum, no-dedup, refuse-writes-after-failover, skip-revision, fail-on-deposed, no-quiesce, serve-cross-range or unpinned-multi-range-read", part)
+			return b, fmt.Errorf("unknown bug %q: want ack-before-sync, stale-reads, reuse-revision, drop-watch-event, overlapping-ranges, divergent-apply, no-reelection, stale-watch-start, revoke-skips-range, put-ignores-revoke, lease-reads-from-memory, no-check-quorum, no-dedup, refuse-writes-after-failover, skip-revision, fail-on-deposed, no-quiesce, serve-cross-range, unpinned-multi-range-read or watch-without-frontier", part)
 		}
 	}
 	return b, nil
@@ -192,6 +194,9 @@ func BugsString(b core.Bugs) string {
 	}
 	if b.UnpinnedMultiRangeRead {
 		s = append(s, "unpinned-multi-range-read")
+	}
+	if b.WatchWithoutFrontier {
+		s = append(s, "watch-without-frontier")
 	}
 	return strings.Join(s, ",")
 }

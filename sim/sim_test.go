@@ -458,6 +458,17 @@ func TestCatchesServeCrossRange(t *testing.T) {
 	findBug(t, cfg, 5, "S8")
 }
 
+// TestCatchesWatchWithoutFrontier: a watch across ranges that delivers a
+// range's events as soon as that range resolved them, rather than once
+// every covered range did, delivers revisions out of order or skips the
+// slower range's events (S6-watch). Three data nodes, so every node holds
+// every range and the whole-keyspace watcher runs.
+func TestCatchesWatchWithoutFrontier(t *testing.T) {
+	cfg := bugConfig(core.Bugs{WatchWithoutFrontier: true})
+	cfg.DataNodes, cfg.Ranges, cfg.Watchers = 3, 3, 3
+	findBug(t, cfg, 10, "S6-watch")
+}
+
 // TestCatchesUnpinnedMultiRangeRead: a read across ranges whose parts each
 // read at their own range's current revision, rather than at the one the
 // first part fixed, mixes states of different revisions (S8).

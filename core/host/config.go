@@ -144,6 +144,11 @@ type Bugs struct {
 	// once, each read at its own range's current revision instead of at
 	// the one revision the first part fixed (S8).
 	UnpinnedMultiRangeRead bool
+	// WatchWithoutFrontier makes the watch hub deliver the events of a
+	// watch across ranges as soon as their own range resolved them, not
+	// once every covered range did (S6 for watches: a later range's events
+	// can then come before an earlier revision of a slower range).
+	WatchWithoutFrontier bool
 }
 
 // SetDefaults fills the zero fields with their defaults.
