@@ -284,6 +284,9 @@ type Config struct {
 
 	// Bugs switches on deliberate core defects (demonstrations, tests).
 	Bugs core.Bugs
+	// Buggify perturbs every node core onto rare but legal paths
+	// (core/host/buggify.go): a run with it must pass every check.
+	Buggify bool
 }
 
 // SendEarlyMode chooses the replication path the simulated nodes use.
@@ -501,6 +504,9 @@ func (c Config) Args() []string {
 	}
 	if b := BugsString(c.Bugs); b != "" {
 		args = append(args, "--bugs="+b)
+	}
+	if c.Buggify {
+		args = append(args, "--buggify")
 	}
 	return args
 }

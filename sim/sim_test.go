@@ -166,6 +166,28 @@ func TestSeeds(t *testing.T) {
 	t.Logf("%d seeds from %d: %d operations, %d with unknown outcome", n, first, ops, unknown)
 }
 
+// TestBuggifySeeds runs seeds with the cores perturbed onto rare but legal
+// paths (Config.Buggify: forced leader transfers, no quiescence, a minimal
+// sequencer window, one request per write cycle, early resends), each
+// with the fault mix its seed chooses: every check must pass. 30 seeds (6
+// with -short).
+func TestBuggifySeeds(t *testing.T) {
+	n := 30
+	if testing.Short() {
+		n = 6
+	}
+	mk := func(seed uint64) Config {
+		cfg := ciConfig(seed)
+		cfg.Seed, cfg.Buggify = 7000+seed, true
+		return cfg
+	}
+	for _, r := range runSeeds(t, mk, 0, n) {
+		if r != nil && r.Failed() {
+			report(t, r)
+		}
+	}
+}
+
 // findBug runs seeds 1..maxSeeds with a deliberate bug until, for each
 // wanted invariant, some seed broke it, and fails the test for every one
 // that no seed broke: a checker that cannot catch its bug is a defect.

@@ -353,7 +353,7 @@ func (d *Range) startCycle() {
 	clearing := map[int64]bool{} // leases whose keys this batch deletes
 	inBatch := map[requestName]bool{}
 	for i, q := range d.queue {
-		if len(c.items) >= n.Config().MaxBatchRequests {
+		if len(c.items) >= n.Config().MaxBatchRequests || len(c.items) > 0 && n.Config().Buggify.Fire(host.BuggifyTinyBatch, 0.5) {
 			rest = append(rest, d.queue[i:]...)
 			break
 		}

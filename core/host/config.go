@@ -17,6 +17,9 @@ type Config struct {
 	Engine engine.Engine
 	// Rand drives election timeouts and lease IDs; the simulator seeds it.
 	Rand *rand.Rand
+	// Buggify, if set, perturbs the node onto rare but legal paths
+	// (simulation only; buggify.go).
+	Buggify *Buggify
 	// NewStoreID draws the store ID of a new data directory (identity.go);
 	// it must not repeat across directories. Nil draws from Rand.
 	NewStoreID func() uint64

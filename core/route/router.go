@@ -413,7 +413,8 @@ func (c *Router) Tick() {
 
 		// Resend when no answer comes: reads are idempotent, and a range
 		// executes a write at most once (its session table).
-		if (!op.write || op.deduped()) && op.nextTry.IsZero() && now.Sub(op.sentAt) >= c.h.Config().RequestRetry {
+		early := c.h.Config().Buggify.Fire(host.BuggifyEarlyResend, 0.05)
+		if (!op.write || op.deduped()) && op.nextTry.IsZero() && (now.Sub(op.sentAt) >= c.h.Config().RequestRetry || early) {
 			op.nextTry = now
 			c.dispatch(op)
 		}

@@ -88,6 +88,7 @@ no-check-quorum, no-dedup.`,
 	fs.IntVar(&cfg.MaxDown, "max-down", cfg.MaxDown, "most nodes crashed or paused at the same time")
 	fs.DurationVar(&cfg.MaxClockSkew, "max-clock-skew", cfg.MaxClockSkew, "bound of a node's clock offset in clock faults")
 	fs.Int64Var(&cfg.BandwidthBytesPerSec, "bandwidth", 0, "bytes per second per directed link (0: unlimited)")
+	fs.BoolVar(&cfg.Buggify, "buggify", false, "perturb the node cores onto rare but legal paths (forced leader transfers, no quiescence, a minimal sequencer window, one request per write cycle, early resends); every check must still pass")
 	fs.StringVar(&f.bugs, "bugs", "", "deliberate core bugs: ack-before-sync, stale-reads, reuse-revision, drop-watch-event, overlapping-ranges, divergent-apply, no-reelection, no-dedup")
 	fs.StringVar(&f.out, "out", f.out, "directory for the artifacts of failed runs (empty: write none)")
 	fs.IntVar(&f.parallel, "parallel", runtime.GOMAXPROCS(0), "runs at the same time (results print in seed order)")
