@@ -6,6 +6,7 @@
 package benchkit
 
 import (
+	"crypto/tls"
 	"fmt"
 	"strconv"
 	"time"
@@ -63,6 +64,8 @@ const (
 type Config struct {
 	// Workload is put, get or mixed.
 	Workload Workload
+	// TLS, when set, is the clients' TLS configuration.
+	TLS *tls.Config
 	// Clients is the number of concurrent closed-loop clients.
 	Clients int
 	// Conns is the number of gRPC connections the clients share, round

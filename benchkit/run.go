@@ -42,6 +42,7 @@ func Run(ctx context.Context, endpoints []string, cfg Config, progress io.Writer
 		c, err := clientv3.New(clientv3.Config{
 			Endpoints:   endpoints,
 			DialTimeout: cfg.DialTimeout,
+			TLS:         cfg.TLS,
 			Logger:      zap.NewNop(),
 		})
 		if err != nil {

@@ -100,6 +100,9 @@ type harness struct {
 	ops      map[opKey]*hop // submitted, not finished
 	results  []string
 	notes    []string // fatal errors and other events, printed by the next command
+	// raw, if set, receives every result as the core gave it (Go tests
+	// that compare answers rather than print them).
+	raw func(node uint64, r Result)
 }
 
 type hnode struct {
@@ -244,6 +247,9 @@ func (h *harness) ready(n *hnode) {
 		h.queue = append(h.queue, &hmsg{from: m.GetFrom(), to: m.GetTo(), data: b, desc: describeMsg(m)})
 	}
 	for _, r := range out.Results {
+		if h.raw != nil {
+			h.raw(n.id, r)
+		}
 		op, ok := h.ops[opKey{n.id, r.ID}]
 		if !ok {
 			h.results = append(h.results, fmt.Sprintf("#%d (unknown request) at n%d: %s", r.ID, n.id, describeResult(r)))

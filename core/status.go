@@ -1,7 +1,8 @@
 package core
 
 import (
-	"github.com/tenfold/tenfold/core/route"
+	"bytes"
+
 	"github.com/tenfold/tenfold/tenfoldpb"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -70,20 +71,35 @@ func (n *Node) Directory() []*tenfoldpb.RangeDescriptor {
 	return append([]*tenfoldpb.RangeDescriptor(nil), n.dir.DataRanges()...)
 }
 
-// WatchTarget finds the local replica that can serve a watch on span: its
-// range ID, resolved revision and compacted revision.
-func (n *Node) WatchTarget(key, end []byte) (rangeID uint64, resolved, compacted int64, err error) {
+// WatchTarget is a local replica serving (part of) a watch: its range, and
+// the revisions it has resolved and compacted.
+type WatchTarget struct {
+	RangeID             uint64
+	Start, End          []byte // the range's span (End nil: to the end)
+	Resolved, Compacted int64
+}
+
+// WatchTargets finds the local replicas that serve a watch on the etcd
+// interval [key, end): every range the interval touches, in key order,
+// with its resolved and compacted revisions. A watch across ranges needs a
+// local replica of each (watch.md).
+func (n *Node) WatchTargets(key, end []byte) ([]WatchTarget, error) {
 	span := EtcdSpan(key, end)
-	desc := n.dir.Lookup(span.Start)
-	if desc == nil {
-		return 0, 0, 0, status.Errorf(codes.Unavailable, "tenfold: no range known for key %q yet, retry", span.Start)
+	var out []WatchTarget
+	for k := span.Start; ; {
+		desc := n.dir.Lookup(k)
+		if desc == nil {
+			return nil, status.Errorf(codes.Unavailable, "tenfold: no range known for key %q yet, retry", k)
+		}
+		r, ok := n.replicas[desc.GetRangeId()]
+		if !ok {
+			return nil, status.Errorf(codes.FailedPrecondition, "tenfold: node %d has no replica of range %d, which the watch covers; watch through a node with a replica of every range the watch covers (range %d: replicas %v)", n.id, desc.GetRangeId(), desc.GetRangeId(), desc.GetReplicas())
+		}
+		out = append(out, WatchTarget{RangeID: desc.GetRangeId(), Start: desc.GetStartKey(), End: desc.GetEndKey(), Resolved: r.Applied().Closed, Compacted: r.Applied().Compacted})
+		e := desc.GetEndKey()
+		if len(e) == 0 || (len(span.End) != 0 && bytes.Compare(span.End, e) <= 0) {
+			return out, nil
+		}
+		k = e
 	}
-	if !route.Covers(desc, span) {
-		return 0, 0, 0, status.Errorf(codes.FailedPrecondition, "tenfold: watch spans more than one range (key %q to %q crosses range %d); multi-range watches are not supported yet", span.Start, span.End, desc.GetRangeId())
-	}
-	r, ok := n.replicas[desc.GetRangeId()]
-	if !ok {
-		return 0, 0, 0, status.Errorf(codes.FailedPrecondition, "tenfold: node %d has no replica of range %d; watch through a node that has one (replicas %v)", n.id, desc.GetRangeId(), desc.GetReplicas())
-	}
-	return desc.GetRangeId(), r.Applied().Closed, r.Applied().Compacted, nil
 }

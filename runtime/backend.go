@@ -37,6 +37,8 @@ func (b *backend) call(ctx context.Context, kind tenfoldpb.RequestKind, msg prot
 	// with the node's incarnation, and matches replies on that.
 	id := n.nextID.Add(1)
 	ch := make(chan core.Result, 1)
+	n.inFlight.Add(1)
+	defer n.inFlight.Add(-1)
 	if err := n.do(ctx, func() {
 		n.waiters[id] = ch
 		n.core.Submit(core.ClientRequest{ID: id, Kind: kind, Msg: msg, Deadline: deadline})
@@ -249,12 +251,21 @@ func (b *backend) MemberList(ctx context.Context, r *pb.MemberListRequest) (*pb.
 		return resp, nil
 	}
 	resp.Header.Revision = s.Revision
+	// The node registry does not record who serves TLS: a cluster is
+	// assumed to be configured alike, so this node's schemes stand for all.
+	clientScheme, peerScheme := "http://", "http://"
+	if b.n.clientTLS != nil {
+		clientScheme = "https://"
+	}
+	if b.n.peerTLS != nil {
+		peerScheme = "https://"
+	}
 	for _, ni := range s.Nodes {
 		if ni.GetControl() || ni.GetClientAddr() == "" {
 			continue
 		}
 		resp.Members = append(resp.Members, &pb.Member{ID: ni.GetNodeId(), Name: nodeName(ni.GetNodeId()),
-			PeerURLs: []string{"http://" + ni.GetAddr()}, ClientURLs: []string{"http://" + ni.GetClientAddr()}})
+			PeerURLs: []string{peerScheme + ni.GetAddr()}, ClientURLs: []string{clientScheme + ni.GetClientAddr()}})
 	}
 	return resp, nil
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -26,11 +27,22 @@ type testCluster struct {
 
 func startTestCluster(t *testing.T, dir string, splits ...string) *testCluster {
 	t.Helper()
+	return startTestClusterWith(t, dir, nil, splits...)
+}
+
+// startTestClusterWith is startTestCluster with edit applied to every
+// node's config before it starts (TLS, metrics listeners).
+func startTestClusterWith(t *testing.T, dir string, edit func(*Config), splits ...string) *testCluster {
+	t.Helper()
+	if edit == nil {
+		edit = func(*Config) {}
+	}
 	c := &testCluster{t: t}
 	ctlCfg := Config{NodeID: 1, Control: true, DataDir: filepath.Join(dir, "c1"), PeerAddr: "127.0.0.1:0", TickInterval: 20 * time.Millisecond, Logger: testLogger}
 	for _, s := range splits {
 		ctlCfg.SplitKeys = append(ctlCfg.SplitKeys, []byte(s))
 	}
+	edit(&ctlCfg)
 	// The control address must be known before data nodes start: listen first.
 	ctl, err := startWithFreeControl(ctlCfg)
 	if err != nil {
@@ -41,6 +53,7 @@ func startTestCluster(t *testing.T, dir string, splits ...string) *testCluster {
 	for i := 0; i < 3; i++ {
 		cfg := Config{NodeID: uint64(i + 2), DataDir: filepath.Join(dir, fmt.Sprintf("d%d", i+2)), PeerAddr: "127.0.0.1:0",
 			ClientAddr: "127.0.0.1:0", ControlAddrs: []string{ctl.PeerAddr()}, TickInterval: 20 * time.Millisecond, Logger: testLogger}
+		edit(&cfg)
 		n, err := Start(cfg)
 		if err != nil {
 			c.stop()
@@ -144,6 +157,25 @@ func rangesQuiesced(ctx context.Context, n *Node, match func(core.RangeStatus) b
 	return quiet
 }
 
+// systemTerm is the highest term any running node's replica of the system
+// range is in, read on the nodes' loops.
+func (c *testCluster) systemTerm(ctx context.Context) uint64 {
+	var term uint64
+	for _, n := range c.nodes {
+		if n == nil {
+			continue
+		}
+		_ = n.do(ctx, func() {
+			for _, r := range n.core.RangeStatuses() {
+				if r.Kind == tenfoldpb.RangeKind_SYSTEM {
+					term = max(term, r.Term)
+				}
+			}
+		})
+	}
+	return term
+}
+
 // logStatus logs every running node's latest status snapshot.
 func (c *testCluster) logStatus() {
 	for _, n := range c.nodes {
@@ -169,6 +201,7 @@ func TestClusterKV(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
+	term0 := c.systemTerm(ctx)
 	p1, err := cli.Put(ctx, "/app/a", "1")
 	if err != nil {
 		t.Fatal(err)
@@ -177,7 +210,12 @@ func TestClusterKV(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p2.Header.Revision != p1.Header.Revision+1 {
+	if term1 := c.systemTerm(ctx); term1 != term0 && p2.Header.Revision > p1.Header.Revision {
+		// A new sequencer leader starts above its predecessor's window: a
+		// legal gap (docs/revisions.md), seen here when a loaded machine
+		// starves the loop long enough for an election.
+		t.Logf("the system range changed leader (term %d to %d) between the puts: revisions %d and %d", term0, term1, p1.Header.Revision, p2.Header.Revision)
+	} else if p2.Header.Revision != p1.Header.Revision+1 {
 		t.Errorf("consecutive puts got revisions %d and %d, want consecutive", p1.Header.Revision, p2.Header.Revision)
 	}
 	g, err := cli.Get(ctx, "/app/", clientv3.WithPrefix())
@@ -448,11 +486,41 @@ func TestClusterSplitRanges(t *testing.T) {
 	if g.Header.Revision < z.Header.Revision {
 		t.Errorf("read in range [,m) reports revision %d below the write acked in [m,) at %d", g.Header.Revision, z.Header.Revision)
 	}
-	// Requests that cross ranges are refused, never answered inconsistently.
-	_, err = cli.Get(ctx, "a", clientv3.WithRange("zz"))
-	if status.Code(err) != codes.FailedPrecondition {
-		t.Fatalf("cross-range scan: err %v, want FailedPrecondition", err)
+	// A read across ranges is answered at one revision, with etcd's options
+	// (here a prefix of everything, sorted by value descending, limited).
+	all, err := cli.Get(ctx, "", clientv3.WithPrefix())
+	if err != nil {
+		t.Fatalf("cross-range scan: %v", err)
 	}
+	if len(all.Kvs) != 2 || string(all.Kvs[0].Key) != "a" || string(all.Kvs[1].Key) != "z" || all.Count != 2 || all.Header.Revision < z.Header.Revision {
+		t.Errorf("cross-range scan: got %v at revision %d, want a=1 and z=2 at or above %d", all.Kvs, all.Header.Revision, z.Header.Revision)
+	}
+	top, err := cli.Get(ctx, "", clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByValue, clientv3.SortDescend), clientv3.WithLimit(1))
+	if err != nil {
+		t.Fatalf("cross-range sorted scan: %v", err)
+	}
+	if len(top.Kvs) != 1 || string(top.Kvs[0].Key) != "z" || !top.More || top.Count != 2 {
+		t.Errorf("cross-range scan by value descending, limit 1: got %v more=%v count=%d, want z, more, count 2", top.Kvs, top.More, top.Count)
+	}
+	// A watch across ranges (every node here holds both) delivers both
+	// ranges' events merged in revision order.
+	wctx, wcancel := context.WithCancel(ctx)
+	wch := cli.Watch(wctx, "", clientv3.WithPrefix(), clientv3.WithRev(a.Header.Revision))
+	var seen []string
+	for len(seen) < 2 {
+		wr, ok := <-wch
+		if !ok || wr.Err() != nil {
+			t.Fatalf("cross-range watch ended: %v (saw %v)", wr.Err(), seen)
+		}
+		for _, ev := range wr.Events {
+			seen = append(seen, fmt.Sprintf("%s@%d", ev.Kv.Key, ev.Kv.ModRevision))
+		}
+	}
+	wcancel()
+	if want := []string{fmt.Sprintf("a@%d", a.Header.Revision), fmt.Sprintf("z@%d", z.Header.Revision)}; !slices.Equal(seen[:2], want) {
+		t.Errorf("cross-range watch delivered %v, want %v", seen, want)
+	}
+	// Writes that cross ranges are refused (for now), never half applied.
 	_, err = cli.Txn(ctx).If(clientv3.Compare(clientv3.Value("a"), "=", "1")).Then(clientv3.OpPut("z", "3")).Commit()
 	if status.Code(err) != codes.FailedPrecondition {
 		t.Fatalf("cross-range txn: err %v, want FailedPrecondition", err)

@@ -11,8 +11,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -24,7 +27,9 @@ import (
 	"github.com/tenfold/tenfold/engine/pebbleengine"
 	"github.com/tenfold/tenfold/gateway"
 	"github.com/tenfold/tenfold/tenfoldpb"
+	"github.com/tenfold/tenfold/tlsutil"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 )
 
 // Config configures one tenfold node process role.
@@ -58,6 +63,23 @@ type Config struct {
 	// Bugs switches on deliberate defects of the core, for bug-injection
 	// tests of real-process checkers only (`tenfold start --bugs`, hidden).
 	Bugs core.Bugs
+	// ClientTLS secures the client port (and https metrics URLs); the
+	// zero value serves plaintext.
+	ClientTLS tlsutil.Info
+	// PeerTLS secures node-to-node gRPC, both the peer listener and the
+	// connections this node dials; the zero value is plaintext.
+	PeerTLS tlsutil.Info
+	// ListenMetricsURLs are extra listeners (http://host:port or
+	// https://host:port) for /metrics, /health, /livez and /readyz, as
+	// etcd's --listen-metrics-urls.
+	ListenMetricsURLs []string
+	// EnablePprof serves /debug/pprof/ on the client port and the metrics
+	// listeners.
+	EnablePprof bool
+	// ExtensiveMetrics adds per-range series (one set per local replica),
+	// as etcd's --metrics=extensive adds detail; off by default because a
+	// node may hold thousands of replicas.
+	ExtensiveMetrics bool
 }
 
 // Node is a running tenfold node.
@@ -69,7 +91,15 @@ type Node struct {
 	tr     *transport
 
 	peerLis, clientLis net.Listener
-	peerSrv, clientSrv *grpc.Server
+	peerSrv            *grpc.Server
+	client             *clientServer // nil on control nodes
+	metricsSrvs        []*http.Server
+	metricsAddrs       []string
+	clientTLS, peerTLS *tlsutil.Source // nil when off
+	metrics            *nodeMetrics
+	// inFlight counts client requests submitted to the core and not yet
+	// answered (tenfold_requests_in_flight).
+	inFlight atomic.Int64
 
 	urgent, bulk chan *tenfoldpb.Message
 	calls        chan func()
@@ -103,6 +133,11 @@ type Snapshot struct {
 	// MinClosed is the lowest closed revision of the local data replicas:
 	// every event at or below it has been applied on this node.
 	MinClosed int64
+	// DirectoryGeneration is the version of the range directory the node
+	// routes with.
+	DirectoryGeneration uint64
+	// Watchers is the number of open watches on this node.
+	Watchers int
 }
 
 // Start opens the engine, recovers the core and starts serving.
@@ -133,8 +168,12 @@ func Start(cfg Config) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, logger: logger, urgent: make(chan *tenfoldpb.Message, inboundQueueLen), bulk: make(chan *tenfoldpb.Message, inboundQueueLen),
 		calls: make(chan func(), callQueueLen), stop: make(chan struct{}), done: make(chan struct{}), failed: make(chan struct{}), waiters: map[uint64]chan core.Result{}}
-	n.eng = cfg.Engine
-	if n.eng == nil {
+	if err := n.loadTLS(); err != nil {
+		return nil, err
+	}
+	n.metrics = newNodeMetrics(n)
+	eng := cfg.Engine
+	if eng == nil {
 		if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 			return nil, fmt.Errorf("runtime: create data dir: %w", err)
 		}
@@ -142,8 +181,9 @@ func Start(cfg Config) (*Node, error) {
 		if err != nil {
 			return nil, fmt.Errorf("runtime: open engine in %s: %w", cfg.DataDir, err)
 		}
-		n.eng = e
+		eng = e
 	}
+	n.eng = &timedEngine{Engine: eng, fsync: n.metrics.fsync}
 	var controlIDs []uint64
 	for i := range cfg.ControlAddrs {
 		controlIDs = append(controlIDs, uint64(i+1))
@@ -166,16 +206,13 @@ func Start(cfg Config) (*Node, error) {
 		},
 	})
 	if err != nil {
-		n.peerSrv.Stop()
-		if n.clientSrv != nil {
-			n.clientSrv.Stop()
-		}
+		n.stopListeners(0)
 		n.eng.Close()
 		return nil, err
 	}
 	n.core = c
 	n.hub = newWatchHub(n)
-	n.tr = newTransport(logger)
+	n.tr = newTransport(logger, n.peerDialCreds())
 	for i, a := range cfg.ControlAddrs {
 		n.tr.setAddr(uint64(i+1), a)
 	}
@@ -192,26 +229,121 @@ func (n *Node) listen() error {
 	if n.cfg.AdvertisePeer == "" || isPortZero(n.cfg.AdvertisePeer) {
 		n.cfg.AdvertisePeer = n.peerLis.Addr().String()
 	}
-	n.peerSrv = grpc.NewServer(grpc.MaxRecvMsgSize(maxPeerMsgBytes))
+	peerOpts := []grpc.ServerOption{grpc.MaxRecvMsgSize(maxPeerMsgBytes)}
+	if n.peerTLS != nil {
+		peerOpts = append(peerOpts, grpc.Creds(credentials.NewTLS(n.peerTLS.ServerConfig("h2"))))
+	}
+	n.peerSrv = grpc.NewServer(peerOpts...)
 	tenfoldpb.RegisterInternalServer(n.peerSrv, &internalServer{urgent: n.urgent, bulk: n.bulk, done: n.stop})
 	go n.peerSrv.Serve(n.peerLis)
+	if err := n.listenMetrics(); err != nil {
+		n.stopListeners(0)
+		return err
+	}
 	if n.cfg.Control {
 		return nil
 	}
 	n.clientLis, err = net.Listen("tcp", n.cfg.ClientAddr)
 	if err != nil {
-		n.peerSrv.Stop()
+		n.stopListeners(0)
 		return fmt.Errorf("runtime: listen for clients on %s: %w", n.cfg.ClientAddr, err)
 	}
 	if n.cfg.AdvertiseClient == "" || isPortZero(n.cfg.AdvertiseClient) {
 		n.cfg.AdvertiseClient = n.clientLis.Addr().String()
 	}
-	n.clientSrv = grpc.NewServer(gateway.ServerOptions(n.cfg.Gateway)...)
-	gateway.Register(n.clientSrv, &backend{n: n}, n.cfg.Gateway)
-	tenfoldpb.RegisterAdminServer(n.clientSrv, &adminServer{n: n})
-	go n.clientSrv.Serve(n.clientLis)
+	opts := append(gateway.ServerOptions(n.cfg.Gateway),
+		grpc.ChainUnaryInterceptor(n.metrics.grpc.UnaryInterceptor()), grpc.ChainStreamInterceptor(n.metrics.grpc.StreamInterceptor()))
+	gs := grpc.NewServer(opts...)
+	gateway.Register(gs, &backend{n: n}, n.cfg.Gateway)
+	tenfoldpb.RegisterAdminServer(gs, &adminServer{n: n})
+	n.client = &clientServer{grpc: gs}
+	if n.clientTLS != nil {
+		n.client.http = n.newHTTPServer(grpcHandler(gs, n.httpHandler()))
+		n.client.http.TLSConfig = n.clientTLS.ServerConfig("h2", "http/1.1")
+		// As gateway.ServerOptions does for gRPC's own transport: clientv3
+		// multiplexes every watch stream and keepalive over one
+		// connection, so the HTTP/2 default of 250 streams would stall
+		// the 251st watch of a client.
+		n.client.http.HTTP2 = &http.HTTP2Config{MaxConcurrentStreams: math.MaxUint32}
+		go n.serveHTTP(n.client.http, n.clientLis, true)
+		return nil
+	}
+	n.client.mux = newConnMux(n.clientLis)
+	n.client.http = n.newHTTPServer(n.httpHandler())
+	go gs.Serve(n.client.mux.grpc)
+	go n.serveHTTP(n.client.http, n.client.mux.http, false)
+	go n.client.mux.run()
 	return nil
 }
+
+// listenMetrics opens the --listen-metrics-urls listeners.
+func (n *Node) listenMetrics() error {
+	for _, raw := range n.cfg.ListenMetricsURLs {
+		u, err := url.Parse(raw)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("runtime: malformed --listen-metrics-urls entry %q: want http://host:port or https://host:port", raw)
+		}
+		secure := u.Scheme == "https"
+		if secure && n.clientTLS == nil {
+			return fmt.Errorf("runtime: --listen-metrics-urls entry %q is https but no client TLS is set (--cert-file, --key-file)", raw)
+		}
+		lis, err := net.Listen("tcp", u.Host)
+		if err != nil {
+			return fmt.Errorf("runtime: listen for metrics on %s: %w", u.Host, err)
+		}
+		srv := n.newHTTPServer(n.httpHandler())
+		if secure {
+			srv.TLSConfig = n.clientTLS.ServerConfig("http/1.1")
+		}
+		n.metricsSrvs = append(n.metricsSrvs, srv)
+		n.metricsAddrs = append(n.metricsAddrs, lis.Addr().String())
+		go n.serveHTTP(srv, lis, secure)
+	}
+	return nil
+}
+
+// httpReadHeaderTimeout bounds how long a client may take to send a
+// request's headers (a connection that trickles them holds a goroutine).
+// There is no overall read timeout: gRPC streams (watches) last.
+const httpReadHeaderTimeout = 10 * time.Second
+
+// newHTTPServer is an http.Server for h whose errors (bad handshakes,
+// malformed requests) go to the node's log at debug level.
+func (n *Node) newHTTPServer(h http.Handler) *http.Server {
+	return &http.Server{Handler: h, ReadHeaderTimeout: httpReadHeaderTimeout, ErrorLog: slog.NewLogLogger(n.logger.Handler(), slog.LevelDebug)}
+}
+
+// serveHTTP runs srv on lis until it is closed.
+func (n *Node) serveHTTP(srv *http.Server, lis net.Listener, secure bool) {
+	var err error
+	if secure {
+		err = srv.ServeTLS(lis, "", "")
+	} else {
+		err = srv.Serve(lis)
+	}
+	if err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
+		n.logger.Warn("HTTP listener stopped", "addr", lis.Addr().String(), "err", err)
+	}
+}
+
+// stopListeners stops the client port (gracefully for at most grace), the
+// metrics listeners and the peer server.
+func (n *Node) stopListeners(grace time.Duration) {
+	if n.client != nil {
+		n.client.stop(grace)
+	} else if n.clientLis != nil {
+		n.clientLis.Close()
+	}
+	for _, srv := range n.metricsSrvs {
+		srv.Close()
+	}
+	if n.peerSrv != nil {
+		n.peerSrv.Stop()
+	}
+}
+
+// MetricsAddrs are the addresses of the --listen-metrics-urls listeners.
+func (n *Node) MetricsAddrs() []string { return n.metricsAddrs }
 
 func isPortZero(addr string) bool {
 	_, port, err := net.SplitHostPort(addr)
@@ -254,14 +386,11 @@ func (n *Node) Status() *Snapshot { return n.status.Load() }
 func (n *Node) Stop() error {
 	var err error
 	n.stopOnce.Do(func() {
-		if n.clientSrv != nil {
-			stopped := make(chan struct{})
-			go func() { n.clientSrv.GracefulStop(); close(stopped) }()
-			select {
-			case <-stopped:
-			case <-time.After(2 * time.Second):
-				n.clientSrv.Stop()
-			}
+		if n.client != nil {
+			n.client.stop(2 * time.Second)
+		}
+		for _, srv := range n.metricsSrvs {
+			srv.Close()
 		}
 		close(n.stop)
 		<-n.done
@@ -367,7 +496,9 @@ func (n *Node) refreshAddrs() {
 }
 
 func (n *Node) publishStatus() {
-	s := &Snapshot{NodeID: n.cfg.NodeID, Control: n.cfg.Control, Ranges: n.core.RangeStatuses(), Nodes: n.core.Nodes(), Live: n.core.Live(), Routable: n.core.Routable()}
+	s := &Snapshot{NodeID: n.cfg.NodeID, Control: n.cfg.Control, Ranges: n.core.RangeStatuses(), Nodes: n.core.Nodes(), Live: n.core.Live(), Routable: n.core.Routable(),
+		DirectoryGeneration: n.core.DirectoryGeneration(), Watchers: len(n.hub.watches)}
+	n.metrics.observe(s.Ranges)
 	if du, ok := n.eng.(interface{ DiskUsage() uint64 }); ok {
 		s.DiskBytes = du.DiskUsage()
 	}

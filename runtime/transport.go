@@ -10,7 +10,7 @@ import (
 	"github.com/tenfold/tenfold/core"
 	"github.com/tenfold/tenfold/tenfoldpb"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/credentials"
 )
 
 // transport sends core messages to peers over two gRPC streams per peer:
@@ -19,6 +19,7 @@ import (
 // ones.
 type transport struct {
 	logger *slog.Logger
+	creds  credentials.TransportCredentials
 	mu     sync.Mutex
 	addrs  map[uint64]string
 	peers  map[uint64]*peer
@@ -35,8 +36,8 @@ type peer struct {
 	done   chan struct{}
 }
 
-func newTransport(logger *slog.Logger) *transport {
-	return &transport{logger: logger, addrs: map[uint64]string{}, peers: map[uint64]*peer{}}
+func newTransport(logger *slog.Logger, creds credentials.TransportCredentials) *transport {
+	return &transport{logger: logger, creds: creds, addrs: map[uint64]string{}, peers: map[uint64]*peer{}}
 }
 
 // setAddr records (or changes) a peer's address.
@@ -82,7 +83,7 @@ func (t *transport) peer(id uint64) *peer {
 	if !ok {
 		return nil
 	}
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(t.creds),
 		grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(maxPeerMsgBytes)))
 	if err != nil {
 		t.logger.Warn("peer dial failed", "peer", id, "addr", addr, "err", err)
@@ -110,6 +111,10 @@ func (t *transport) run(p *peer, ch chan *tenfoldpb.Message, urgent bool) {
 	client := tenfoldpb.NewInternalClient(p.conn)
 	var stream grpc.ClientStreamingClient[tenfoldpb.Envelope, tenfoldpb.Ack]
 	backoff := 50 * time.Millisecond
+	// failing is set while streams cannot be opened, so a refused peer
+	// (say, a TLS certificate it does not accept) is logged once per
+	// outage, with gRPC's reason, not once per attempt.
+	failing := false
 	for {
 		var first *tenfoldpb.Message
 		select {
@@ -139,6 +144,10 @@ func (t *transport) run(p *peer, ch chan *tenfoldpb.Message, urgent bool) {
 			}
 			if err != nil {
 				stream = nil
+				if !failing {
+					failing = true
+					t.logger.Warn("cannot open a stream to a peer", "peer", p.id, "addr", p.addr, "urgent", urgent, "err", err)
+				}
 				select {
 				case <-p.done:
 					return
@@ -153,6 +162,10 @@ func (t *transport) run(p *peer, ch chan *tenfoldpb.Message, urgent bool) {
 		if err := stream.Send(env); err != nil {
 			stream = nil
 			continue
+		}
+		if failing {
+			failing = false
+			t.logger.Info("stream to a peer open again", "peer", p.id, "addr", p.addr, "urgent", urgent)
 		}
 		backoff = 50 * time.Millisecond
 	}

@@ -122,10 +122,14 @@ func ParseBugs(s string) (core.Bugs, error) {
 			b.FailOnDeposed = true
 		case "no-quiesce":
 			b.NoQuiesce = true
+		case "watch-without-frontier":
+			b.WatchWithoutFrontier = true
+		case "unpinned-multi-range-read":
+			b.UnpinnedMultiRangeRead = true
 		case "serve-cross-range":
 			b.ServeCrossRangeFromFirst = true
 		default:
-			return b, fmt.Errorf("unknown bug %q: want ack-before-sync, stale-reads, reuse-revision, drop-watch-event, overlapping-ranges, divergent-apply, no-reelection, stale-watch-start, revoke-skips-range, put-ignores-revoke, lease-reads-from-memory, no-check-quorum, no-dedup, refuse-writes-after-failover, skip-revision, fail-on-deposed, no-quiesce or serve-cross-range", part)
+			return b, fmt.Errorf("unknown bug %q: want ack-before-sync, stale-reads, reuse-revision, drop-watch-event, overlapping-ranges, divergent-apply, no-reelection, stale-watch-start, revoke-skips-range, put-ignores-revoke, lease-reads-from-memory, no-check-quorum, no-dedup, refuse-writes-after-failover, skip-revision, fail-on-deposed, no-quiesce, serve-cross-range, unpinned-multi-range-read or watch-without-frontier", part)
 		}
 	}
 	return b, nil
@@ -187,6 +191,12 @@ func BugsString(b core.Bugs) string {
 	}
 	if b.ServeCrossRangeFromFirst {
 		s = append(s, "serve-cross-range")
+	}
+	if b.UnpinnedMultiRangeRead {
+		s = append(s, "unpinned-multi-range-read")
+	}
+	if b.WatchWithoutFrontier {
+		s = append(s, "watch-without-frontier")
 	}
 	return strings.Join(s, ",")
 }
@@ -288,6 +298,9 @@ type Config struct {
 
 	// Bugs switches on deliberate core defects (demonstrations, tests).
 	Bugs core.Bugs
+	// Buggify perturbs every node core onto rare but legal paths
+	// (core/host/buggify.go): a run with it must pass every check.
+	Buggify bool
 }
 
 // SendEarlyMode chooses the replication path the simulated nodes use.
@@ -523,6 +536,9 @@ func (c Config) Args() []string {
 	addInt("max-pending", c.MaxPendingRequests, 0)
 	if b := BugsString(c.Bugs); b != "" {
 		args = append(args, "--bugs="+b)
+	}
+	if c.Buggify {
+		args = append(args, "--buggify")
 	}
 	return args
 }

@@ -52,6 +52,14 @@
 // range leaders' queue bounds. Settings given as flags are pinned; the
 // replay command pins every drawn setting and gives the same run.
 //
+// With Buggify (`tenfold sim --buggify`) every node core is also pushed
+// onto rare but legal paths, as FoundationDB's BUGGIFY does
+// (core/host/buggify.go): forced leader transfers, ranges that never
+// quiesce, a sequencer window extended only by what it grants, one
+// request per write cycle, early resends. Each site is on or off for a
+// node's life (one in four on) and fires at random when on. Unlike Bugs,
+// these are correct behaviours: a buggified run must pass every check.
+//
 // # Faults
 //
 // partition: one node isolated, the leader of a range isolated, a

@@ -38,7 +38,8 @@ func durBetween(r *rand.Rand, lo, hi time.Duration) time.Duration {
 	return (lo + time.Duration(r.Int64N(int64(hi-lo)))).Round(time.Microsecond)
 }
 
-// knobs lists what a randomized run draws, in draw order. The ranges keep
+// knobs lists what a randomized run draws, in draw order (and Buggify,
+// the core perturbations, on in half the runs). The ranges keep
 // a run meaningful: election timeouts well under the clients' 3 s
 // deadline (L2 judges answers after recovery within it), and fault rates
 // and outages the cluster can recover from within the liveness bound.
@@ -70,6 +71,8 @@ var knobs = []knob{
 	{"sequencer-window", func(c *Config, r *rand.Rand) { c.SequencerWindow = pick[int64](r, 1, 2, 10, 1000, 100000) }},
 	{"max-batch", func(c *Config, r *rand.Rand) { c.MaxBatchRequests = pick(r, 1, 2, 8, 64, 512) }},
 	{"max-pending", func(c *Config, r *rand.Rand) { c.MaxPendingRequests = pick(r, 200, 1000, 10000) }},
+	// Drawn last, so that adding it left the draws above unchanged.
+	{"buggify", func(c *Config, r *rand.Rand) { c.Buggify = r.IntN(2) == 0 }},
 }
 
 // KnobFlags are the flag names a randomized run draws; Config.Pinned takes
@@ -108,7 +111,7 @@ func (c *Config) randomize() error {
 // Describe gives a run's configuration in one line: what a randomized run
 // drew (its replay command pins the same values).
 func (c Config) Describe() string {
-	return fmt.Sprintf("control=%d data=%d ranges=%d keys=%d clients=%d watchers=%d lease-clients=%d fault-rate=%g max-down=%d link=%v±%v fsync=%v election-ticks=%d heartbeat-ticks=%d window=%d batch=%d pending=%d",
+	return fmt.Sprintf("control=%d data=%d ranges=%d keys=%d clients=%d watchers=%d lease-clients=%d fault-rate=%g max-down=%d link=%v±%v fsync=%v election-ticks=%d heartbeat-ticks=%d window=%d batch=%d pending=%d buggify=%t",
 		c.ControlNodes, c.DataNodes, c.Ranges, c.Keys, c.Clients, c.Watchers, c.LeaseClients, c.FaultRate, c.MaxDown,
-		c.LinkLatency, c.LinkJitter, c.FsyncLatency, c.ElectionTicks, c.HeartbeatTicks, c.SequencerWindow, c.MaxBatchRequests, c.MaxPendingRequests)
+		c.LinkLatency, c.LinkJitter, c.FsyncLatency, c.ElectionTicks, c.HeartbeatTicks, c.SequencerWindow, c.MaxBatchRequests, c.MaxPendingRequests, c.Buggify)
 }

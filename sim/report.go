@@ -228,6 +228,21 @@ func (r *Result) Report() string {
 		fmt.Fprintf(&b, "  note: %s\n", n)
 	}
 	fmt.Fprintf(&b, "  %d faults injected, %d replica checksum comparisons\n", len(r.FaultLog), r.HashCompares)
+	if len(r.Watches) > 0 {
+		fmt.Fprintf(&b, "  watches (checked by S6-watch):")
+		for _, w := range r.Watches {
+			events, progress := 0, 0
+			for _, d := range w.Deliveries {
+				if d.Progress {
+					progress++
+				} else {
+					events++
+				}
+			}
+			fmt.Fprintf(&b, " %q from %d: %d events, %d progress;", w.Key+"*", w.StartRevision, events, progress)
+		}
+		fmt.Fprintln(&b)
+	}
 	if r.LeaseOps > 0 {
 		fmt.Fprintf(&b, "  %d lease operations, %d leases seen dead (revoked or expired) and checked (S10)\n", r.LeaseOps, r.LeasesDead)
 	}

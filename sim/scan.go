@@ -8,6 +8,8 @@ import (
 	"github.com/tenfold/tenfold/tenfoldpb"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // scanEvery is how often, during the active phase and until clients stop,
@@ -35,12 +37,15 @@ func (s *Sim) scan() {
 	s.issue(&pendingOp{scan: true, final: -1, node: node}, tenfoldpb.RequestKind_RANGE, &pb.RangeRequest{Key: []byte("k"), RangeEnd: []byte("l")})
 }
 
-// scanAnswered records a served scan; a refusal with FailedPrecondition is
-// what S8 allows besides a consistent answer, and other errors (no leader,
-// timeouts) say nothing.
+// scanAnswered records a served scan. Reads across ranges are served (by
+// parts at one revision), so a refusal with FailedPrecondition breaks S8;
+// other errors (no leader, timeouts) say nothing.
 func (s *Sim) scanAnswered(resp any, err error) {
 	if err != nil {
 		s.stats.countError(err)
+		if status.Code(err) == codes.FailedPrecondition {
+			s.inv.once("S8/refused", "S8", "a read across ranges was refused: %v", err)
+		}
 		return
 	}
 	rr, ok := resp.(*pb.RangeResponse)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/tenfold/tenfold/check"
 	"github.com/tenfold/tenfold/core"
+	"github.com/tenfold/tenfold/core/host"
 	"github.com/tenfold/tenfold/core/watch"
 	"github.com/tenfold/tenfold/engine/memengine"
 	"github.com/tenfold/tenfold/tenfoldpb"
@@ -215,6 +216,7 @@ func (s *Sim) startCore(n *node) error {
 		MaxBatchRequests:   s.cfg.MaxBatchRequests,
 		MaxPendingRequests: s.cfg.MaxPendingRequests,
 		Bugs:               s.cfg.Bugs,
+		Buggify:            s.buggify(n),
 		SendEarly:          sendEarly,
 	})
 	if err != nil {
@@ -223,6 +225,15 @@ func (s *Sim) startCore(n *node) error {
 	n.core, n.nextReq = c, 0
 	s.newHub(n)
 	return nil
+}
+
+// buggify gives node n's core its perturbation source (nil: off), drawn
+// from a stream of its own so that the rest of the run draws the same.
+func (s *Sim) buggify(n *node) *host.Buggify {
+	if !s.cfg.Buggify {
+		return nil
+	}
+	return host.NewBuggify(rand.New(rand.NewPCG(s.cfg.Seed^0xb066, n.id<<32|uint64(n.inc))))
 }
 
 // Run executes the run to its end and checks the histories.

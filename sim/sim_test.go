@@ -218,6 +218,28 @@ func TestRandomizeReplay(t *testing.T) {
 	}
 }
 
+// TestBuggifySeeds runs seeds with the cores perturbed onto rare but legal
+// paths (Config.Buggify: forced leader transfers, no quiescence, a minimal
+// sequencer window, one request per write cycle, early resends), each
+// with the fault mix its seed chooses: every check must pass. 30 seeds (6
+// with -short).
+func TestBuggifySeeds(t *testing.T) {
+	n := 30
+	if testing.Short() {
+		n = 6
+	}
+	mk := func(seed uint64) Config {
+		cfg := ciConfig(seed)
+		cfg.Seed, cfg.Buggify = 7000+seed, true
+		return cfg
+	}
+	for _, r := range runSeeds(t, mk, 0, n) {
+		if r != nil && r.Failed() {
+			report(t, r)
+		}
+	}
+}
+
 // findBug runs seeds 1..maxSeeds with a deliberate bug until, for each
 // wanted invariant, some seed broke it, and fails the test for every one
 // that no seed broke: a checker that cannot catch its bug is a defect.
@@ -520,10 +542,30 @@ func TestCatchesNoQuiesce(t *testing.T) {
 // TestCatchesServeCrossRange: a request across ranges sent to the range of
 // its first key, which reads its node's engine at its own revision, shows
 // keys of other ranges as they were not at that revision (S8). (The correct
-// core refuses such requests with FailedPrecondition, which S8 allows.)
+// core answers it by parts at one revision.)
 func TestCatchesServeCrossRange(t *testing.T) {
 	cfg := bugConfig(core.Bugs{ServeCrossRangeFromFirst: true})
 	findBug(t, cfg, 5, "S8")
+}
+
+// TestCatchesWatchWithoutFrontier: a watch across ranges that delivers a
+// range's events as soon as that range resolved them, rather than once
+// every covered range did, delivers revisions out of order or skips the
+// slower range's events (S6-watch). Three data nodes, so every node holds
+// every range and the whole-keyspace watcher runs.
+func TestCatchesWatchWithoutFrontier(t *testing.T) {
+	cfg := bugConfig(core.Bugs{WatchWithoutFrontier: true})
+	cfg.DataNodes, cfg.Ranges, cfg.Watchers = 3, 3, 3
+	findBug(t, cfg, 10, "S6-watch")
+}
+
+// TestCatchesUnpinnedMultiRangeRead: a read across ranges whose parts each
+// read at their own range's current revision, rather than at the one the
+// first part fixed, mixes states of different revisions (S8).
+func TestCatchesUnpinnedMultiRangeRead(t *testing.T) {
+	cfg := bugConfig(core.Bugs{UnpinnedMultiRangeRead: true})
+	cfg.Ranges = 4
+	findBug(t, cfg, 10, "S8")
 }
 
 // TestTailGapOfExpiredWrite replays CI seed 1526: a put queued behind a

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"slices"
 	"time"
 
 	"github.com/tenfold/tenfold/check"
@@ -51,8 +52,14 @@ type watcher struct {
 func (s *Sim) newWatcher(i int) *watcher {
 	groups := min(s.cfg.Ranges, s.cfg.Keys)
 	g := i % groups
-	w := &watcher{idx: i, group: g, prefix: groupPrefix(g), fromStart: s.rng.IntN(2) == 0,
-		log: check.WatchLog{Key: groupPrefix(g), Prefix: true}}
+	prefix := groupPrefix(g)
+	if groups > 1 && i > 0 && i == s.cfg.Watchers-1 {
+		// The last watcher follows every client key, across ranges: it is
+		// served by a node with a replica of every range.
+		g, prefix = -1, "k"
+	}
+	w := &watcher{idx: i, group: g, prefix: prefix, fromStart: s.rng.IntN(2) == 0,
+		log: check.WatchLog{Key: prefix, Prefix: true}}
 	w.createAt = s.activeAt
 	if !w.fromStart {
 		w.createAt += s.rng.Int64N(int64(s.cfg.Duration)/2 + 1)
@@ -90,20 +97,30 @@ func (s *Sim) requestProgress(w *watcher) {
 }
 
 func (s *Sim) startWatch(w *watcher) {
-	// Find the range's replicas in some running data node's directory.
+	// Find the nodes with a replica of every range the watch covers, in
+	// some running data node's directory.
+	end := []byte(w.prefix)
+	end[len(end)-1]++
+	span := core.Span{Start: []byte(w.prefix), End: end}
 	var replicas []uint64
 	for _, id := range s.data {
 		n := s.nodes[id]
 		if n.down {
 			continue
 		}
+		known := false
 		for _, d := range n.core.Directory() {
 			sp := core.Span{Start: d.GetStartKey(), End: d.GetEndKey()}
-			if sp.Contains([]byte(w.prefix)) {
-				replicas = d.GetReplicas()
+			if !sp.Overlaps(span) {
+				continue
 			}
+			if !known {
+				replicas, known = slices.Clone(d.GetReplicas()), true
+				continue
+			}
+			replicas = slices.DeleteFunc(replicas, func(r uint64) bool { return !slices.Contains(d.GetReplicas(), r) })
 		}
-		if replicas != nil {
+		if known {
 			break
 		}
 	}
@@ -117,8 +134,6 @@ func (s *Sim) startWatch(w *watcher) {
 		return
 	}
 	n := s.nodes[up[s.rng.IntN(len(up))]]
-	end := []byte(w.prefix)
-	end[len(end)-1]++
 	start := w.next
 	if !w.started {
 		start = 0 // from now

@@ -352,7 +352,7 @@ func (d *Range) startCycle() {
 	bb := d.newBatchBuilder()
 	var rest []*queued
 	for i, q := range d.queue {
-		if len(c.items) >= n.Config().MaxBatchRequests {
+		if len(c.items) >= n.Config().MaxBatchRequests || len(c.items) > 0 && n.Config().Buggify.Fire(host.BuggifyTinyBatch, 0.5) {
 			rest = append(rest, d.queue[i:]...)
 			break
 		}

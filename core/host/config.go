@@ -17,6 +17,9 @@ type Config struct {
 	Engine engine.Engine
 	// Rand drives election timeouts and lease IDs; the simulator seeds it.
 	Rand *rand.Rand
+	// Buggify, if set, perturbs the node onto rare but legal paths
+	// (simulation only; buggify.go).
+	Buggify *Buggify
 	// NewStoreID draws the store ID of a new data directory (identity.go);
 	// it must not repeat across directories. Nil draws from Rand.
 	NewStoreID func() uint64
@@ -140,6 +143,15 @@ type Bugs struct {
 	// range of its first key, which serves it from its node's engine at its
 	// own revision, instead of refusing it (S8).
 	ServeCrossRangeFromFirst bool
+	// UnpinnedMultiRangeRead sends every part of a read across ranges at
+	// once, each read at its own range's current revision instead of at
+	// the one revision the first part fixed (S8).
+	UnpinnedMultiRangeRead bool
+	// WatchWithoutFrontier makes the watch hub deliver the events of a
+	// watch across ranges as soon as their own range resolved them, not
+	// once every covered range did (S6 for watches: a later range's events
+	// can then come before an earlier revision of a slower range).
+	WatchWithoutFrontier bool
 }
 
 // SetDefaults fills the zero fields with their defaults.

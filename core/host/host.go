@@ -50,6 +50,11 @@ func (s Span) Contains(key []byte) bool {
 	return bytes.Compare(key, s.Start) >= 0 && (len(s.End) == 0 || bytes.Compare(key, s.End) < 0)
 }
 
+// Overlaps reports whether s and o share a key.
+func (s Span) Overlaps(o Span) bool {
+	return (len(o.End) == 0 || bytes.Compare(s.Start, o.End) < 0) && (len(s.End) == 0 || bytes.Compare(o.Start, s.End) < 0)
+}
+
 // Applied is a range's progress in one Ready round, for watchers.
 type Applied struct {
 	RangeID uint64

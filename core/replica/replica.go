@@ -197,6 +197,9 @@ func (r *Replica) Tick() {
 	r.Touch()
 	if r.IsLeader() {
 		r.electionElapsed = 0
+		if r.Fenced() && r.h.Config().Buggify.Fire(host.BuggifyLeaderTransfer, 0.005) {
+			r.transferToUpToDate()
+		}
 		r.maybeQuiesce()
 	} else if r.electionElapsed++; r.electionElapsed >= r.electionTimeout {
 		if !r.poked && r.leader != 0 && r.h.Alive(r.leader) {
@@ -246,12 +249,25 @@ func (r *Replica) busy() bool { return !r.sm.Idle() }
 
 // maybeQuiesce quiesces an idle leader's range once every follower has the
 // whole log and everything is applied.
+// transferToUpToDate hands leadership to the first follower that has the
+// whole log (a BUGGIFY perturbation: leader changes without faults).
+func (r *Replica) transferToUpToDate() {
+	st := r.rn.Status()
+	for _, id := range r.desc.GetReplicas() {
+		if pr, ok := st.Progress[id]; ok && id != r.h.ID() && pr.Match == r.storage.lastIndex {
+			r.rn.TransferLeader(id)
+			r.Touch()
+			return
+		}
+	}
+}
+
 func (r *Replica) maybeQuiesce() {
 	if !r.Fenced() || r.busy() {
 		r.idleTicks = 0
 		return
 	}
-	if r.idleTicks++; r.idleTicks < host.QuiesceAfterTicks || r.h.Config().Bugs.NoQuiesce {
+	if r.idleTicks++; r.idleTicks < host.QuiesceAfterTicks || r.h.Config().Bugs.NoQuiesce || r.h.Config().Buggify.Fire(host.BuggifyNoQuiesce, 1) {
 		return
 	}
 	st := r.rn.Status()

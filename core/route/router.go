@@ -168,7 +168,7 @@ func (c *Router) Submit(req ClientRequest) {
 			// after start): wait for the directory within the deadline.
 			c.unrouted[op.wireID] = true
 			return
-		case routeEnded:
+		case routeEnded, routeParts:
 			return
 		}
 	}
@@ -182,17 +182,29 @@ const (
 	routeOK    routeOutcome = iota // op.rangeID is set: dispatch it
 	routeWait                      // the range cache cannot route it yet
 	routeEnded                     // it ended with an error
+	routeParts                     // it is answered by parts (multirange.go)
 )
 
-// route picks op's range from the range cache. A request that crosses a
-// range boundary ends with FailedPrecondition.
+// route picks op's range from the range cache. A Range request that
+// crosses range boundaries is answered by parts; other requests that do
+// end with FailedPrecondition (for now).
 func (c *Router) route(op *clientOp) routeOutcome {
 	desc := c.cache.Lookup(op.span.Start)
 	if desc == nil {
 		return routeWait
 	}
+	crosses := !Covers(desc, op.span) && !c.h.Config().Bugs.ServeCrossRangeFromFirst
+	if rr, ok := op.req.Msg.(*pb.RangeRequest); ok && crosses {
+		descs, parts, known := c.rangeParts(op.span)
+		if !known {
+			return routeWait
+		}
+		delete(c.unrouted, op.wireID)
+		c.startMultiRange(op, rr, descs, parts)
+		return routeParts
+	}
 	delete(c.unrouted, op.wireID)
-	if !Covers(desc, op.span) && !c.h.Config().Bugs.ServeCrossRangeFromFirst {
+	if crosses {
 		c.finish(op, nil, status.Errorf(codes.FailedPrecondition,
 			"tenfold: request spans more than one range (key %q to %q crosses range %d [%q, %q)); multi-range %s is not supported yet: split the request by range",
 			op.span.Start, op.span.End, desc.GetRangeId(), desc.GetStartKey(), desc.GetEndKey(), host.KindName(op.req.Kind)))
@@ -399,7 +411,8 @@ func (c *Router) Tick() {
 
 		// Resend when no answer comes: reads are idempotent, and a range
 		// executes a write at most once (its session table).
-		if (!op.write || op.deduped()) && op.nextTry.IsZero() && now.Sub(op.sentAt) >= c.h.Config().RequestRetry {
+		early := c.h.Config().Buggify.Fire(host.BuggifyEarlyResend, 0.05)
+		if (!op.write || op.deduped()) && op.nextTry.IsZero() && (now.Sub(op.sentAt) >= c.h.Config().RequestRetry || early) {
 			op.nextTry = now
 			c.dispatch(op)
 		}

@@ -102,7 +102,11 @@ func (s *Range) fits(ws []seqWaiter) bool {
 	}
 	if !s.extending {
 		s.extending, s.extendSent = true, s.h.Now()
-		s.proposeCmd(&tenfoldpb.SystemCommand{WindowEnd: s.counter + int64(need) + s.h.Config().SequencerWindow})
+		spare := s.h.Config().SequencerWindow
+		if s.h.Config().Buggify.Fire(host.BuggifySmallWindow, 0.5) {
+			spare = 0 // the next grant needs an extension again
+		}
+		s.proposeCmd(&tenfoldpb.SystemCommand{WindowEnd: s.counter + int64(need) + spare})
 	}
 	return false
 }

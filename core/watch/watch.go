@@ -10,6 +10,8 @@
 package watch
 
 import (
+	"bytes"
+	"cmp"
 	"fmt"
 	"slices"
 	"time"
@@ -42,9 +44,9 @@ type ID uint64
 
 // Ranges is what the hub reads from the node core (core.Node implements it).
 type Ranges interface {
-	// WatchTarget finds the local replica that serves a watch on the etcd
-	// interval [key, end): its range, resolved and compacted revisions.
-	WatchTarget(key, end []byte) (rangeID uint64, resolved, compacted int64, err error)
+	// WatchTargets finds the local replicas that serve a watch on the etcd
+	// interval [key, end), one per range it touches, in key order.
+	WatchTargets(key, end []byte) ([]core.WatchTarget, error)
 }
 
 // Config configures a hub.
@@ -131,13 +133,18 @@ type Hub struct {
 	nextRef uint64
 	// resolved is, per local range, the highest resolved revision seen.
 	resolved map[uint64]int64
-	out      Output
+	// lagging are the ranges with a CLOSE on demand outstanding.
+	lagging map[uint64]bool
+	out     Output
 }
 
 // closeRef is what an outstanding CLOSE request is for.
 type closeRef struct {
 	watch ID
 	start bool // the watch's start; otherwise a progress request
+	// lag, if set, names a range closed on demand because watches across
+	// ranges wait for it to resolve (its watch is then 0).
+	lag uint64
 }
 
 type watcher struct {
@@ -145,11 +152,14 @@ type watcher struct {
 	key, end []byte
 	span     core.Span
 	prevKV   bool
-	rangeID  uint64
-	closes   int       // CLOSE requests sent for its start
-	startBy  time.Time // their common deadline
-	started  bool
-	next     int64 // next revision to deliver, once started
+	// ranges are the ranges the watch covers, in key order; a watch of one
+	// range gets that range's events as they apply, a watch across ranges
+	// gets them merged in revision order (deliverMerged).
+	ranges  []uint64
+	closes  int       // CLOSE requests sent for its start
+	startBy time.Time // their common deadline
+	started bool
+	next    int64 // next revision to deliver, once started
 	// wantProgress: a progress notification is owed once the range has
 	// resolved this revision (0: none owed).
 	wantProgress int64
@@ -157,7 +167,15 @@ type watcher struct {
 	// progressAgain: a progress request came while one was outstanding;
 	// it needs a CLOSE of its own, issued when the first is answered.
 	progressAgain bool
+	// Across ranges: held are events above the frontier (the lowest
+	// revision every covered range resolved), in revision order, waiting
+	// for it; nextOf is, per range, the next revision to take from it.
+	held   []*mvccpb.Event
+	nextOf map[uint64]int64
 }
+
+// multi reports whether w covers more than one range.
+func (w *watcher) multi() bool { return len(w.ranges) > 1 }
 
 // New returns an empty hub.
 func New(cfg Config) *Hub {
@@ -170,7 +188,7 @@ func New(cfg Config) *Hub {
 	if cfg.CloseTimeout <= 0 {
 		cfg.CloseTimeout = DefaultCloseTimeout
 	}
-	return &Hub{cfg: cfg, watches: map[ID]*watcher{}, byRange: map[uint64][]ID{}, refs: map[uint64]closeRef{}, resolved: map[uint64]int64{}}
+	return &Hub{cfg: cfg, watches: map[ID]*watcher{}, byRange: map[uint64][]ID{}, refs: map[uint64]closeRef{}, resolved: map[uint64]int64{}, lagging: map[uint64]bool{}}
 }
 
 // Ready returns what the hub produced since the last call.
@@ -190,20 +208,19 @@ func (h *Hub) Create(r Request, now time.Time) ID {
 	h.now = now
 	h.nextID++
 	w := &watcher{id: h.nextID, key: r.Key, end: r.End, span: core.EtcdSpan(r.Key, r.End), prevKV: r.PrevKV}
-	rangeID, resolved, _, err := h.cfg.Ranges.WatchTarget(r.Key, r.End)
+	targets, err := h.cfg.Ranges.WatchTargets(r.Key, r.End)
 	if err != nil {
 		h.out.Created = append(h.out.Created, Created{Watch: w.id, Err: err})
 		return w.id
 	}
-	h.noteResolved(rangeID, resolved)
 	h.watches[w.id] = w
-	h.setRange(w, rangeID)
+	h.setRanges(w, targets)
 	switch {
 	case r.Start > 0:
 		h.start(w, r.Start)
 	case h.cfg.Bugs.StaleWatchStart:
 		// The defect this hub once had: "now" is the local replica's view.
-		h.start(w, resolved+1)
+		h.start(w, h.frontier(w)+1)
 	default:
 		h.close(w, true)
 	}
@@ -217,26 +234,43 @@ func (h *Hub) Cancel(id ID) {
 		return
 	}
 	delete(h.watches, id)
-	h.setRange(w, 0)
+	h.setRanges(w, nil)
 }
 
-// setRange files w under rangeID (0: under none).
-func (h *Hub) setRange(w *watcher, rangeID uint64) {
-	if w.rangeID == rangeID {
+// setRanges notes the targets' resolved revisions and files w under their
+// ranges (none: under none).
+func (h *Hub) setRanges(w *watcher, targets []core.WatchTarget) {
+	ids := make([]uint64, len(targets))
+	for i, t := range targets {
+		h.noteResolved(t.RangeID, t.Resolved)
+		ids[i] = t.RangeID
+	}
+	if slices.Equal(w.ranges, ids) {
 		return
 	}
-	if w.rangeID != 0 {
-		ids := slices.DeleteFunc(h.byRange[w.rangeID], func(x ID) bool { return x == w.id })
-		if len(ids) == 0 {
-			delete(h.byRange, w.rangeID)
+	for _, r := range w.ranges {
+		left := slices.DeleteFunc(h.byRange[r], func(x ID) bool { return x == w.id })
+		if len(left) == 0 {
+			delete(h.byRange, r)
 		} else {
-			h.byRange[w.rangeID] = ids
+			h.byRange[r] = left
 		}
 	}
-	w.rangeID = rangeID
-	if rangeID != 0 {
-		h.byRange[rangeID] = append(h.byRange[rangeID], w.id)
+	w.ranges = ids
+	for _, r := range ids {
+		h.byRange[r] = append(h.byRange[r], w.id)
 	}
+}
+
+// frontier is the highest revision every range w covers has resolved.
+func (h *Hub) frontier(w *watcher) int64 {
+	f := int64(-1)
+	for _, r := range w.ranges {
+		if f < 0 || h.resolved[r] < f {
+			f = h.resolved[r]
+		}
+	}
+	return max(f, 0)
 }
 
 // RequestProgress asks for a progress notification at or above the store
@@ -264,6 +298,22 @@ func (h *Hub) Closed(ref uint64, rev int64, err error, now time.Time) {
 		return
 	}
 	delete(h.refs, ref)
+	if cr.lag != 0 {
+		// Done, the local replica resolves the revision when it applies
+		// the CLOSE, and its Applied delivers what waited. Failed, the
+		// watches still waiting for the range ask again now.
+		delete(h.lagging, cr.lag)
+		if err == nil {
+			return
+		}
+		for _, id := range h.byRange[cr.lag] {
+			if w := h.watches[id]; w.started && w.multi() {
+				h.flush(w)
+				h.maybeProgress(w)
+			}
+		}
+		return
+	}
 	w, ok := h.watches[cr.watch]
 	if !ok {
 		return
@@ -305,7 +355,11 @@ func (h *Hub) Applied(as []core.Applied) {
 			if !w.started {
 				continue
 			}
-			h.deliver(w, a.Events, a.Resolved)
+			if w.multi() {
+				h.deliverMerged(w, a)
+			} else {
+				h.deliver(w, a.Events, a.Resolved)
+			}
 			h.maybeProgress(w)
 		}
 	}
@@ -337,14 +391,18 @@ func (h *Hub) deliver(w *watcher, events []*mvccpb.Event, resolved int64) {
 // start settles w's start revision, catches it up from history up to the
 // range's resolved revision, and from then on feeds it live events.
 func (h *Hub) start(w *watcher, start int64) {
-	rangeID, resolved, compacted, err := h.cfg.Ranges.WatchTarget(w.key, w.end)
+	targets, err := h.cfg.Ranges.WatchTargets(w.key, w.end)
 	if err != nil {
 		h.Cancel(w.id)
 		h.out.Created = append(h.out.Created, Created{Watch: w.id, Err: err})
 		return
 	}
-	h.noteResolved(rangeID, resolved)
-	h.setRange(w, rangeID)
+	h.setRanges(w, targets)
+	var compacted int64
+	for _, t := range targets {
+		compacted = max(compacted, t.Compacted)
+	}
+	resolved, rangeID := h.frontier(w), w.ranges[0]
 	w.started, w.next = true, start
 	h.out.Created = append(h.out.Created, Created{Watch: w.id, Start: start})
 	// etcd refuses a watch only below the compacted revision: the events at
@@ -368,7 +426,112 @@ func (h *Hub) start(w *watcher, start int64) {
 		}
 		w.next = next
 	}
+	if w.multi() && !h.holdAbove(w, targets, resolved) {
+		return
+	}
 	h.maybeProgress(w)
+}
+
+// holdAbove starts a watch across ranges from the frontier f it was caught
+// up to: the events a covered range applied above f are read from history
+// and held until every range resolved them; later ones come live. It
+// reports false if the watch ended (a history read failed).
+func (h *Hub) holdAbove(w *watcher, targets []core.WatchTarget, f int64) bool {
+	w.nextOf = map[uint64]int64{}
+	for _, t := range targets {
+		from := max(w.next, f+1)
+		w.nextOf[t.RangeID] = max(from, t.Resolved+1)
+		if t.Resolved < from {
+			continue
+		}
+		part := mvcc.Span{Start: t.Start, End: t.End}
+		if bytes.Compare(w.span.Start, part.Start) > 0 {
+			part.Start = w.span.Start
+		}
+		if len(w.span.End) > 0 && (len(part.End) == 0 || bytes.Compare(w.span.End, part.End) < 0) {
+			part.End = w.span.End
+		}
+		evs, _, err := mvcc.Events(h.cfg.Engine, part, from, t.Resolved, 0, w.prevKV)
+		if err != nil {
+			h.end(w, Batch{}, status.Errorf(codes.Internal, "tenfold: read watch history of range %d from revision %d: %v", t.RangeID, from, err))
+			return false
+		}
+		w.held = append(w.held, evs...)
+	}
+	sortByRevision(w.held)
+	h.flush(w)
+	return true
+}
+
+// deliverMerged takes a covered range's applied events for a watch across
+// ranges and delivers whatever the frontier now allows.
+func (h *Hub) deliverMerged(w *watcher, a core.Applied) {
+	next := w.nextOf[a.RangeID]
+	added := false
+	for _, ev := range a.Events {
+		if ev.Kv.ModRevision < next || !w.span.Contains(ev.Kv.Key) {
+			continue
+		}
+		if !w.prevKV && ev.PrevKv != nil {
+			ev = &mvccpb.Event{Type: ev.Type, Kv: ev.Kv}
+		}
+		w.held = append(w.held, ev)
+		w.nextOf[a.RangeID] = ev.Kv.ModRevision + 1
+		added = true
+	}
+	if added {
+		sortByRevision(w.held)
+	}
+	h.flush(w)
+}
+
+// flush delivers a watch across ranges its held events at or below the
+// frontier, in one batch (a revision is written by one range, so its
+// events are all there), and closes on demand the ranges that hold the
+// rest back.
+func (h *Hub) flush(w *watcher) {
+	f := h.frontier(w)
+	if h.cfg.Bugs.WatchWithoutFrontier {
+		for _, r := range w.ranges {
+			f = max(f, h.resolved[r]) // deliberate defect: the fastest range's view
+		}
+	}
+	n := 0
+	for n < len(w.held) && w.held[n].Kv.ModRevision <= f {
+		n++
+	}
+	if n > 0 {
+		evs := slices.Clone(w.held[:n])
+		w.held = slices.Delete(w.held, 0, n)
+		if evs[0].Kv.ModRevision < w.next {
+			panic(fmt.Sprintf("watch: event at revision %d for watch %d below its next revision %d", evs[0].Kv.ModRevision, w.id, w.next))
+		}
+		h.out.Batches = append(h.out.Batches, Batch{Watch: w.id, Events: evs, Revision: f})
+		w.next = evs[n-1].Kv.ModRevision + 1
+	}
+	if len(w.held) > 0 {
+		h.closeLagging(w, w.held[0].Kv.ModRevision)
+	}
+}
+
+// closeLagging asks for a CLOSE of every range of w that has not resolved
+// rev and has none outstanding: an idle range resolves only when it runs a
+// cycle, and a watch across ranges waits for its slowest range.
+func (h *Hub) closeLagging(w *watcher, rev int64) {
+	for _, r := range w.ranges {
+		if h.resolved[r] >= rev || h.lagging[r] {
+			continue
+		}
+		h.lagging[r] = true
+		h.nextRef++
+		h.refs[h.nextRef] = closeRef{lag: r}
+		h.out.Closes = append(h.out.Closes, Close{Ref: h.nextRef, RangeID: r, Deadline: h.now.Add(h.cfg.CloseTimeout)})
+	}
+}
+
+// sortByRevision orders events by revision, keeping the order within one.
+func sortByRevision(evs []*mvccpb.Event) {
+	slices.SortStableFunc(evs, func(a, b *mvccpb.Event) int { return cmp.Compare(a.Kv.ModRevision, b.Kv.ModRevision) })
 }
 
 // end delivers w's last batch and forgets it.
@@ -393,7 +556,7 @@ func (h *Hub) close(w *watcher, start bool) {
 	} else {
 		w.progressRef = ref
 	}
-	h.out.Closes = append(h.out.Closes, Close{Ref: ref, RangeID: w.rangeID, Deadline: deadline})
+	h.out.Closes = append(h.out.Closes, Close{Ref: ref, RangeID: w.ranges[0], Deadline: deadline})
 }
 
 // maybeProgress sends an owed progress notification once the range has
@@ -401,8 +564,11 @@ func (h *Hub) close(w *watcher, start bool) {
 // delivered: at the range's resolved revision, which promises every event
 // at or below it.
 func (h *Hub) maybeProgress(w *watcher) {
-	resolved := h.resolved[w.rangeID]
-	if w.wantProgress == 0 || resolved < w.wantProgress || resolved < w.next-1 {
+	resolved := h.frontier(w)
+	if w.wantProgress > resolved && w.multi() {
+		h.closeLagging(w, w.wantProgress)
+	}
+	if w.wantProgress == 0 || resolved < w.wantProgress || resolved < w.next-1 || len(w.held) > 0 && w.held[0].Kv.ModRevision <= resolved {
 		return
 	}
 	w.wantProgress = 0

@@ -26,8 +26,8 @@ type fakeRange struct {
 	err       error
 }
 
-func (f *fakeRange) WatchTarget(key, end []byte) (uint64, int64, int64, error) {
-	return 7, f.resolved, f.compacted, f.err
+func (f *fakeRange) WatchTargets(key, end []byte) ([]core.WatchTarget, error) {
+	return []core.WatchTarget{{RangeID: 7, Resolved: f.resolved, Compacted: f.compacted}}, f.err
 }
 
 // put writes key=value at the next revision and returns the applied event

@@ -168,6 +168,7 @@ func runBench(cmd *cobra.Command, args []string) error {
 	if !noProgress && isTerminal(cmd.ErrOrStderr()) {
 		progress = cmd.ErrOrStderr()
 	}
+	cfg.TLS = cf.tls
 	res, err := benchkit.Run(cmd.Context(), cf.endpoints, cfg, progress)
 	if err != nil {
 		return err

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/tenfold/tenfold/tlsutil"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 	"google.golang.org/grpc/codes"
@@ -40,6 +42,8 @@ type connFlags struct {
 	endpoints      []string
 	dialTimeout    time.Duration
 	commandTimeout time.Duration
+	// tls is set when --cacert, --cert or --key is given.
+	tls *tls.Config
 }
 
 // readConnFlags reads the root's persistent flags as seen by cmd.
@@ -55,6 +59,20 @@ func readConnFlags(cmd *cobra.Command) (connFlags, error) {
 	}
 	if f.commandTimeout, err = fs.GetDuration(flagCommandTimeout); err != nil {
 		return f, err
+	}
+	var ca, cert, key string
+	for _, v := range []struct {
+		name string
+		dst  *string
+	}{{flagCACert, &ca}, {flagCert, &cert}, {flagKey, &key}} {
+		if *v.dst, err = fs.GetString(v.name); err != nil {
+			return f, err
+		}
+	}
+	if ca != "" || cert != "" || key != "" {
+		if f.tls, err = tlsutil.ClientConfig(ca, cert, key); err != nil {
+			return f, err
+		}
 	}
 	return f, f.validate()
 }
@@ -83,6 +101,7 @@ func (f connFlags) clientConfig(endpoints []string) clientv3.Config {
 	return clientv3.Config{
 		Endpoints:   endpoints,
 		DialTimeout: f.dialTimeout,
+		TLS:         f.tls,
 		Logger:      zap.NewNop(),
 	}
 }

@@ -20,6 +20,9 @@ const (
 	flagEndpoints      = "endpoints"
 	flagDialTimeout    = "dial-timeout"
 	flagCommandTimeout = "command-timeout"
+	flagCACert         = "cacert"
+	flagCert           = "cert"
+	flagKey            = "key"
 
 	defaultEndpoint       = "127.0.0.1:2379"
 	defaultDialTimeout    = 5 * time.Second
@@ -59,6 +62,9 @@ etcd v3 endpoint, tenfold or etcd.`,
 	pf.StringSlice(flagEndpoints, []string{defaultEndpoint}, "comma-separated etcd v3 endpoints (host:port)")
 	pf.Duration(flagDialTimeout, defaultDialTimeout, "timeout for connecting to an endpoint")
 	pf.Duration(flagCommandTimeout, defaultCommandTimeout, "timeout for one command (not for watch or bench)")
+	pf.String(flagCACert, "", "verify the server's TLS certificate with this CA bundle (turns TLS on, as etcdctl's --cacert)")
+	pf.String(flagCert, "", "client TLS certificate, for servers with --client-cert-auth")
+	pf.String(flagKey, "", "client TLS key, with --cert")
 	for _, f := range extraCommands {
 		root.AddCommand(f())
 	}

@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -9,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -18,6 +21,7 @@ import (
 	"github.com/tenfold/tenfold/gateway"
 	"github.com/tenfold/tenfold/runtime"
 	"github.com/tenfold/tenfold/sim"
+	"github.com/tenfold/tenfold/tlsutil"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 )
@@ -35,6 +39,9 @@ type devLayout struct {
 	clientPort int
 	peerPort   int
 	dataNodes  int
+	// splitKeys are the initial split points of the data keyspace (used
+	// when the cluster bootstraps, i.e. on a fresh --data-dir).
+	splitKeys [][]byte
 }
 
 func (l devLayout) controlAddr() string { return net.JoinHostPort(l.host, strconv.Itoa(l.peerPort)) }
@@ -49,14 +56,18 @@ func (l devLayout) dataClientAddr(i int) string {
 
 func newDevCommand() *cobra.Command {
 	var l devLayout
-	var clean, verbose bool
+	var clean, verbose, useTLS, pprofOn bool
 	var gw gateway.Config
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run a whole local cluster (1 control + 3 data nodes) in one process",
 		Long: `dev starts one control node and three data nodes in this process, on
 loopback, keeping data under --data-dir so it survives restarts. It prints
-the client endpoints and an etcdctl command to paste. Stop it with Ctrl-C.`,
+the client endpoints and an etcdctl command to paste. Stop it with Ctrl-C.
+With --tls it makes a throwaway CA and certificates under <data-dir>/tls,
+serves clients and peers with mutual TLS, and prints the etcdctl flags.
+Every data node serves /metrics, /health, /livez and /readyz on its client
+port.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if l.dataNodes < 1 {
@@ -74,21 +85,47 @@ the client endpoints and an etcdctl command to paste. Stop it with Ctrl-C.`,
 			logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			cluster, err := startDev(l, gw, logger)
+			var files *tlsutil.DevFiles
+			var clientTLS *tls.Config
+			if useTLS {
+				f, err := tlsutil.GenerateDev(filepath.Join(l.dir, "tls"), []string{l.host})
+				if err != nil {
+					return fmt.Errorf("--tls: %w", err)
+				}
+				if clientTLS, err = tlsutil.ClientConfig(f.CA, f.ClientCert, f.ClientKey); err != nil {
+					return fmt.Errorf("--tls: %w", err)
+				}
+				files = &f
+			}
+			cluster, err := startDev(l, gw, files, pprofOn, logger)
 			if err != nil {
 				return err
 			}
 			out := cmd.OutOrStdout()
-			var eps []string
+			scheme, etcdctl := "http", "etcdctl"
+			if files != nil {
+				scheme = "https"
+				etcdctl = fmt.Sprintf("etcdctl --cacert=%s --cert=%s --key=%s", files.CA, files.ClientCert, files.ClientKey)
+			}
+			var eps, urls []string
 			for i := range l.dataNodes {
 				eps = append(eps, l.dataClientAddr(i))
+				if files != nil {
+					urls = append(urls, "https://"+l.dataClientAddr(i))
+				} else {
+					urls = append(urls, l.dataClientAddr(i))
+				}
 			}
 			fmt.Fprintf(out, "tenfold dev: 1 control node, %d data nodes, data in %s\n", l.dataNodes, l.dir)
 			fmt.Fprintf(out, "client endpoints: %s\n", strings.Join(eps, ","))
-			if err := waitReady(ctx, eps[0], 30*time.Second); err != nil {
+			if files != nil {
+				fmt.Fprintf(out, "TLS everywhere (clients must present a certificate): CA %s, client certificate %s, key %s\n", files.CA, files.ClientCert, files.ClientKey)
+			}
+			fmt.Fprintf(out, "metrics and health: %s://%s/metrics, /health, /livez, /readyz\n", scheme, eps[0])
+			if err := waitReady(ctx, eps[0], clientTLS, 30*time.Second); err != nil {
 				fmt.Fprintf(out, "warning: cluster not ready yet: %v\n", err)
 			} else {
-				fmt.Fprintf(out, "ready. try:\n  etcdctl --endpoints=%s put hello world\n  etcdctl --endpoints=%s get hello\n", strings.Join(eps, ","), strings.Join(eps, ","))
+				fmt.Fprintf(out, "ready. try:\n  %s --endpoints=%s put hello world\n  %s --endpoints=%s get hello\n", etcdctl, strings.Join(urls, ","), etcdctl, strings.Join(urls, ","))
 			}
 			if err := cluster.wait(ctx); err != nil {
 				cluster.stop()
@@ -105,7 +142,10 @@ the client endpoints and an etcdctl command to paste. Stop it with Ctrl-C.`,
 	f.IntVar(&l.clientPort, "client-port", 2379, "etcd API port of the first data node (others: +100, +200)")
 	f.IntVar(&l.peerPort, "peer-port", 2380, "peer port of the control node (data nodes: +1, +2, +3)")
 	f.IntVar(&l.dataNodes, "data-nodes", 3, "number of data nodes")
+	f.Var(splitKeysFlag{&l.splitKeys}, "split-keys", "comma-separated initial split keys of the data keyspace, one data range per interval (applied when the cluster bootstraps: on a fresh or --clean data dir)")
 	f.BoolVar(&verbose, "verbose", false, "log at info level")
+	f.BoolVar(&useTLS, "tls", false, "generate a throwaway CA and certificates in <data-dir>/tls and use mutual TLS for clients and peers")
+	f.BoolVar(&pprofOn, "enable-pprof", false, "serve /debug/pprof/ on the client ports")
 	addGatewayFlags(cmd, &gw)
 	return cmd
 }
@@ -120,13 +160,25 @@ func addGatewayFlags(cmd *cobra.Command, gw *gateway.Config) {
 // devCluster is the set of nodes `tenfold dev` runs.
 type devCluster struct{ nodes []*runtime.Node }
 
-func startDev(l devLayout, gw gateway.Config, logger *slog.Logger) (*devCluster, error) {
+// startDev starts the dev cluster; with files, every node serves clients
+// and peers with mutual TLS.
+func startDev(l devLayout, gw gateway.Config, files *tlsutil.DevFiles, pprofOn bool, logger *slog.Logger) (*devCluster, error) {
 	c := &devCluster{}
 	ctl := []string{l.controlAddr()}
-	cfgs := []runtime.Config{{NodeID: 1, Control: true, DataDir: filepath.Join(l.dir, "control-1"), PeerAddr: l.controlAddr(), ControlAddrs: ctl, InitialDataNodes: min(3, l.dataNodes), Logger: logger}}
+	cfgs := []runtime.Config{{NodeID: 1, Control: true, DataDir: filepath.Join(l.dir, "control-1"), PeerAddr: l.controlAddr(), ControlAddrs: ctl, InitialDataNodes: min(3, l.dataNodes), SplitKeys: l.splitKeys, Logger: logger}}
 	for i := range l.dataNodes {
 		cfgs = append(cfgs, runtime.Config{NodeID: uint64(i + 2), DataDir: filepath.Join(l.dir, fmt.Sprintf("data-%d", i+2)),
-			PeerAddr: l.dataPeerAddr(i), ClientAddr: l.dataClientAddr(i), ControlAddrs: ctl, Gateway: gw, Logger: logger})
+			PeerAddr: l.dataPeerAddr(i), ClientAddr: l.dataClientAddr(i), ControlAddrs: ctl, Gateway: gw, Logger: logger, EnablePprof: pprofOn})
+	}
+	for i := range cfgs {
+		if files == nil {
+			break
+		}
+		tlsInfo := tlsutil.Info{CertFile: files.NodeCert, KeyFile: files.NodeKey, TrustedCAFile: files.CA, ClientCertAuth: true}
+		cfgs[i].PeerTLS = tlsInfo
+		if !cfgs[i].Control {
+			cfgs[i].ClientTLS = tlsInfo
+		}
 	}
 	for _, cfg := range cfgs {
 		n, err := runtime.Start(cfg)
@@ -198,8 +250,8 @@ unique and above the number of control nodes.`,
 			}
 			cfg.ControlAddrs = addrs
 			if splits != "" {
-				for _, s := range strings.Split(splits, ",") {
-					cfg.SplitKeys = append(cfg.SplitKeys, []byte(s))
+				if cfg.SplitKeys, err = parseSplitKeys(splits); err != nil {
+					return fmt.Errorf("--split-keys: %w", err)
 				}
 			}
 			if cfg.Bugs, err = sim.ParseBugs(bugs); err != nil {
@@ -244,8 +296,49 @@ unique and above the number of control nodes.`,
 	f.StringVar(&bugs, "bugs", "", "deliberate defects, for bug-injection tests only (names as in tenfold sim --bugs)")
 	f.MarkHidden("bugs")
 	addGatewayFlags(cmd, &cfg.Gateway)
+	addOpsFlags(cmd, &cfg)
 	return cmd
 }
+
+// addOpsFlags adds etcd's TLS, metrics and pprof flags of `tenfold start`.
+func addOpsFlags(cmd *cobra.Command, cfg *runtime.Config) {
+	f := cmd.Flags()
+	f.Var(&metricsLevel{&cfg.ExtensiveMetrics}, "metrics", "detail of exported metrics: basic, or extensive (adds per-range series)")
+	f.StringVar(&cfg.ClientTLS.CertFile, "cert-file", "", "client port: path to the server TLS certificate (turns client TLS on)")
+	f.StringVar(&cfg.ClientTLS.KeyFile, "key-file", "", "client port: path to the server TLS key")
+	f.StringVar(&cfg.ClientTLS.TrustedCAFile, "trusted-ca-file", "", "client port: CA that signs accepted client certificates")
+	f.BoolVar(&cfg.ClientTLS.ClientCertAuth, "client-cert-auth", false, "client port: require a client certificate signed by --trusted-ca-file")
+	f.StringVar(&cfg.PeerTLS.CertFile, "peer-cert-file", "", "peer traffic: this node's TLS certificate, served and presented to peers (turns peer TLS on)")
+	f.StringVar(&cfg.PeerTLS.KeyFile, "peer-key-file", "", "peer traffic: this node's TLS key")
+	f.StringVar(&cfg.PeerTLS.TrustedCAFile, "peer-trusted-ca-file", "", "peer traffic: CA that signs the other nodes' certificates (default: system roots)")
+	f.BoolVar(&cfg.PeerTLS.ClientCertAuth, "peer-client-cert-auth", false, "peer traffic: refuse peers without a certificate signed by --peer-trusted-ca-file")
+	f.StringSliceVar(&cfg.ListenMetricsURLs, "listen-metrics-urls", nil, "extra listeners for /metrics, /health, /livez, /readyz (http://host:port or https://host:port)")
+	f.BoolVar(&cfg.EnablePprof, "enable-pprof", false, "serve /debug/pprof/ on the client port and the metrics listeners")
+}
+
+// metricsLevel is etcd's --metrics flag: basic or extensive.
+type metricsLevel struct{ extensive *bool }
+
+func (m *metricsLevel) String() string {
+	if m.extensive != nil && *m.extensive {
+		return "extensive"
+	}
+	return "basic"
+}
+
+func (m *metricsLevel) Set(s string) error {
+	switch s {
+	case "basic":
+		*m.extensive = false
+	case "extensive":
+		*m.extensive = true
+	default:
+		return fmt.Errorf("must be basic or extensive, got %q", s)
+	}
+	return nil
+}
+
+func (m *metricsLevel) Type() string { return "string" }
 
 // parseJoin validates a --join list.
 func parseJoin(s string) ([]string, error) {
@@ -268,14 +361,14 @@ func parseJoin(s string) ([]string, error) {
 }
 
 // waitReady polls an endpoint until a linearizable read succeeds.
-func waitReady(ctx context.Context, endpoint string, timeout time.Duration) error {
+func waitReady(ctx context.Context, endpoint string, tlsCfg *tls.Config, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	return pollReady(ctx, endpoint)
+	return pollReady(ctx, endpoint, tlsCfg)
 }
 
-func pollReady(ctx context.Context, endpoint string) error {
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
+func pollReady(ctx context.Context, endpoint string, tlsCfg *tls.Config) error {
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: 2 * time.Second, TLS: tlsCfg, Logger: zap.NewNop()})
 	if err != nil {
 		return err
 	}
@@ -296,3 +389,47 @@ func pollReady(ctx context.Context, endpoint string) error {
 		}
 	}
 }
+
+// parseSplitKeys parses a comma-separated list of split keys: non-empty,
+// each key once, returned in key order.
+func parseSplitKeys(v string) ([][]byte, error) {
+	var keys [][]byte
+	for i, k := range strings.Split(v, ",") {
+		if k == "" {
+			return nil, fmt.Errorf("key %d of %q is empty (the keyspace starts at the empty key already)", i+1, v)
+		}
+		keys = append(keys, []byte(k))
+	}
+	slices.SortFunc(keys, bytes.Compare)
+	for i := 1; i < len(keys); i++ {
+		if bytes.Equal(keys[i-1], keys[i]) {
+			return nil, fmt.Errorf("key %q given twice in %q", keys[i], v)
+		}
+	}
+	return keys, nil
+}
+
+// splitKeysFlag is --split-keys as a pflag.Value, checked when parsed.
+type splitKeysFlag struct{ keys *[][]byte }
+
+func (f splitKeysFlag) String() string {
+	if f.keys == nil {
+		return ""
+	}
+	parts := make([]string, len(*f.keys))
+	for i, k := range *f.keys {
+		parts[i] = string(k)
+	}
+	return strings.Join(parts, ",")
+}
+
+func (f splitKeysFlag) Set(v string) error {
+	keys, err := parseSplitKeys(v)
+	if err != nil {
+		return err
+	}
+	*f.keys = keys
+	return nil
+}
+
+func (f splitKeysFlag) Type() string { return "keys" }

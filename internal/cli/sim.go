@@ -102,6 +102,7 @@ no-check-quorum, no-dedup.`,
 	fs.IntVar(&cfg.MaxBatchRequests, "max-batch", 0, "requests per raft entry at a range leader (0: the core's default)")
 	fs.IntVar(&cfg.MaxPendingRequests, "max-pending", 0, "requests queued at a range leader before it refuses more (0: the core's default)")
 	fs.BoolVar(&cfg.Randomize, "randomize", false, "draw every setting above that is not given as a flag from the seed (cluster shape, workload, fault rate, latencies, core timing and batching)")
+	fs.BoolVar(&cfg.Buggify, "buggify", false, "perturb the node cores onto rare but legal paths (forced leader transfers, no quiescence, a minimal sequencer window, one request per write cycle, early resends); every check must still pass")
 	fs.StringVar(&f.bugs, "bugs", "", "deliberate core bugs: ack-before-sync, stale-reads, reuse-revision, drop-watch-event, overlapping-ranges, divergent-apply, no-reelection, no-dedup")
 	fs.StringVar(&f.out, "out", f.out, "directory for the artifacts of failed runs (empty: write none)")
 	fs.IntVar(&f.parallel, "parallel", runtime.GOMAXPROCS(0), "runs at the same time (results print in seed order)")
