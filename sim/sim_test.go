@@ -402,6 +402,21 @@ func TestRegressionSeeds(t *testing.T) {
 			report(t, r)
 		}
 	}
+
+	// Randomized configurations (with BUGGIFY drawn) that broke the merged
+	// core: 50448 and 50365 (S6-gaps: a leader handing its range over (a
+	// BUGGIFY transfer) dropped the proposals of cycles already granted
+	// revisions; no cycle starts during a transfer now, and only idle
+	// ranges are handed over), 50278 (L2: a range leader whose sequencer
+	// redirects ran out ignored the fresh hint on every retry and took
+	// seconds to find the new sequencer leader after a flapping partition).
+	for _, seed := range []uint64{50278, 50365, 50448} {
+		cfg = DefaultConfig()
+		cfg.Seed, cfg.Randomize = seed, true
+		if r := run(t, cfg); r.Failed() {
+			report(t, r)
+		}
+	}
 }
 
 // TestS3Checker feeds the S3 checker fabricated range statuses: one leader

@@ -31,8 +31,10 @@ type Host interface {
 	// attempt counts earlier sends of the same request (without a leader
 	// hint, each goes to the next replica).
 	AskSequencer(rangeID, id, count uint64, attempt int) uint64
-	// SetLeaderHint records the leader node of a range (0: forget it).
+	// SetLeaderHint records the leader node of a range (0: forget it);
+	// LeaderHint returns it.
 	SetLeaderHint(rangeID, node uint64)
+	LeaderHint(rangeID uint64) uint64
 	// EmitApplied hands a range's applied events and resolved revision to
 	// the node's output (for watchers).
 	EmitApplied(a host.Applied)
@@ -246,8 +248,14 @@ func (d *Range) Tick() {
 		// same request ID. A sequencer leader answers a repeated request
 		// with the grant it already gave (or drops it while the first is
 		// queued), and a late answer to an earlier send is as good as one to
-		// this one, so a retry burns no revisions.
-		n.SetLeaderHint(keys.SystemRangeID, 0)
+		// this one, so a retry burns no revisions. The hint is forgotten
+		// only if it names the node that stayed silent: a hint that came
+		// with a refusal since (after this cycle's redirects ran out) is
+		// the best lead there is. Each retry may follow a few hints again.
+		if n.LeaderHint(keys.SystemRangeID) == c.seqTarget {
+			n.SetLeaderHint(keys.SystemRangeID, 0)
+		}
+		c.redirects = 0
 		d.resendSequencer(c)
 	}
 }
@@ -311,7 +319,7 @@ func (d *Range) step() bool {
 	n := d.h
 	c := d.cycle
 	if c == nil {
-		if !d.r.Fenced() || (len(d.queue) == 0 && len(d.reads) == 0) {
+		if !d.r.Fenced() || d.r.Transferring() || (len(d.queue) == 0 && len(d.reads) == 0) {
 			return false
 		}
 		d.startCycle()

@@ -245,13 +245,22 @@ func wakes(m *raftpb.Message) bool {
 }
 
 // busy reports whether the range's state machine has work that needs ticks.
-func (r *Replica) busy() bool { return !r.sm.Idle() }
+// A range with a leadership transfer under way is busy too: raft drops
+// proposals until the transfer ends, and aborts it only on ticks.
+func (r *Replica) busy() bool { return !r.sm.Idle() || r.Transferring() }
 
-// maybeQuiesce quiesces an idle leader's range once every follower has the
-// whole log and everything is applied.
+// Transferring reports whether this leader is handing its range over: raft
+// drops every proposal meanwhile, so no write cycle may start (its
+// revisions would be granted and never proposed).
+func (r *Replica) Transferring() bool { return r.rn.BasicStatus().LeadTransferee != 0 }
+
 // transferToUpToDate hands leadership to the first follower that has the
-// whole log (a BUGGIFY perturbation: leader changes without faults).
+// whole log (a BUGGIFY perturbation: leader changes without faults). Only
+// an idle range is handed over, so no cycle in flight loses its proposal.
 func (r *Replica) transferToUpToDate() {
+	if !r.sm.Idle() {
+		return
+	}
 	st := r.rn.Status()
 	for _, id := range r.desc.GetReplicas() {
 		if pr, ok := st.Progress[id]; ok && id != r.h.ID() && pr.Match == r.storage.lastIndex {
@@ -262,6 +271,8 @@ func (r *Replica) transferToUpToDate() {
 	}
 }
 
+// maybeQuiesce quiesces an idle leader's range once every follower has the
+// whole log and everything is applied.
 func (r *Replica) maybeQuiesce() {
 	if !r.Fenced() || r.busy() {
 		r.idleTicks = 0
