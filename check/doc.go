@@ -1,6 +1,6 @@
 // Package check judges client histories recorded by the deterministic
 // simulator and by real-cluster tests against tenfold's safety invariants
-// (DESIGN.md): linearizability of single-key operations (S1, via porcupine),
+// (INVARIANTS.md): linearizability of single-key operations (S1, via porcupine),
 // revision order (S6, S7) and watch delivery (S6).
 //
 // Every checker is pure and deterministic: the same history gives the same

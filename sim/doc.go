@@ -2,7 +2,7 @@
 // (control and data roles, package core) on in-memory engines that model
 // fsync (engine/memengine), driven by one event loop in virtual time, under
 // faults drawn from one seed, with simulated clients and watchers whose
-// histories are checked against the invariants of DESIGN.md.
+// histories are checked against the invariants of INVARIANTS.md.
 //
 // # A run
 //

@@ -334,7 +334,7 @@ func (s *Sim) hashNote(format string, args ...any) {
 
 // Violation is one broken invariant.
 type Violation struct {
-	// Invariant names what broke: S1..S7, L1, L2 as in DESIGN.md, "core"
+	// Invariant names what broke: S1..S12, L1..L4 as in INVARIANTS.md, "core"
 	// (the core reported an error from Ready, e.g. its own S6 assertion),
 	// "panic" (the core panicked), "recovery" (a node could not restart)
 	// or "harness" (the simulator itself is inconsistent).

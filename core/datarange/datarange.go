@@ -644,20 +644,8 @@ func (d *Range) Apply(b engine.Batch, e *raftpb.Entry) ([]func(), error) {
 	if c := d.cycle; c != nil && c.proposed && !c.applied && e.GetTerm() > c.term && !d.ownBatch(c, wb) {
 		d.failCycle(c)
 	}
-	if wb.GetSlots() > 0 {
-		// S6: revisions strictly increase within a range, in log order.
-		if wb.GetBaseRevision() <= d.r.Applied().Revision {
-			return nil, host.Violated("S6", "range %d entry %d writes revision %d after revision %d", d.r.ID(), e.GetIndex(), wb.GetBaseRevision(), d.r.Applied().Revision)
-		}
-		// Every revision of the batch is at or below the batch's closed
-		// revision, which answers its writes that wrote nothing.
-		if last := wb.GetBaseRevision() + int64(wb.GetSlots()) - 1; wb.GetClosed() < last {
-			return nil, host.Violated("S6-answer", "range %d entry %d closes at %d, below its own revision %d", d.r.ID(), e.GetIndex(), wb.GetClosed(), last)
-		}
-	}
-	// A range's closed revision never decreases (checked on grant, too).
-	if wb.GetClosed() < d.r.Applied().Closed {
-		return nil, host.Violated("S7-closed", "range %d entry %d closes at %d, below its closed revision %d", d.r.ID(), e.GetIndex(), wb.GetClosed(), d.r.Applied().Closed)
+	if err := d.checkBatch(e, wb); err != nil {
+		return nil, err
 	}
 	if w := wb.GetWrites(); n.Config().Bugs.DivergentApply && len(w) > 0 && !w[len(w)-1].GetDelete() && e.GetIndex()%5 == 0 && d.r.Desc().GetReplicas()[0] == n.ID() {
 		w[len(w)-1].Value = append([]byte("diverged:"), w[len(w)-1].GetValue()...)
@@ -706,6 +694,27 @@ func (d *Range) Apply(b engine.Batch, e *raftpb.Entry) ([]func(), error) {
 		after = append(after, func() { d.answer(c, wb) })
 	}
 	return after, nil
+}
+
+// checkBatch asserts, on every replica, what a batch must respect before
+// it applies (paired with the leader's checks when the grant came).
+func (d *Range) checkBatch(e *raftpb.Entry, wb *tenfoldpb.WriteBatch) error {
+	if wb.GetSlots() > 0 {
+		// S6: revisions strictly increase within a range, in log order.
+		if wb.GetBaseRevision() <= d.r.Applied().Revision {
+			return host.Violated("S6", "range %d entry %d writes revision %d after revision %d", d.r.ID(), e.GetIndex(), wb.GetBaseRevision(), d.r.Applied().Revision)
+		}
+		// Every revision of the batch is at or below the batch's closed
+		// revision, which answers its writes that wrote nothing.
+		if last := wb.GetBaseRevision() + int64(wb.GetSlots()) - 1; wb.GetClosed() < last {
+			return host.Violated("S6-answer", "range %d entry %d closes at %d, below its own revision %d", d.r.ID(), e.GetIndex(), wb.GetClosed(), last)
+		}
+	}
+	// A range's closed revision never decreases (checked on grant, too).
+	if wb.GetClosed() < d.r.Applied().Closed {
+		return host.Violated("S7-closed", "range %d entry %d closes at %d, below its closed revision %d", d.r.ID(), e.GetIndex(), wb.GetClosed(), d.r.Applied().Closed)
+	}
+	return nil
 }
 
 // ownBatch reports whether wb is the batch cycle c proposed.

@@ -120,6 +120,8 @@ func (c *Router) newOp(op *clientOp) *clientOp {
 	return op
 }
 
+// finish ends op with its answer: a Result for the driver, or the
+// callback of a request the node made itself.
 func (c *Router) finish(op *clientOp, resp proto.Message, err error) {
 	if c.ops[op.wireID] != op {
 		return
@@ -281,7 +283,7 @@ func (c *Router) dispatch(op *clientOp) {
 	n := c.h
 	desc := c.cache.Desc(op.rangeID)
 	if desc == nil {
-		c.end(op, nil, status.Errorf(codes.Unavailable, "tenfold: range %d unknown at node %d, retry", op.rangeID, n.ID()))
+		c.finish(op, nil, status.Errorf(codes.Unavailable, "tenfold: range %d unknown at node %d, retry", op.rangeID, n.ID()))
 		return
 	}
 	target := c.hints[op.rangeID]
@@ -305,10 +307,6 @@ func (c *Router) dispatch(op *clientOp) {
 	req := &tenfoldpb.Request{Id: op.wireID, Origin: n.ID(), OriginIncarnation: n.Incarnation(), MinPending: c.minPending,
 		RangeId: op.rangeID, Kind: op.req.Kind, Payload: op.payload, Serializable: op.serial}
 	n.Send(target, &tenfoldpb.Message{Body: &tenfoldpb.Message_Request{Request: req}})
-}
-
-func (c *Router) end(op *clientOp, resp proto.Message, err error) {
-	c.finish(op, resp, err)
 }
 
 // match finds the op a reply answers: same wire ID and incarnation (IDs
@@ -338,7 +336,7 @@ func (c *Router) HandleResponse(from uint64, r *tenfoldpb.Response) {
 	code := codes.Code(r.GetCode())
 	if code == codes.OK {
 		resp, err := host.DecodeResponse(op.req.Kind, r.GetPayload())
-		c.end(op, resp, err)
+		c.finish(op, resp, err)
 		return
 	}
 	// Refusals that did nothing (not leader, no replica, leader changed
@@ -356,10 +354,10 @@ func (c *Router) HandleResponse(from uint64, r *tenfoldpb.Response) {
 			}
 			return
 		}
-		c.end(op, nil, host.ErrNoLeader)
+		c.finish(op, nil, host.ErrNoLeader)
 		return
 	}
-	c.end(op, nil, status.Error(code, r.GetError()))
+	c.finish(op, nil, status.Error(code, r.GetError()))
 }
 
 // retryable reports whether an error message is a refusal that did nothing.
@@ -400,7 +398,7 @@ func (c *Router) Tick() {
 			continue // ended earlier in this loop (a fan-out's part), or waiting for routing
 		}
 		if !op.req.Deadline.IsZero() && now.After(op.req.Deadline) {
-			c.end(op, nil, host.ErrTimeout)
+			c.finish(op, nil, host.ErrTimeout)
 			continue
 		}
 		if op.fanout {

@@ -23,6 +23,14 @@ type Host struct {
 	Clock  time.Time
 	Sent   []*tenfoldpb.Message
 	Failed []error
+	// Asked are the sequencer requests of data ranges, in order.
+	Asked []SeqAsk
+}
+
+// SeqAsk is one call of AskSequencer.
+type SeqAsk struct {
+	RangeID, ID, Count uint64
+	Attempt            int
 }
 
 // New returns a host with the default configuration.
@@ -70,9 +78,11 @@ func (h *Host) Send(to uint64, m *tenfoldpb.Message) {
 
 // Reply implements host.Host: it records the response as a message.
 func (h *Host) Reply(req *tenfoldpb.Request, resp proto.Message, err error) {
-	r := &tenfoldpb.Response{Id: req.GetId()}
+	r := &tenfoldpb.Response{Id: req.GetId(), Kind: req.GetKind()}
 	if err != nil {
 		r.Error = err.Error()
+	} else if b, merr := proto.Marshal(resp); merr == nil {
+		r.Payload = b
 	}
 	h.Send(req.GetOrigin(), &tenfoldpb.Message{Body: &tenfoldpb.Message_Response{Response: r}})
 }
@@ -89,8 +99,12 @@ func (h *Host) Alive(uint64) bool { return true }
 // LeaderKnown implements replica.Host.
 func (h *Host) LeaderKnown(uint64, uint64) {}
 
-// AskSequencer implements datarange.Host: the sequencer is node 1.
-func (h *Host) AskSequencer(uint64, uint64, uint64, int) uint64 { return 1 }
+// AskSequencer implements datarange.Host: it records the request; the
+// sequencer is node 1.
+func (h *Host) AskSequencer(rangeID, id, count uint64, attempt int) uint64 {
+	h.Asked = append(h.Asked, SeqAsk{RangeID: rangeID, ID: id, Count: count, Attempt: attempt})
+	return 1
+}
 
 // SetLeaderHint implements datarange.Host and system.Host.
 func (h *Host) SetLeaderHint(uint64, uint64) {}
