@@ -419,8 +419,8 @@ func (s *Sim) heal() {
 	for _, id := range s.nodeIDs {
 		n := s.nodes[id]
 		// A slow disk's fsyncs already under way still take their time: the
-		// outputs they hold leave at lastEmit, and recovery waits for them.
-		s.stallEnd = max(s.stallEnd, n.lastEmit)
+		// outputs they hold leave at slowUntil, and recovery waits for them.
+		s.stallEnd = max(s.stallEnd, n.slowUntil)
 		if n.down {
 			s.restart(n)
 		}

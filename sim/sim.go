@@ -110,6 +110,9 @@ type node struct {
 	skew      time.Duration // clock offset from true virtual time
 	diskExtra time.Duration // extra fsync latency (disk fault)
 	lastEmit  int64         // outputs leave in order
+	// slowUntil is when the outputs of the last round synced on a slow
+	// disk leave the node.
+	slowUntil int64
 
 	// lastRev is, per range, the highest event revision this incarnation
 	// applied, for the per-range revision order check.
@@ -424,6 +427,9 @@ func (s *Sim) ready(n *node) {
 	}
 	at = max(at, n.lastEmit)
 	n.lastEmit = at
+	if out.Synced && n.diskExtra > 0 {
+		n.slowUntil = at
+	}
 	if at == s.now {
 		s.emitOutput(n, &out)
 		return
