@@ -5,8 +5,6 @@ import (
 
 	"github.com/tenfold/tenfold/core"
 	"github.com/tenfold/tenfold/engine/memengine"
-	"github.com/tenfold/tenfold/mvcc"
-	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 )
 
 // twoRanges is a node with local replicas of two ranges, [, m) as range 7
@@ -33,18 +31,7 @@ func (f *twoRanges) WatchTargets(key, end []byte) ([]core.WatchTarget, error) {
 // put writes key at the next revision in its range, which resolves it.
 func (f *twoRanges) put(key, value string) core.Applied {
 	f.t.Helper()
-	ev := mvcc.NewEvaluator(f.eng, f.rev)
-	if _, _, ok, err := ev.Put(&pb.PutRequest{Key: []byte(key), Value: []byte(value)}); !ok || err != nil {
-		f.t.Fatalf("evaluate put: %v %v", ok, err)
-	}
-	b := f.eng.NewBatch()
-	events, err := mvcc.Apply(f.eng, b, ev.Writes(), f.rev+1)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	if err := b.Commit(true); err != nil {
-		f.t.Fatal(err)
-	}
+	events := writePut(f.t, f.eng, f.rev+1, key, value)
 	f.rev++
 	r := uint64(7)
 	if key >= "m" {

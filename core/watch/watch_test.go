@@ -11,6 +11,7 @@ import (
 	"github.com/tenfold/tenfold/engine/memengine"
 	"github.com/tenfold/tenfold/mvcc"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -34,21 +35,29 @@ func (f *fakeRange) WatchTargets(key, end []byte) ([]core.WatchTarget, error) {
 // as the core would hand it out.
 func (f *fakeRange) put(key, value string) core.Applied {
 	f.t.Helper()
-	ev := mvcc.NewEvaluator(f.eng, f.rev)
-	if _, _, ok, err := ev.Put(&pb.PutRequest{Key: []byte(key), Value: []byte(value)}); !ok || err != nil {
-		f.t.Fatalf("evaluate put: %v %v", ok, err)
-	}
-	b := f.eng.NewBatch()
-	events, err := mvcc.Apply(f.eng, b, ev.Writes(), f.rev+1)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	if err := b.Commit(true); err != nil {
-		f.t.Fatal(err)
-	}
+	events := writePut(f.t, f.eng, f.rev+1, key, value)
 	f.rev++
 	f.resolved = f.rev
 	return core.Applied{RangeID: 7, Events: events, Resolved: f.resolved}
+}
+
+// writePut writes key=value at revision rev to eng, synced, and returns
+// its events.
+func writePut(t *testing.T, eng *memengine.Engine, rev int64, key, value string) []*mvccpb.Event {
+	t.Helper()
+	ev := mvcc.NewEvaluator(eng, rev-1)
+	if _, _, ok, err := ev.Put(&pb.PutRequest{Key: []byte(key), Value: []byte(value)}); !ok || err != nil {
+		t.Fatalf("evaluate put: %v %v", ok, err)
+	}
+	b := eng.NewBatch()
+	events, err := mvcc.Apply(eng, b, ev.Writes(), rev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(true); err != nil {
+		t.Fatal(err)
+	}
+	return events
 }
 
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
