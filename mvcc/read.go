@@ -276,12 +276,7 @@ func rangeWith(r engine.Reader, ov *overlay, req *pb.RangeRequest, rev, pendingR
 	if _, ok := pb.RangeRequest_SortTarget_name[int32(req.SortTarget)]; !ok {
 		return nil, rpctypes.ErrGRPCInvalidSortOption
 	}
-	order := req.SortOrder
-	if req.SortTarget != pb.RangeRequest_KEY && order == pb.RangeRequest_NONE {
-		order = pb.RangeRequest_ASCEND // etcd: a sort target without an order ascends
-	}
-	defaultOrder := order == pb.RangeRequest_NONE ||
-		(req.SortTarget == pb.RangeRequest_KEY && order == pb.RangeRequest_ASCEND)
+	order, defaultOrder := sortOrder(req)
 	filtered := req.MinModRevision != 0 || req.MaxModRevision != 0 ||
 		req.MinCreateRevision != 0 || req.MaxCreateRevision != 0
 
@@ -324,26 +319,7 @@ func rangeWith(r engine.Reader, ov *overlay, req *pb.RangeRequest, rev, pendingR
 		})
 	}
 	if !defaultOrder {
-		var cmp func(a, b *mvccpb.KeyValue) int
-		switch req.SortTarget {
-		case pb.RangeRequest_KEY:
-			cmp = func(a, b *mvccpb.KeyValue) int { return bytes.Compare(a.Key, b.Key) }
-		case pb.RangeRequest_VERSION:
-			cmp = func(a, b *mvccpb.KeyValue) int { return compareInt64(a.Version, b.Version) }
-		case pb.RangeRequest_CREATE:
-			cmp = func(a, b *mvccpb.KeyValue) int { return compareInt64(createRev(a), createRev(b)) }
-		case pb.RangeRequest_MOD:
-			cmp = func(a, b *mvccpb.KeyValue) int { return compareInt64(modRev(a), modRev(b)) }
-		case pb.RangeRequest_VALUE:
-			cmp = func(a, b *mvccpb.KeyValue) int { return bytes.Compare(a.Value, b.Value) }
-		}
-		sign := 1
-		if order == pb.RangeRequest_DESCEND {
-			sign = -1
-		}
-		// Stable, so that ties stay in key order whatever the direction:
-		// the answer is deterministic on every replica.
-		sort.SliceStable(kvs, func(i, j int) bool { return sign*cmp(kvs[i], kvs[j]) < 0 })
+		sortKVs(kvs, req.SortTarget, order, pendingRev)
 	}
 
 	resp := &pb.RangeResponse{Count: count}
@@ -358,6 +334,51 @@ func rangeWith(r engine.Reader, ov *overlay, req *pb.RangeRequest, rev, pendingR
 	}
 	resp.Kvs = kvs
 	return resp, nil
+}
+
+// sortOrder is the order a Range request asks for, with etcd's rule that a
+// sort target without an order ascends; defaultOrder reports that it is
+// key order, in which keys are visited anyway.
+func sortOrder(req *pb.RangeRequest) (order pb.RangeRequest_SortOrder, defaultOrder bool) {
+	order = req.SortOrder
+	if req.SortTarget != pb.RangeRequest_KEY && order == pb.RangeRequest_NONE {
+		order = pb.RangeRequest_ASCEND
+	}
+	return order, order == pb.RangeRequest_NONE || (req.SortTarget == pb.RangeRequest_KEY && order == pb.RangeRequest_ASCEND)
+}
+
+// SortKVs puts kvs, given in key order, in the order req asks for, as a
+// Range over one range does: a stable sort on the target, so ties stay in
+// key order whatever the direction (the answer is the same on every
+// replica, and a merge of several ranges' answers gives one range's).
+func SortKVs(kvs []*mvccpb.KeyValue, req *pb.RangeRequest) {
+	if order, defaultOrder := sortOrder(req); !defaultOrder {
+		sortKVs(kvs, req.SortTarget, order, 0)
+	}
+}
+
+// sortKVs sorts on target; versions not granted a revision yet sort as if
+// at pendingRev.
+func sortKVs(kvs []*mvccpb.KeyValue, target pb.RangeRequest_SortTarget, order pb.RangeRequest_SortOrder, pendingRev int64) {
+	rev := func(r int64) int64 { return effectiveRev(r, pendingRev) }
+	var cmp func(a, b *mvccpb.KeyValue) int
+	switch target {
+	case pb.RangeRequest_KEY:
+		cmp = func(a, b *mvccpb.KeyValue) int { return bytes.Compare(a.Key, b.Key) }
+	case pb.RangeRequest_VERSION:
+		cmp = func(a, b *mvccpb.KeyValue) int { return compareInt64(a.Version, b.Version) }
+	case pb.RangeRequest_CREATE:
+		cmp = func(a, b *mvccpb.KeyValue) int { return compareInt64(rev(a.CreateRevision), rev(b.CreateRevision)) }
+	case pb.RangeRequest_MOD:
+		cmp = func(a, b *mvccpb.KeyValue) int { return compareInt64(rev(a.ModRevision), rev(b.ModRevision)) }
+	case pb.RangeRequest_VALUE:
+		cmp = func(a, b *mvccpb.KeyValue) int { return bytes.Compare(a.Value, b.Value) }
+	}
+	sign := 1
+	if order == pb.RangeRequest_DESCEND {
+		sign = -1
+	}
+	sort.SliceStable(kvs, func(i, j int) bool { return sign*cmp(kvs[i], kvs[j]) < 0 })
 }
 
 // effectiveRev is rev, or pendingRev for a version not yet granted one.

@@ -5,6 +5,7 @@ import (
 	"sort"
 
 	"github.com/tenfold/tenfold/core/host"
+	"github.com/tenfold/tenfold/mvcc"
 	"github.com/tenfold/tenfold/tenfoldpb"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -151,20 +152,11 @@ func (m *multiRange) merge() *pb.RangeResponse {
 		kvs = append(kvs, r.Kvs...) // parts are in key order
 	}
 	req := m.req
-	order := req.SortOrder
-	if req.SortTarget != pb.RangeRequest_KEY && order == pb.RangeRequest_NONE {
-		order = pb.RangeRequest_ASCEND
-	}
-	if order != pb.RangeRequest_NONE && !(req.SortTarget == pb.RangeRequest_KEY && order == pb.RangeRequest_ASCEND) {
+	if req.SortOrder != pb.RangeRequest_NONE || req.SortTarget != pb.RangeRequest_KEY {
 		// Each part is sorted on the target with ties in key order: put the
-		// concatenation back in key order, then sort it stably, as one range
-		// sorts its matches.
+		// concatenation back in key order, then sort it as one range does.
 		sort.SliceStable(kvs, func(i, j int) bool { return bytes.Compare(kvs[i].Key, kvs[j].Key) < 0 })
-		sign := 1
-		if order == pb.RangeRequest_DESCEND {
-			sign = -1
-		}
-		sort.SliceStable(kvs, func(i, j int) bool { return sign*compareKV(req.SortTarget, kvs[i], kvs[j]) < 0 })
+		mvcc.SortKVs(kvs, req)
 	}
 	if req.Limit > 0 && int64(len(kvs)) > req.Limit {
 		kvs = kvs[:req.Limit]
@@ -179,28 +171,4 @@ func (m *multiRange) merge() *pb.RangeResponse {
 		out.Kvs = kvs
 	}
 	return out
-}
-
-// compareKV orders two keys on a sort target, as mvcc.Range does.
-func compareKV(target pb.RangeRequest_SortTarget, a, b *mvccpb.KeyValue) int {
-	i64 := func(x, y int64) int {
-		switch {
-		case x < y:
-			return -1
-		case x > y:
-			return 1
-		}
-		return 0
-	}
-	switch target {
-	case pb.RangeRequest_VERSION:
-		return i64(a.Version, b.Version)
-	case pb.RangeRequest_CREATE:
-		return i64(a.CreateRevision, b.CreateRevision)
-	case pb.RangeRequest_MOD:
-		return i64(a.ModRevision, b.ModRevision)
-	case pb.RangeRequest_VALUE:
-		return bytes.Compare(a.Value, b.Value)
-	}
-	return bytes.Compare(a.Key, b.Key)
 }
